@@ -1,0 +1,367 @@
+"""One validated config for one training run, and the presets that fill it.
+
+A run is fully described by a flat ``TrainConfig``: flat so that it is a Ray Tune
+``param_space`` as it is, one Parquet column per field, and one ``--set key=value``
+per knob. Every value is checked up front by ``validate()`` so that a bad sweep
+fails before any generator is loaded or any trial is scheduled.
+
+Symbols of the paper and their names here (README keeps the same table):
+λ ``sim_weight``, μ ``var_weight``, ν ``cov_weight``, α ``syn_ratio``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, get_args, get_origin
+
+DATASETS = ("digits", "cifar10", "cifar100", "stl10", "imagefolder")
+METHODS = ("distill", "vicreg", "simsiam")
+STUDENTS = ("resnet18-cifar", "resnet18", "resnet50")
+BLOCK_GROUPS = {"b4-b8": ("b4", "b8"), "b16-b32": ("b16", "b32"), "b64-b128": ("b64", "b128")}
+_BLOCK_RE = re.compile(r"^b(\d+)$")
+
+
+class ConfigError(ValueError):
+    """A config value is not allowed; the message names the field, the value and what is allowed."""
+
+
+@dataclass
+class TrainConfig:
+    # --- what is learned ---------------------------------------------------------------
+    method: Literal["distill", "vicreg", "simsiam"] = "distill"
+    """distill: teacher-student from the generator (Table 3 rows a-f); vicreg/simsiam: two-view SSL (Table 2)."""
+    # --- data ------------------------------------------------------------------------------
+    dataset: str = "digits"
+    data_root: str | None = None
+    image_size: int = 16
+    # --- generator (teacher) ------------------------------------------------------------
+    generator: str = "stylegan-digits"
+    """A zoo name, a path to a checkpoint, or ``random:<arch>`` for an untrained generator."""
+    generator_blocks: str = "all"
+    """``all``, block names (``b4,b8``), or groups ``b4-b8``, ``b16-b32``, ``b64-b128``, comma separated."""
+    teacher_source: Literal["features", "w"] = "features"
+    truncation: float = 1.0
+    # --- squeeze -----------------------------------------------------------------------------
+    squeeze: bool = True
+    squeeze_depth: int = 3
+    squeeze_width: int = 2048
+    teacher_dim: int = 2048
+    # --- augmentation ----------------------------------------------------------------------
+    syn_augment: bool = True
+    aug_preset: Literal["mocov2", "mocov2-noblur"] = "mocov2-noblur"
+    aug_granularity: Literal["sample", "batch"] = "sample"
+    # --- loss ----------------------------------------------------------------------------------
+    sim_weight: float = 25.0
+    var_weight: float = 25.0
+    cov_weight: float = 1.0
+    vc_side: Literal["both", "student", "teacher"] = "both"
+    """Which representation the variance/covariance terms regularise on the synthetic side.
+    ``both`` follows Eq. 11 of the paper; ``student`` is what the authors' sns.py optimises."""
+    syn_ratio: float = 0.5
+    # --- student ------------------------------------------------------------------------------
+    student: str = "resnet18-cifar"
+    student_width: float = 1.0
+    projector_depth: int = 5
+    projector_dim: int = 2048
+    # --- optimisation -----------------------------------------------------------------------
+    batch_size: int = 512
+    epochs: int = 800
+    steps: int = 0
+    """If > 0, the run length in optimiser steps, overriding ``epochs``."""
+    base_lr: float = 0.03
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_steps: int = 0
+    seed: int = 0
+    # --- hardware ---------------------------------------------------------------------------
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: bool = True
+    # --- evaluation and monitoring -------------------------------------------------------
+    eval_every: int = 1
+    """Epochs between kNN evaluations (0: only at the end)."""
+    knn_k: int = 200
+    knn_t: float = 0.1
+    probe: Literal["fast", "paper", "none"] = "fast"
+    probe_epochs: int = 100
+    probe_lr: float = 0.1
+    collapse_std: float = 0.1
+    """A run whose student representation has ``losses.feature_std`` below this (1 is
+    healthy, 0 is every input mapped to one direction) is reported as collapsed."""
+    checkpoint_every: int = 1
+    """Epochs between checkpoints offered to ``report`` (0: only at the end)."""
+
+    # ------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; allowed fields: {sorted(known)}")
+        cfg = cls(**{k: _coerce(k, v) for k, v in d.items()})
+        cfg.validate()
+        return cfg
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    # ------------------------------------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        """Linear scaling rule of Goyal et al. (paper Sec. 5.1): lr = base_lr * batch / 256."""
+        return self.base_lr * self.batch_size / 256
+
+    @property
+    def syn_batch(self) -> int:
+        return 0 if self.method != "distill" and self.syn_ratio == 0 else round(self.batch_size * self.syn_ratio)
+
+    @property
+    def real_batch(self) -> int:
+        return self.batch_size - self.syn_batch
+
+    def validate(self) -> "TrainConfig":
+        for f in fields(self):
+            _check_type(f, getattr(self, f.name))
+        _one_of("method", self.method, METHODS)
+        _one_of("dataset", self.dataset, DATASETS)
+        _one_of("student", self.student, STUDENTS)
+        if self.dataset not in ("digits",):
+            if not self.data_root:
+                raise ConfigError(
+                    f"data_root is required for dataset={self.dataset!r} (got {self.data_root!r}); "
+                    "pass --data-root or --set data_root=PATH (see README, 'Datasets')")
+            if not os.path.isdir(self.data_root):
+                raise ConfigError(f"data_root={self.data_root!r} is not a directory")
+        _at_least("image_size", self.image_size, 8)
+        _positive("truncation", self.truncation)
+        for name in ("sim_weight", "var_weight", "cov_weight", "weight_decay", "momentum"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is negative; it must be >= 0")
+        if self.momentum >= 1:
+            raise ConfigError(f"momentum={self.momentum!r} must be in [0, 1)")
+        _positive("base_lr", self.base_lr)
+        if self.method == "distill":
+            if not 0 < self.syn_ratio <= 1:
+                raise ConfigError(
+                    f"syn_ratio={self.syn_ratio!r} is outside (0, 1]: the share α of synthetic images "
+                    "must be > 0 for method='distill' (1 means no span)")
+            if self.sim_weight == 0:
+                raise ConfigError("sim_weight=0 leaves method='distill' with nothing to distil; it must be > 0")
+        elif not 0 <= self.syn_ratio <= 1:
+            raise ConfigError(f"syn_ratio={self.syn_ratio!r} is outside [0, 1] (0: real only, 1: synthetic only)")
+        # a variance estimate needs at least two samples in every part of the batch
+        _at_least("batch_size", self.batch_size, 4)
+        for part, n in (("synthetic", self.syn_batch), ("real", self.real_batch)):
+            if 0 < n < 2 or (n == 0 and self._needs(part)):
+                raise ConfigError(
+                    f"batch_size={self.batch_size} with syn_ratio={self.syn_ratio} gives {n} {part} image(s) "
+                    "per batch; the variance term needs at least 2")
+        parse_blocks(self.generator_blocks)  # names; the generator checks it has them
+        for name in ("squeeze_depth", "projector_depth"):
+            _at_least(name, getattr(self, name), 1)
+        for name in ("squeeze_width", "teacher_dim", "projector_dim", "knn_k", "probe_epochs"):
+            _at_least(name, getattr(self, name), 1)
+        _positive("student_width", self.student_width)
+        if self.epochs < 1 and self.steps < 1:
+            raise ConfigError(f"epochs={self.epochs} and steps={self.steps}: one of them must be >= 1")
+        for name in ("steps", "warmup_steps", "eval_every", "checkpoint_every", "seed"):
+            _at_least(name, getattr(self, name), 0)
+        _positive("knn_t", self.knn_t)
+        _positive("probe_lr", self.probe_lr)
+        _positive("collapse_std", self.collapse_std)
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+            raise ConfigError(f"device={self.device!r}; allowed: auto, cpu, cuda, cuda:N, mps")
+        if self.precision == "fp16" and self.device == "cpu":
+            raise ConfigError("precision='fp16' is for CUDA; on CPU use 'bf16' or 'fp32'")
+        return self
+
+    def _needs(self, part: str) -> bool:
+        if part == "synthetic":
+            return self.method == "distill" or self.syn_ratio > 0
+        return self.syn_ratio < 1
+
+
+def parse_blocks(spec: str) -> tuple[str, ...] | None:
+    """Block names from ``generator_blocks``; None means all blocks of the generator."""
+    spec = spec.strip()
+    if spec == "all":
+        return None
+    out: list[str] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        names = BLOCK_GROUPS.get(part, (part,))
+        for n in names:
+            if not _BLOCK_RE.match(n):
+                raise ConfigError(
+                    f"generator_blocks={spec!r}: {part!r} is not a block name; allowed: 'all', names "
+                    f"like 'b4', 'b8', … (output resolution), groups {sorted(BLOCK_GROUPS)}")
+            if n not in out:
+                out.append(n)
+    if not out:
+        raise ConfigError(f"generator_blocks={spec!r} names no block; use 'all' or e.g. 'b4,b8'")
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# presets
+# ---------------------------------------------------------------------------------------------
+def _paper(dataset, *, aug, epochs, lr, wd, size, lam, mu, student, batch=512, data_root="data"):
+    return dict(dataset=dataset, data_root=data_root, aug_preset=aug, batch_size=batch, epochs=epochs,
+                base_lr=lr, weight_decay=wd, image_size=size, sim_weight=lam, var_weight=mu,
+                cov_weight=1.0, syn_ratio=0.5, student=student, generator_blocks="all",
+                squeeze_width=2048, teacher_dim=2048, projector_dim=2048, projector_depth=5,
+                squeeze_depth=3, probe="paper", eval_every=10, checkpoint_every=10)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The embedded default: digits from scikit-learn at 16 px, a zoo generator, CPU, about a minute.
+    "smoke": dict(
+        dataset="digits", image_size=16, generator="stylegan-digits", batch_size=128, epochs=25,
+        base_lr=0.2, weight_decay=5e-4, student_width=0.25, projector_depth=3, projector_dim=256,
+        squeeze_width=256, teacher_dim=256, squeeze_depth=3, aug_preset="mocov2-noblur",
+        sim_weight=25.0, var_weight=25.0, cov_weight=1.0, syn_ratio=0.5, knn_k=20,
+        eval_every=5, checkpoint_every=5, probe="fast", device="auto", precision="auto"),
+    # Appendix Table 2, exactly (generator: the paper's checkpoint file names, see README).
+    "paper-cifar10": {**_paper("cifar10", aug="mocov2-noblur", epochs=800, lr=0.03, wd=5e-4, size=32, lam=25, mu=25,
+                               student="resnet18-cifar"), "generator": "checkpoints/cifar10u-cifar-ada-best-fid.pkl"},
+    "paper-cifar100": {**_paper("cifar100", aug="mocov2-noblur", epochs=800, lr=0.03, wd=5e-4, size=32, lam=10, mu=10,
+                                student="resnet18-cifar"), "generator": "checkpoints/cifar100u-cifar-best-fid4.13.pkl"},
+    "paper-stl10": {**_paper("stl10", aug="mocov2", epochs=200, lr=0.05, wd=1e-4, size=64, lam=25, mu=25,
+                             student="resnet18"), "generator": "checkpoints/stl10u-my128-best-fid20.86.pkl"},
+    "paper-imagenet100": {**_paper("imagenet100", aug="mocov2", epochs=100, lr=0.05, wd=1e-4, size=96, lam=25,
+                                   mu=25, student="resnet50", batch=256),
+                          "dataset": "imagefolder", "data_root": "data/imagenet100",
+                          "generator": "checkpoints/imagenet100-projected-stylegan2.pkl"},
+    "paper-imagenet": {**_paper("imagenet", aug="mocov2", epochs=100, lr=0.05, wd=1e-4, size=96, lam=25, mu=25,
+                                student="resnet50", batch=256),
+                       "dataset": "imagefolder", "data_root": "data/imagenet",
+                       "generator": "checkpoints/imagenet-stylegan2.pkl"},
+}
+
+
+def preset(name: str, overrides: dict[str, Any] | list[str] | None = None, *, validate: bool = True) -> TrainConfig:
+    """A preset with overrides applied (``{"key": value}`` or ``["key=value", ...]``)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; allowed: {sorted(PRESETS)}")
+    values = {**TrainConfig().to_dict(), **PRESETS[name], **parse_overrides(overrides)}
+    if not validate:
+        cfg = TrainConfig(**{k: _coerce(k, v) for k, v in values.items()})
+        for f in fields(cfg):
+            _check_type(f, getattr(cfg, f.name))
+        return cfg
+    return TrainConfig.from_dict(values)
+
+
+def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
+    """``["lr=0.1", "squeeze=false"]`` -> typed dict; unknown keys and unparsable values are refused."""
+    if not overrides:
+        return {}
+    if isinstance(overrides, dict):
+        items = list(overrides.items())
+    else:
+        items = []
+        for o in overrides:
+            if "=" not in o:
+                raise ConfigError(f"override {o!r} is not of the form key=value")
+            k, v = o.split("=", 1)
+            items.append((k.strip(), v.strip()))
+    known = {f.name for f in fields(TrainConfig)}
+    out = {}
+    for k, v in items:
+        if k not in known:
+            close = [n for n in known if k.replace("-", "_") == n or k in n or n in k]
+            hint = f" (did you mean {sorted(close)}?)" if close else ""
+            raise ConfigError(f"unknown config field {k!r}{hint}; allowed fields: {sorted(known)}")
+        out[k] = _coerce(k, v)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# typed coercion and checks
+# ---------------------------------------------------------------------------------------------
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn strings from the command line (and numpy scalars from Parquet) into the field's type."""
+    hint = _HINTS[name]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalar from a DataFrame row
+    if not isinstance(value, str):
+        if isinstance(value, int) and not isinstance(value, bool) and _base(hint) is float:
+            return float(value)
+        return value
+    s = value.strip()
+    if _is_optional(hint) and s.lower() in ("none", "null", ""):
+        return None
+    base = _base(hint)
+    try:
+        if base is bool:
+            if s.lower() in ("true", "1", "yes", "on"):
+                return True
+            if s.lower() in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if base is int:
+            f = float(s)
+            if f != int(f):
+                raise ValueError
+            return int(f)
+        if base is float:
+            return float(s)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a valid {base.__name__}") from None
+    return s
+
+
+def _base(hint):
+    if get_origin(hint) is Literal:
+        return str
+    if get_origin(hint) in (typing.Union, types.UnionType):
+        return next(a for a in get_args(hint) if a is not type(None))
+    return hint
+
+
+def _is_optional(hint) -> bool:
+    return get_origin(hint) in (typing.Union, types.UnionType) and type(None) in get_args(hint)
+
+
+def _check_type(f: dataclasses.Field, value: Any) -> None:
+    hint = _HINTS[f.name]
+    if value is None:
+        if _is_optional(hint):
+            return
+        raise ConfigError(f"{f.name}=None is not allowed")
+    if get_origin(hint) is Literal:
+        _one_of(f.name, value, get_args(hint))
+        return
+    base = _base(hint)
+    ok = isinstance(value, base) and not (base in (int, float) and isinstance(value, bool))
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        raise ConfigError(f"{f.name}={value!r} has type {type(value).__name__}; expected {base.__name__}")
+    if base is float and value != value:
+        raise ConfigError(f"{f.name}=nan is not a number")
+
+
+def _one_of(name, value, allowed):
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not allowed; allowed: {list(allowed)}")
+
+
+def _positive(name, value):
+    if not value > 0:
+        raise ConfigError(f"{name}={value!r} must be > 0")
+
+
+def _at_least(name, value, lo):
+    if value < lo:
+        raise ConfigError(f"{name}={value!r} must be >= {lo}")
