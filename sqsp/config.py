@@ -170,6 +170,9 @@ class TrainConfig:
         for name in ("squeeze_width", "teacher_dim", "projector_dim", "knn_k", "probe_epochs"):
             _at_least(name, getattr(self, name), 1)
         _positive("student_width", self.student_width)
+        if self.student != "resnet18-cifar" and self.student_width != 1.0:
+            raise ConfigError(f"student_width={self.student_width} is only available for student='resnet18-cifar'; "
+                              f"{self.student!r} (torchvision) takes 1.0")
         if self.epochs < 1 and self.steps < 1:
             raise ConfigError(f"epochs={self.epochs} and steps={self.steps}: one of them must be >= 1")
         for name in ("steps", "warmup_steps", "eval_every", "checkpoint_every", "seed"):

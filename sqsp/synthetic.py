@@ -1,0 +1,52 @@
+"""The synthetic side of a batch: latents -> images -> pooled block features (or w).
+
+Kept apart from the loop on purpose: the frozen generator's output does not depend on a
+trial's loss weights, so a precomputed bank shared by all trials of a study (through
+Ray's object store) can later replace this object behind the same call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from .generators.base import FeatureGenerator
+
+
+@dataclass
+class SynBatch:
+    images: torch.Tensor               # (N, C, H, W) float in [0, 1]
+    teacher_in: list[torch.Tensor]     # pooled block features (N, C_b) each, or [w]
+
+
+class SyntheticSource:
+    def __init__(self, generator: FeatureGenerator, blocks: Sequence[str] | None, teacher_source: str,
+                 device: torch.device, seed: int):
+        self.generator = generator.to(device)
+        self.blocks = generator.select(blocks)
+        self.teacher_source = teacher_source
+        if teacher_source == "w" and not generator.mapping_name:
+            raise ValueError(f"teacher_source='w' needs a generator with a mapping network; "
+                             f"{generator.arch!r} has none (use teacher_source='features')")
+        self.device = device
+        # Latents come from their own stream so that resuming restores them exactly.
+        self.rng = torch.Generator(device=device).manual_seed(seed)
+
+    @property
+    def teacher_dims(self) -> list[int]:
+        if self.teacher_source == "w":
+            return [self.generator.w_dim]
+        return [b.channels for b in self.blocks]
+
+    @torch.no_grad()
+    def __call__(self, n: int) -> SynBatch:
+        z, c = self.generator.sample_inputs(n, self.device, self.rng)
+        out = self.generator(z, c, blocks=[] if self.teacher_source == "w" else self.blocks)
+        images = ((out.images.float().clamp(-1, 1) + 1) / 2)
+        if self.teacher_source == "w":
+            teacher_in = [out.w.float()]
+        else:
+            # Eq. 4: global average pooling of each block's output.
+            teacher_in = [out.features[b.name].float().mean(dim=(2, 3)) for b in self.blocks]
+        return SynBatch(images=images, teacher_in=teacher_in)

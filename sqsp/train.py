@@ -1,0 +1,401 @@
+"""train(config, report): the one training loop of sqsp.
+
+One code path covers Table 3 rows a-f and the SSL baselines of Table 2, by config alone:
+- ``method="distill"``: the student sees (augmented) generated images and matches the
+  teacher — the squeeze module T_φ on pooled block features (or, without squeeze, the
+  concatenated pooled features). With ``syn_ratio`` α < 1 the rest of the batch is real
+  images under the two-view VICReg loss, and the total is α·L_syn + (1−α)·L_real (span, Sec. 4.2).
+- ``method="vicreg" | "simsiam"``: two views of a batch made of α synthetic and 1−α real images.
+
+The step stays on the device: no ``.item()`` or other host sync happens inside it; loss
+sums accumulate as tensors and are read once per report.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from . import losses
+from .augment import build_augment
+from .config import ConfigError, TrainConfig, parse_blocks, preset
+from .data import channel_stats, load_split
+from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper
+from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp
+from .synthetic import SyntheticSource
+
+Report = Callable[[dict[str, Any], "str | None"], None]
+CHECKPOINT_FILE = "state.pt"
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+# ---------------------------------------------------------------------------------------------
+# devices and precision: applied in one place
+# ---------------------------------------------------------------------------------------------
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} but CUDA is not available here; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """None means fp32. ``auto``: bf16 autocast on CPU (2x on these CPUs, see benchmarks/) and
+    on CUDA where supported, else fp16 with a grad scaler."""
+    if precision == "fp32" or device.type == "mps":
+        return None
+    if precision == "auto":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return torch.bfloat16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# everything a run holds
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    config: TrainConfig
+    device: torch.device
+    dtype: torch.dtype | None
+    student: Student
+    teacher: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    synthetic: SyntheticSource | None
+    real: torch.Tensor | None           # uint8 pretraining images on the device
+    eval_train: Any
+    eval_test: Any
+    aug_syn: nn.Module
+    aug_real: nn.Module
+    data_rng: torch.Generator
+    steps_per_epoch: int
+    total_steps: int
+    step: int = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(), "step": self.step,
+            "student": self.student.state_dict(),
+            "teacher": self.teacher.state_dict() if self.teacher is not None else {},
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng_cpu": torch.get_rng_state(), "rng_data": self.data_rng.get_state(),
+            "rng_latent": self.synthetic.rng.get_state() if self.synthetic else torch.empty(0, dtype=torch.uint8),
+            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+        }
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        if s["config"] != self.config.to_dict():
+            diff = {k: (s["config"].get(k), v) for k, v in self.config.to_dict().items() if s["config"].get(k) != v}
+            raise ConfigError(f"checkpoint was written by a different config; differing fields (saved, now): {diff}")
+        self.step = s["step"]
+        self.student.load_state_dict(s["student"])
+        if self.teacher is not None:
+            self.teacher.load_state_dict(s["teacher"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        self.scheduler.load_state_dict(s["scheduler"])
+        self.scaler.load_state_dict(s["scaler"])
+        torch.set_rng_state(s["rng_cpu"])
+        self.data_rng.set_state(s["rng_data"])
+        if self.synthetic:
+            self.synthetic.rng.set_state(s["rng_latent"])
+        if s["rng_cuda"]:
+            torch.cuda.set_rng_state_all(s["rng_cuda"])
+
+
+def build_run(config: TrainConfig, generator=None) -> Run:
+    cfg = config
+    device = resolve_device(cfg.device)
+    dtype = amp_dtype(cfg.precision, device)
+    torch.manual_seed(cfg.seed)
+    mean, std = channel_stats(cfg.dataset)
+    pretrain = load_split(cfg.dataset, cfg.data_root, "pretrain", cfg.image_size)
+    eval_train = load_split(cfg.dataset, cfg.data_root, "train", cfg.image_size)
+    eval_test = load_split(cfg.dataset, cfg.data_root, "test", cfg.image_size)
+
+    synthetic = None
+    if cfg.syn_batch > 0:
+        if generator is None:
+            from .zoo import load_generator  # imported late: the zoo may build on first use
+            generator = load_generator(cfg.generator, device=device)
+        synthetic = SyntheticSource(generator, parse_blocks(cfg.generator_blocks), cfg.teacher_source,
+                                    device, cfg.seed + 1)
+
+    backbone = build_backbone(cfg.student, cfg.student_width, mean, std)
+    teacher: nn.Module | None = None
+    out_dim = cfg.teacher_dim
+    if cfg.method == "distill":
+        if cfg.squeeze:
+            teacher = Squeeze(synthetic.teacher_dims, cfg.squeeze_width, cfg.teacher_dim, cfg.squeeze_depth)
+        else:
+            teacher = ConcatTeacher(synthetic.teacher_dims)
+            out_dim = teacher.out_dim
+    projector = mlp(backbone.out_dim, cfg.projector_dim, out_dim, cfg.projector_depth)
+    predictor = mlp(out_dim, max(out_dim // 4, 8), out_dim, 2) if cfg.method == "simsiam" else None
+    student = Student(backbone, projector, predictor).to(device)
+    if cfg.channels_last:
+        student = student.to(memory_format=torch.channels_last)
+    if teacher is not None:
+        teacher = teacher.to(device)
+
+    params = list(student.parameters()) + (list(teacher.parameters()) if teacher is not None else [])
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    n_real = len(pretrain.images)
+    steps_per_epoch = max(1, n_real // cfg.batch_size)
+    total = cfg.steps or cfg.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, total))
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16 and device.type == "cuda")
+    syn_preset = cfg.aug_preset if cfg.syn_augment else "none"
+    return Run(
+        config=cfg, device=device, dtype=dtype, student=student, teacher=teacher, optimizer=optimizer,
+        scheduler=scheduler, scaler=scaler, synthetic=synthetic,
+        real=pretrain.images.to(device) if cfg.real_batch > 0 else None,
+        eval_train=eval_train, eval_test=eval_test,
+        aug_syn=build_augment(syn_preset, cfg.image_size, cfg.aug_granularity),
+        aug_real=build_augment(cfg.aug_preset, cfg.image_size, "sample"),
+        data_rng=torch.Generator().manual_seed(cfg.seed + 2),
+        steps_per_epoch=steps_per_epoch, total_steps=total)
+
+
+def _lr_lambda(cfg: TrainConfig, total: int):
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        t = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return f
+
+
+# ---------------------------------------------------------------------------------------------
+# one step
+# ---------------------------------------------------------------------------------------------
+def _real_batch(run: Run) -> torch.Tensor:
+    n = run.config.real_batch
+    idx = torch.randint(len(run.real), (n,), generator=run.data_rng).to(run.device)
+    return run.real[idx].float().div_(255)
+
+
+def _fmt(run: Run, x: torch.Tensor) -> torch.Tensor:
+    """To the student's size (a generator may be trained at another resolution) and memory format."""
+    if x.shape[-1] != run.config.image_size:
+        x = nn.functional.interpolate(x, size=run.config.image_size, mode="bilinear", antialias=True,
+                                      align_corners=False)
+    return x.contiguous(memory_format=torch.channels_last) if run.config.channels_last else x
+
+
+def compute_loss(run: Run) -> dict[str, torch.Tensor]:
+    """All loss terms of one batch, as tensors (no host sync). ``loss`` is what is optimised."""
+    cfg = run.config
+    out: dict[str, torch.Tensor] = {}
+    syn = run.synthetic(cfg.syn_batch) if cfg.syn_batch else None
+    with autocast(run.device, run.dtype):
+        if cfg.method == "distill":
+            zs = run.student(_fmt(run, run.aug_syn(syn.images)))
+            zt = run.teacher(syn.teacher_in)
+            terms = losses.vicreg_terms(zs, zt, cfg.vc_side)
+            loss = losses.weighted(terms, cfg.sim_weight, cfg.var_weight, cfg.cov_weight)
+            out.update(loss_sim=terms["sim"], loss_var=terms["var"], loss_cov=terms["cov"], loss_syn=loss)
+            out["student_std"], out["teacher_std"] = losses.feature_std(zs), losses.feature_std(zt)
+            if cfg.real_batch:
+                x = _real_batch(run)
+                z1, z2 = run.student(_fmt(run, run.aug_real(x))), run.student(_fmt(run, run.aug_real(x)))
+                real = losses.weighted(losses.vicreg_terms(z1, z2), cfg.sim_weight, cfg.var_weight, cfg.cov_weight)
+                out["loss_real"] = real
+                loss = cfg.syn_ratio * loss + (1 - cfg.syn_ratio) * real
+        else:
+            parts = ([_fmt(run, syn.images)] if syn is not None else []) + \
+                    ([_fmt(run, _real_batch(run))] if cfg.real_batch else [])
+            x = torch.cat(parts) if len(parts) > 1 else parts[0]
+            aug = run.aug_real
+            z1, z2 = run.student(_fmt(run, aug(x))), run.student(_fmt(run, aug(x)))
+            if cfg.method == "vicreg":
+                terms = losses.vicreg_terms(z1, z2)
+                loss = losses.weighted(terms, cfg.sim_weight, cfg.var_weight, cfg.cov_weight)
+                out.update(loss_sim=terms["sim"], loss_var=terms["var"], loss_cov=terms["cov"])
+            else:
+                p1, p2 = run.student.predictor(z1), run.student.predictor(z2)
+                loss = losses.simsiam_loss(p1, z2, p2, z1)
+                out["loss_sim"] = loss
+            out["student_std"] = losses.feature_std(z1)
+    out["loss"] = loss
+    return out
+
+
+def train_step(run: Run) -> dict[str, torch.Tensor]:
+    run.student.train()
+    if run.teacher is not None:
+        run.teacher.train()
+    terms = compute_loss(run)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(terms["loss"]).backward()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    run.step += 1
+    return {k: v.detach() for k, v in terms.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------------------------
+def evaluate(run: Run, *, probe: bool) -> dict[str, float]:
+    cfg = run.config
+    kw = dict(device=run.device, channels_last=cfg.channels_last, amp_dtype=run.dtype)
+    bb = run.student.backbone
+    ftr = extract_features(bb, run.eval_train.images, **kw)
+    fte = extract_features(bb, run.eval_test.images, **kw)
+    out = {"knn_acc": knn_accuracy(ftr, run.eval_train.labels, fte, run.eval_test.labels,
+                                   num_classes=run.eval_train.num_classes, k=cfg.knn_k, t=cfg.knn_t),
+           "backbone_std": float(losses.feature_std(fte))}
+    if probe and cfg.probe == "fast":
+        out["probe_acc"] = linear_probe_fast(ftr, run.eval_train.labels, fte, run.eval_test.labels, seed=cfg.seed)
+    elif probe and cfg.probe == "paper":
+        out["probe_acc"] = linear_probe_paper(bb, run.eval_train, run.eval_test, epochs=cfg.probe_epochs,
+                                              lr=cfg.probe_lr, seed=cfg.seed, **kw)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+# ---------------------------------------------------------------------------------------------
+def train(config: TrainConfig, report: Report | None = None, *, resume_from: str | None = None,
+          generator=None, progress: bool = False) -> dict[str, Any]:
+    """Run one training run and return its final metrics.
+
+    ``report(metrics, checkpoint_dir)`` is called at every epoch end; ``checkpoint_dir`` is
+    a directory holding a complete checkpoint (valid only during the call) when one is due,
+    and always on the last report. Passing it back as ``resume_from`` resumes bit-for-bit.
+    """
+    config.validate()
+    run = build_run(config, generator)
+    if resume_from:
+        run.load_state_dict(torch.load(os.path.join(resume_from, CHECKPOINT_FILE), weights_only=True))
+    cfg, spe = run.config, run.steps_per_epoch
+    epochs = math.ceil(run.total_steps / spe)
+    bar = _progress(run, progress)
+    sums: dict[str, torch.Tensor] = {}
+    n, t0, metrics = 0, time.perf_counter(), {}
+    while run.step < run.total_steps:
+        terms = train_step(run)
+        for k, v in terms.items():
+            sums[k] = sums[k] + v.float() if k in sums else v.float()
+        n += 1
+        bar.update(1)
+        last = run.step == run.total_steps
+        if run.step % spe and not last:
+            continue
+        # --- epoch end: the one place the host reads the device ---
+        epoch = math.ceil(run.step / spe)
+        metrics = {k: float(v) / n for k, v in sums.items()}
+        metrics.update(step=run.step, epoch=epoch, lr=run.scheduler.get_last_lr()[0],
+                       img_per_s=n * cfg.batch_size / (time.perf_counter() - t0))
+        if not math.isfinite(metrics["loss"]):
+            raise TrainingDiverged(f"loss became {metrics['loss']} by step {run.step} (epoch {epoch}); "
+                                   f"lower base_lr={cfg.base_lr} or check the loss weights")
+        if last or (cfg.eval_every and epoch % cfg.eval_every == 0):
+            metrics.update(evaluate(run, probe=last and cfg.probe != "none"))
+        metrics["collapsed"] = metrics["student_std"] < cfg.collapse_std
+        if last:
+            metrics["done"] = True
+        bar.set_postfix({k: round(metrics[k], 3) for k in ("loss", "student_std", "knn_acc") if k in metrics})
+        want_ckpt = last or (cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0)
+        if report is not None:
+            _report(run, report, metrics, want_ckpt)
+        sums, n, t0 = {}, 0, time.perf_counter()
+    bar.close()
+    return metrics
+
+
+def _report(run: Run, report: Report, metrics: dict[str, Any], with_checkpoint: bool) -> None:
+    if not with_checkpoint:
+        report(metrics, None)
+        return
+    d = tempfile.mkdtemp(prefix="sqsp-ckpt-")
+    try:
+        save_checkpoint(run, d)
+        report(metrics, d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def save_checkpoint(run: Run, directory: str) -> str:
+    """Tensors and plain values only (loadable with ``weights_only=True``), written atomically."""
+    path = os.path.join(directory, CHECKPOINT_FILE)
+    tmp = path + ".tmp"
+    torch.save(run.state_dict(), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+class _NoBar:
+    def update(self, n): ...
+    def set_postfix(self, d): ...
+    def close(self): ...
+
+
+def _progress(run: Run, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+    return tqdm(total=run.total_steps, initial=run.step, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sqsp.train", description="One squeeze-and-span run.")
+    p.add_argument("--preset", default="smoke", help="a preset name: " + ", ".join(sorted(_presets())))
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (repeatable), e.g. --set syn_ratio=1.0")
+    p.add_argument("--checkpoint-dir", help="keep the last checkpoint here")
+    p.add_argument("--resume-from", help="a checkpoint directory to resume from")
+    args = p.parse_args(argv)
+    try:
+        cfg = preset(args.preset, args.overrides)
+    except ConfigError as e:
+        p.error(str(e))
+
+    def keep(metrics, ckpt):
+        if ckpt and args.checkpoint_dir:
+            os.makedirs(args.checkpoint_dir, exist_ok=True)
+            shutil.copy2(os.path.join(ckpt, CHECKPOINT_FILE), os.path.join(args.checkpoint_dir, CHECKPOINT_FILE))
+
+    final = train(cfg, keep, resume_from=args.resume_from, progress=True)
+    print(json.dumps(final, indent=2, sort_keys=True))
+    return 0
+
+
+def _presets():
+    from .config import PRESETS
+    return PRESETS
+
+
+if __name__ == "__main__":
+    sys.exit(main())

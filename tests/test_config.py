@@ -1,0 +1,80 @@
+"""Every preset validates, dicts round-trip, and every bad value is refused with a message
+that names the field, the value and what is allowed."""
+import pytest
+
+from sqsp.config import PRESETS, ConfigError, TrainConfig, parse_blocks, preset
+
+
+def test_paper_presets_hold_appendix_table2(tmp_path):
+    # appendix Table 2: batch, epochs, base_lr, wd, scale, λ, μ, ν, α
+    table2 = {
+        "paper-cifar10": (512, 800, 0.03, 5e-4, 32, 25, 25, 1, 0.5, "mocov2-noblur"),
+        "paper-cifar100": (512, 800, 0.03, 5e-4, 32, 10, 10, 1, 0.5, "mocov2-noblur"),
+        "paper-stl10": (512, 200, 0.05, 1e-4, 64, 25, 25, 1, 0.5, "mocov2"),
+        "paper-imagenet100": (256, 100, 0.05, 1e-4, 96, 25, 25, 1, 0.5, "mocov2"),
+        "paper-imagenet": (256, 100, 0.05, 1e-4, 96, 25, 25, 1, 0.5, "mocov2"),
+    }
+    for name, row in table2.items():
+        c = preset(name, {"data_root": str(tmp_path)})
+        assert (c.batch_size, c.epochs, c.base_lr, c.weight_decay, c.image_size, c.sim_weight, c.var_weight,
+                c.cov_weight, c.syn_ratio, c.aug_preset) == row, name
+        assert c.lr == pytest.approx(c.base_lr * c.batch_size / 256)
+
+
+def test_all_presets_build():
+    for name in PRESETS:
+        cfg = preset(name, {"data_root": "."} if name != "smoke" else None)
+        assert isinstance(cfg, TrainConfig)
+
+
+def test_dict_round_trip():
+    c = preset("smoke", ["syn_ratio=0.25", "squeeze=false", "seed=3", "data_root=none"])
+    assert c.syn_ratio == 0.25 and c.squeeze is False and c.seed == 3 and c.data_root is None
+    assert TrainConfig.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize("override, words", [
+    ({"sim_weight": -1.0}, ["sim_weight", "-1.0", ">= 0"]),
+    ({"var_weight": -0.5}, ["var_weight", "-0.5"]),
+    ({"syn_ratio": 0.0}, ["syn_ratio", "0.0", "(0, 1]"]),
+    ({"syn_ratio": 1.5}, ["syn_ratio", "1.5", "(0, 1]"]),
+    ({"batch_size": 3}, ["batch_size", "3", ">= 4"]),
+    ({"batch_size": 6, "syn_ratio": 0.9}, ["batch_size=6", "1 real", "at least 2"]),
+    ({"generator_blocks": "b4,block8"}, ["generator_blocks", "block8", "allowed"]),
+    ({"dataset": "mnist"}, ["dataset", "mnist", "cifar10"]),
+    ({"dataset": "cifar10"}, ["data_root", "required", "cifar10"]),
+    ({"dataset": "cifar10", "data_root": "/nonexistent/place"}, ["data_root", "/nonexistent/place", "not a directory"]),
+    ({"aug_granularity": "pixel"}, ["aug_granularity", "pixel", "sample", "batch"]),
+    ({"student": "vit"}, ["student", "vit", "resnet18-cifar"]),
+    ({"precision": "fp8"}, ["precision", "fp8", "bf16"]),
+    ({"device": "tpu"}, ["device", "tpu", "cuda"]),
+    ({"momentum": 1.0}, ["momentum", "[0, 1)"]),
+    ({"student": "resnet50", "student_width": 0.5}, ["student_width", "resnet18-cifar"]),
+])
+def test_bad_values_are_refused_with_a_clear_message(override, words):
+    with pytest.raises(ConfigError) as e:
+        preset("smoke", override)
+    for w in words:
+        assert w in str(e.value), (w, str(e.value))
+
+
+def test_bad_override_strings():
+    with pytest.raises(ConfigError, match="syn_ratio='half' is not a valid float"):
+        preset("smoke", ["syn_ratio=half"])
+    with pytest.raises(ConfigError, match="unknown config field 'synratio'"):
+        preset("smoke", ["synratio=0.5"])
+    with pytest.raises(ConfigError, match="key=value"):
+        preset("smoke", ["syn_ratio"])
+    with pytest.raises(ConfigError, match="squeeze='maybe' is not a valid bool"):
+        preset("smoke", ["squeeze=maybe"])
+    with pytest.raises(ConfigError, match="unknown preset 'paper-mnist'"):
+        preset("paper-mnist")
+
+
+def test_block_groups():
+    assert parse_blocks("all") is None
+    assert parse_blocks("b4-b8") == ("b4", "b8")
+    assert parse_blocks("b4-b8,b16-b32") == ("b4", "b8", "b16", "b32")
+    assert parse_blocks("b8, b4, b8") == ("b8", "b4")
+    with pytest.raises(ConfigError, match="names no block"):
+        parse_blocks(" , ")
