@@ -42,6 +42,21 @@ class EqualLinear(nn.Module):
         return F.leaky_relu(x, 0.2) * _ACT_GAIN if self.activate else x
 
 
+class EqualConv2d(nn.Module):
+    """Convolution with equalised learning rate (used by the zoo's discriminator)."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, *, stride: int = 1, activate: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(out_ch))
+        self.weight_gain = 1.0 / math.sqrt(in_ch * kernel * kernel)
+        self.stride, self.padding, self.activate = stride, kernel // 2, activate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(x, self.weight * self.weight_gain, self.bias, stride=self.stride, padding=self.padding)
+        return F.leaky_relu(x, 0.2) * _ACT_GAIN if self.activate else x
+
+
 def _normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
 
@@ -159,7 +174,7 @@ class StyleGANGenerator(nn.Module):
     """``G(z, c) -> image`` (not clamped: the GAN loss sees the raw output, as in StyleGAN)."""
 
     def __init__(self, *, z_dim: int = 64, c_dim: int = 0, w_dim: int = 128, resolution: int = 16,
-                 img_channels: int = 3, channel_base: int = 1024, channel_max: int = 128, mapping_layers: int = 2):
+                 img_channels: int = 3, channel_base: int = 512, channel_max: int = 64, mapping_layers: int = 2):
         super().__init__()
         if resolution < 4 or resolution & (resolution - 1):
             raise ValueError(f"resolution={resolution} is not allowed; StyleGAN needs a power of two >= 4")

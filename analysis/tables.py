@@ -1,0 +1,151 @@
+"""Paper tables from a study's Parquet files (no Ray, no GPU: runs on copied results).
+
+    python analysis/tables.py results/ablation            # Markdown (default)
+    python analysis/tables.py results/ablation --latex
+    python analysis/tables.py results/ablation --csv
+
+In a notebook: ``ablation_table(pd.read_parquet("results/ablation/trials.parquet"))`` gives
+the numbers as a DataFrame; ``format_table(table, "markdown" | "latex" | "csv")`` prints it.
+
+Table 3 of the paper, per row label: the components the row's config switches on
+(L_RD: sim_weight > 0, A: syn_augment, T_φ: squeeze, L_var: var_weight > 0, L_cov:
+cov_weight > 0, Span: syn_ratio < 1), the linear-probe accuracy as mean ± std over seeds
+(sample std, ddof=1) with n, the kNN accuracy likewise, how many of the row's trials
+collapsed, failed or diverged, and the paper's CIFAR-10 figure for that row. A collapsed
+trial counts in the mean (its accuracy is the point of row c); a failed or diverged one has
+no accuracy and is counted apart.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analysis.paper_numbers import TABLE3_CIFAR10, TABLE3_COMPONENTS  # noqa: E402
+
+COMPONENT_LABELS = {"L_RD": "L_RD", "A": "A", "T_phi": "T_φ", "L_var": "L_var", "L_cov": "L_cov", "Span": "Span"}
+LATEX_LABELS = {"L_RD": r"$\mathcal{L}_{\text{RD}}$", "A": r"$\mathcal{A}$", "T_phi": r"$T_\phi$",
+                "L_var": r"$\mathcal{L}_{\text{var}}$", "L_cov": r"$\mathcal{L}_{\text{cov}}$", "Span": "Span"}
+CLASSES = {"digits": 10, "cifar10": 10, "stl10": 10, "cifar100": 100}
+FAILED = ("failed", "diverged")
+
+
+def components(cfg: pd.Series) -> dict[str, bool]:
+    """Which of Table 3's components a trial's config switches on."""
+    return {"L_RD": bool(cfg["sim_weight"] > 0), "A": bool(cfg["syn_augment"]), "T_phi": bool(cfg["squeeze"]),
+            "L_var": bool(cfg["var_weight"] > 0), "L_cov": bool(cfg["cov_weight"] > 0),
+            "Span": bool(cfg["syn_ratio"] < 1)}
+
+
+def ablation_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """One line per row label: components, probe and kNN mean/std/n, collapse and failure counts."""
+    if "row" not in trials or trials["row"].isna().all():
+        raise ValueError("ablation_table needs a study declared as named rows (a 'row' column)")
+    out = []
+    for label, g in trials.groupby("row", sort=True):
+        line: dict = {"row": label, **components(g.iloc[0])}
+        for metric, name in (("probe_acc", "probe"), ("knn_acc", "knn")):
+            vals = pd.to_numeric(g[metric], errors="coerce").dropna() if metric in g else pd.Series(dtype=float)
+            line[f"{name}_mean"] = vals.mean() if len(vals) else float("nan")
+            line[f"{name}_std"] = vals.std(ddof=1) if len(vals) > 1 else float("nan")
+            line[f"{name}_n"] = int(len(vals))
+        status = g["status"].astype(str)
+        line["trials"] = len(g)
+        line["collapsed"] = int((status == "collapsed").sum())
+        line["failed"] = int(status.isin(FAILED).sum())
+        line["unfinished"] = int((~status.isin(("completed", "collapsed", *FAILED))).sum())
+        line["paper_cifar10"] = TABLE3_CIFAR10.get(str(label), float("nan"))
+        out.append(line)
+    table = pd.DataFrame(out)
+    table.attrs["chance"] = _chance(trials)
+    table.attrs["dataset"] = ", ".join(sorted(trials["dataset"].dropna().astype(str).unique())) if "dataset" in trials else ""
+    return table
+
+
+def _chance(trials: pd.DataFrame) -> float | None:
+    ds = trials["dataset"].dropna().unique() if "dataset" in trials else []
+    return 100.0 / CLASSES[ds[0]] if len(ds) == 1 and ds[0] in CLASSES else None
+
+
+def _mean_std(mean, std, n, *, pm: str = "±") -> str:
+    if not n:
+        return "–"
+    s = f"{mean:.2f}"
+    s += f" {pm} {std:.2f}" if n > 1 else ""
+    return f"{s} (n={n})"
+
+
+def _collapse(line) -> str:
+    if not line["collapsed"]:
+        return "no"
+    done = line["trials"] - line["failed"] - line["unfinished"]
+    return f"{'all' if line['collapsed'] == done else 'some'} {line['collapsed']}/{done}"
+
+
+def _display(table: pd.DataFrame, *, check: str, pm: str, labels: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    head = ["row", *(labels[c] for c in TABLE3_COMPONENTS), "linear probe", "kNN", "collapsed", "failed",
+            "paper (CIFAR-10)"]
+    body = []
+    for _, line in table.iterrows():
+        body.append([str(line["row"]), *(check if line[c] else "" for c in TABLE3_COMPONENTS),
+                     _mean_std(line["probe_mean"], line["probe_std"], line["probe_n"], pm=pm),
+                     _mean_std(line["knn_mean"], line["knn_std"], line["knn_n"], pm=pm),
+                     _collapse(line), str(line["failed"]) if line["failed"] else "",
+                     "" if pd.isna(line["paper_cifar10"]) else f"{line['paper_cifar10']:.2f}"])
+    return head, body
+
+
+def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
+    """The ablation table as ``markdown``, ``latex`` or ``csv`` text."""
+    if fmt == "csv":
+        return table.to_csv(index=False, float_format="%.4f")
+    note = []
+    if table.attrs.get("dataset"):
+        note.append(f"dataset: {table.attrs['dataset']}")
+    if table.attrs.get("chance"):
+        note.append(f"chance: {table.attrs['chance']:.2f}%")
+    note.append("accuracy: top-1 %, mean ± sample std over seeds (n); paper: Table 3, CIFAR-10")
+    if fmt == "markdown":
+        head, body = _display(table, check="✓", pm="±", labels=COMPONENT_LABELS)
+        lines = ["| " + " | ".join(head) + " |",
+                 "|" + "|".join(":--" if i == 0 else ":-:" for i in range(len(head))) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in body]
+        return "\n".join(lines + ["", "; ".join(note)])
+    if fmt == "latex":
+        head, body = _display(table, check=r"\checkmark", pm=r"$\pm$", labels=LATEX_LABELS)
+        lines = [r"\begin{tabular}{l" + "c" * (len(head) - 1) + "}", r"\toprule",
+                 " & ".join(head) + r" \\", r"\midrule"]
+        lines += [" & ".join(c.replace("_", r"\_") for c in r) + r" \\" for r in body]
+        lines += [r"\bottomrule", r"\end{tabular}", "% " + "; ".join(note)]
+        return "\n".join(lines)
+    raise ValueError(f"format {fmt!r}; allowed: markdown, latex, csv")
+
+
+def ablation_markdown(trials: pd.DataFrame) -> str:
+    """What studies/ablation.py prints at the end (Markdown)."""
+    return format_table(ablation_table(trials), "markdown")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python analysis/tables.py", description=__doc__.splitlines()[0])
+    p.add_argument("results", help="a study folder (holding trials.parquet), the file itself, or a URI")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--latex", dest="fmt", action="store_const", const="latex")
+    g.add_argument("--csv", dest="fmt", action="store_const", const="csv")
+    args = p.parse_args(argv)
+    from sqsp.results import read_trials  # pandas + pyarrow only
+    try:
+        trials = read_trials(args.results)
+    except (FileNotFoundError, OSError, ValueError) as e:
+        p.error(str(e))
+    print(format_table(ablation_table(trials), args.fmt or "markdown"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

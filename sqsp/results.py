@@ -1,0 +1,375 @@
+"""A study's results as two Parquet files: the only module of sqsp that writes Parquet.
+
+Every study writes, in its folder ``<storage>/<study>/`` (a local folder, a shared
+filesystem or any URI ``pyarrow.fs.FileSystem.from_uri`` understands, e.g. ``s3://…``):
+
+``trials.parquet`` — one row per trial, never a hole: a trial that raised, diverged or
+collapsed is a row with its status and error like any other.
+
+====================  ==============  =====================================================
+column                type            meaning
+====================  ==============  =====================================================
+trial_id              string          Ray Tune's trial id (unique within the study)
+study                 string          the study's name
+row                   string, null    the row label of a study declared as named rows
+<every TrainConfig    its type        the trial's resolved config, one column per field
+ field>                               (``seed`` is one of them); see sqsp/config.py
+status                string          completed | collapsed | failed | diverged |
+                                      stopped | unfinished (see STATUSES)
+error                 string, null    ``ExceptionType: message`` of a failed/diverged trial
+step, epoch           int64, null     at the last report
+loss, loss_sim, …     float64         metrics of the last report; ``knn_acc`` is the last
+ (every metric)                       evaluated value, ``probe_acc`` the final one (NaN if
+                                      the run did not finish); any further metric that
+                                      train() reports gets a column here too
+collapsed             bool, null      the final report's collapse flag
+reports               int64           rows of this trial in history.parquet
+wall_time_s           float64         Ray's time_total_s (counts time before a restore)
+hostname, node_ip     string, null    where the trial last ran
+checkpoint            string, null    path/URI of the trial's latest checkpoint
+trial_path            string, null    the trial's folder in the storage
+python_version,       string          versions of the driver that wrote the file
+ torch_version,
+ ray_version
+sqsp_commit           string, null    ``git rev-parse HEAD`` of the project, if a checkout
+sqsp_dirty            bool, null      uncommitted changes to tracked files at that commit
+====================  ==============  =====================================================
+
+``history.parquet`` — one row per report of every trial, in report order:
+``trial_id``, ``row``, ``seed``, ``training_iteration`` (Ray's 1-based report counter,
+unique per trial), ``time_total_s``, then every metric train() reported (NaN where a
+report did not carry it, e.g. ``knn_acc`` between evaluations).
+
+Both files carry ``sqsp_schema_version`` (and ``sqsp_kind``, ``sqsp_study``) in their
+Parquet key-value metadata; readers check the version. Both are written atomically (a
+temporary file in the same folder, fsync'd, then renamed; for a URI a temporary key then
+a move) so a crash never leaves a half-written file, and both are rebuilt from the whole
+experiment after a resume. Ray replays the reports made after a trial's last checkpoint
+when it resumes it, so the history is de-duplicated on (trial_id, training_iteration) and
+on (trial_id, step), keeping the newest report.
+
+Nothing here imports Ray: sqsp/tune.py turns Ray's ResultGrid into ``TrialRecord`` s, and
+analysis/ reads the files with ``read_trials`` / ``read_history`` or plain pandas.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import math
+import os
+import platform
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from .config import TrainConfig
+
+SCHEMA_VERSION = "1"
+TRIALS_FILE = "trials.parquet"
+HISTORY_FILE = "history.parquet"
+
+STATUSES = ("completed", "collapsed", "failed", "diverged", "stopped", "unfinished")
+"""completed: ran to its final report. collapsed: ran to its end but its representation
+collapsed (metrics kept). failed: raised (after Ray's retries). diverged: NaN/inf loss.
+stopped: ended early by a scheduler or stopper. unfinished: the study was interrupted
+before the trial ended (``--resume`` finishes it)."""
+FAILED = ("failed", "diverged")
+
+CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+# Parquet type of each config column, from the field's default (None only for optional strings).
+_CONFIG_KIND = {f.name: {bool: "boolean", int: "Int64", float: "float64"}.get(type(f.default), "string")
+                for f in dataclasses.fields(TrainConfig)}
+METRICS = ("step", "epoch", "loss", "loss_sim", "loss_var", "loss_cov", "loss_syn", "loss_real", "lr",
+           "student_std", "teacher_std", "backbone_std", "img_per_s", "knn_acc", "probe_acc", "collapsed")
+"""The metrics train() reports, in column order; others it adds follow them."""
+_INT_METRICS = ("step", "epoch")
+_BOOL_METRICS = ("collapsed", "done")
+PROVENANCE = ("python_version", "torch_version", "ray_version", "sqsp_commit", "sqsp_dirty")
+
+# Keys Ray Tune adds to every result, and the trainable's own bookkeeping keys: not metrics.
+_RAY_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
+             "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
+             "iterations_since_restore", "should_checkpoint", "experiment_tag", "config"}
+_HISTORY_RAY_KEYS = ("training_iteration", "time_total_s", "done")
+TRAINABLE_KEYS = ("final", "diverged", "error")
+"""Added by sqsp/tune.py's trainable: ``final`` marks train()'s own last report (to tell it
+from a scheduler's stop), ``diverged``/``error`` a run that ended with TrainingDiverged."""
+
+
+@dataclass
+class TrialRecord:
+    """One trial as the study layer hands it over: plain values, no Ray objects."""
+    trial_id: str
+    config: dict[str, Any]                     # TrainConfig.to_dict() of the trial
+    row: str | None = None
+    reports: list[dict[str, Any]] = field(default_factory=list)   # every result, in order
+    error: BaseException | str | None = None   # what the trial raised, after retries
+    checkpoint: str | None = None
+    path: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# building the tables
+# ---------------------------------------------------------------------------------------------
+def error_text(error: BaseException | str | None) -> str | None:
+    """``Type: message`` of the exception a trial raised (Ray wraps it; we show the cause)."""
+    if error is None:
+        return None
+    if isinstance(error, str):
+        return error
+    cause = getattr(error, "cause", None)  # RayTaskError keeps the user's exception here
+    exc = cause if isinstance(cause, BaseException) else error
+    msg = str(exc).strip()
+    if exc is error and "\n" in msg:  # a Ray error without a cause: its last line says what
+        msg = msg.splitlines()[-1].strip()
+    return f"{type(exc).__name__}: {msg}"[:4000]
+
+
+def trial_status(last: dict[str, Any], error: BaseException | str | None) -> str:
+    """The status of a trial from its last report and the error it raised, if any."""
+    if error is not None:
+        return "diverged" if "TrainingDiverged" in (error_text(error) or "") else "failed"
+    if last.get("diverged"):
+        return "diverged"
+    if last.get("final"):
+        return "collapsed" if _true(last.get("collapsed")) else "completed"
+    return "stopped" if _true(last.get("done")) else "unfinished"
+
+
+def history_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
+    """One row per report of every trial; replayed reports are dropped (keep the newest)."""
+    frames = []
+    for r in records:
+        if not r.reports:
+            continue
+        df = pd.DataFrame([_flat(x) for x in r.reports])
+        df = df.drop(columns=[c for c in df.columns if c in _RAY_KEYS and c not in _HISTORY_RAY_KEYS])
+        if "training_iteration" not in df:
+            df["training_iteration"] = range(1, len(df) + 1)
+        # A resumed trial replays the reports made after its last checkpoint: keep the newest.
+        df = df.drop_duplicates("training_iteration", keep="last")
+        if "step" in df:
+            has_step = df["step"].notna()
+            df = df[~(has_step & df.duplicated("step", keep="last"))]
+        df = df.sort_values("training_iteration", kind="stable")
+        df.insert(0, "trial_id", r.trial_id)
+        df.insert(1, "row", r.row)
+        df.insert(2, "seed", r.config.get("seed"))
+        frames.append(df)
+    if not frames:
+        return _typed(pd.DataFrame(columns=["trial_id", "row", "seed", "training_iteration", "time_total_s",
+                                            *METRICS]))
+    df = pd.concat(frames, ignore_index=True)
+    metrics = [c for c in df.columns if _is_metric(c)]
+    ordered = list(METRICS) + sorted(m for m in metrics if m not in METRICS)
+    cols = ["trial_id", "row", "seed", "training_iteration", "time_total_s", *ordered]
+    if "done" in df:
+        cols.append("done")
+    for c in cols:
+        if c not in df:
+            df[c] = None
+    return _typed(df[cols].reset_index(drop=True))
+
+
+def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, Any] | None = None) -> pd.DataFrame:
+    """One row per trial: config, status, error, final metrics, provenance."""
+    history = history_frame(records)
+    by_trial = {k: g for k, g in history.groupby("trial_id", sort=False)} if len(history) else {}
+    provenance = provenance if provenance is not None else collect_provenance()
+    rows = []
+    for r in records:
+        h = by_trial.get(r.trial_id)
+        last = _flat(r.reports[-1]) if r.reports else {}
+        row: dict[str, Any] = {"trial_id": r.trial_id, "study": study, "row": r.row}
+        row.update({k: r.config.get(k) for k in CONFIG_FIELDS})
+        row["status"] = trial_status(last, r.error)
+        row["error"] = error_text(r.error) or (last.get("error") if last.get("diverged") else None)
+        if h is not None:
+            for m in h.columns:
+                if _is_metric(m) and m not in CONFIG_FIELDS:
+                    vals = h[m].dropna()
+                    row[m] = vals.iloc[-1] if len(vals) else None
+        row["reports"] = 0 if h is None else len(h)
+        row["wall_time_s"] = last.get("time_total_s")
+        row["hostname"] = last.get("hostname")
+        row["node_ip"] = last.get("node_ip")
+        row["checkpoint"] = r.checkpoint
+        row["trial_path"] = r.path
+        row.update({k: provenance.get(k) for k in PROVENANCE})
+        rows.append(row)
+    head = ["trial_id", "study", "row", *CONFIG_FIELDS, "status", "error"]
+    tail = ["reports", "wall_time_s", "hostname", "node_ip", "checkpoint", "trial_path", *PROVENANCE]
+    df = pd.DataFrame(rows)
+    extra = sorted(c for c in df.columns if c not in head and c not in tail and c not in METRICS)
+    cols = head + list(METRICS) + extra + tail
+    for c in cols:
+        if c not in df:
+            df[c] = None
+    return _typed(df[cols])
+
+
+def collect_provenance() -> dict[str, Any]:
+    """Versions of what produced the results, and the project's git commit if it is a checkout."""
+    def version(pkg):
+        try:
+            return importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    root = Path(__file__).resolve().parents[1]
+    commit = dirty = None
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+        if commit:
+            st = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10)
+            dirty = bool(st.stdout.strip()) if st.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"python_version": platform.python_version(), "torch_version": version("torch"),
+            "ray_version": version("ray"), "sqsp_commit": commit, "sqsp_dirty": dirty}
+
+
+def _flat(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k != "config" and not k.startswith("config/")}
+
+
+def _is_metric(c: str) -> bool:
+    return c not in _RAY_KEYS and c not in TRAINABLE_KEYS and c not in ("row", "seed")
+
+
+def _true(v) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v)) and bool(v)
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    """Stable Parquet types: config fields by their type, metrics float64 / Int64 / boolean."""
+    df = df.copy()
+    for c in df.columns:
+        if c in CONFIG_FIELDS:
+            kind = _CONFIG_KIND[c]
+        elif c in _INT_METRICS or c in ("training_iteration", "reports", "seed"):
+            kind = "Int64"
+        elif c in _BOOL_METRICS or c == "sqsp_dirty":
+            kind = "boolean"
+        elif c in _STRING_COLUMNS:
+            kind = "string"
+        else:  # a metric train() added: bool, number or text
+            vals = [v for v in df[c] if not _missing(v)]
+            kind = ("boolean" if vals and all(isinstance(v, bool) for v in vals) else
+                    "float64" if all(isinstance(v, (int, float)) for v in vals) else "string")
+        df[c] = _cast(df[c], kind)
+    return df
+
+
+_STRING_COLUMNS = ("trial_id", "study", "row", "status", "error", "hostname", "node_ip", "checkpoint",
+                   "trial_path", "python_version", "torch_version", "ray_version", "sqsp_commit")
+
+
+def _cast(s: pd.Series, kind: str) -> pd.Series:
+    if kind == "string":
+        return s.map(lambda v: None if _missing(v) else str(v)).astype("string")
+    if kind == "boolean":
+        return s.map(lambda v: None if _missing(v) else bool(v)).astype("boolean")
+    if kind == "Int64":
+        return pd.to_numeric(s.map(lambda v: None if _missing(v) else v), errors="coerce").astype("Int64")
+    return pd.to_numeric(s, errors="coerce").astype("float64")
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------------------------
+def write_study(directory: str, study: str, records: list[TrialRecord],
+                provenance: dict[str, Any] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Build both tables from all trials of a study and write them atomically."""
+    trials = trials_frame(study, records, provenance)
+    history = history_frame(records)
+    write_parquet(history, join(directory, HISTORY_FILE), kind="history", study=study)
+    write_parquet(trials, join(directory, TRIALS_FILE), kind="trials", study=study)
+    return trials, history
+
+
+def write_parquet(df: pd.DataFrame, target: str, *, kind: str, study: str) -> None:
+    """Write ``df`` to ``target`` (a path or URI) so that readers see the old file or the new one."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta.update({b"sqsp_schema_version": SCHEMA_VERSION.encode(), b"sqsp_kind": kind.encode(),
+                 b"sqsp_study": study.encode()})
+    table = table.replace_schema_metadata(meta)
+    fs, path = filesystem(target)
+    parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
+    tmp = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp" if parent else f".{name}.{uuid.uuid4().hex}.tmp"
+    if isinstance(fs, pafs.LocalFileSystem):
+        os.makedirs(parent or ".", exist_ok=True)
+        try:
+            with open(tmp, "wb") as f:
+                pq.write_table(table, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return
+    fs.create_dir(parent, recursive=True)
+    try:
+        pq.write_table(table, tmp, filesystem=fs)
+        fs.move(tmp, path)  # a rename where the store has one; object stores copy the finished object
+    finally:
+        if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+            fs.delete_file(tmp)
+
+
+def read_trials(location: str) -> pd.DataFrame:
+    """trials.parquet of a study folder (or the file itself), path or URI."""
+    return _read(location, TRIALS_FILE)
+
+
+def read_history(location: str) -> pd.DataFrame:
+    return _read(location, HISTORY_FILE)
+
+
+def schema_metadata(location: str, name: str = TRIALS_FILE) -> dict[str, str]:
+    fs, path = filesystem(_file(location, name))
+    meta = pq.read_schema(path, filesystem=fs).metadata or {}
+    return {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"sqsp_")}
+
+
+def _read(location: str, name: str) -> pd.DataFrame:
+    fs, path = filesystem(_file(location, name))
+    table = pq.read_table(path, filesystem=fs)
+    version = (table.schema.metadata or {}).get(b"sqsp_schema_version", b"").decode()
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"{path}: sqsp_schema_version={version or 'missing'!r}; this sqsp reads "
+                         f"version {SCHEMA_VERSION} (see sqsp/results.py)")
+    return table.to_pandas()
+
+
+def _file(location: str, name: str) -> str:
+    loc = str(location).rstrip("/")
+    return loc if loc.endswith(".parquet") else join(loc, name)
+
+
+def join(location: str, *parts: str) -> str:
+    """Join path parts onto a local path or a URI."""
+    loc = str(location)
+    if "://" in loc:
+        return "/".join([loc.rstrip("/"), *parts])
+    return os.path.join(loc, *parts)
+
+
+def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in str(location):
+        return pafs.FileSystem.from_uri(str(location))
+    return pafs.LocalFileSystem(), os.path.abspath(location)

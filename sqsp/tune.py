@@ -1,0 +1,546 @@
+"""Studies as Ray Tune sweeps over ``sqsp.train.train``: the only module of sqsp that imports Ray.
+
+A study is declared once as a ``Study`` (name, base preset, a grid of fields or a list of
+named rows, seeds, metric and mode, optional scheduler and searcher) in a short file under
+``studies/`` that ends with ``study_main(STUDY)``; ``run_study`` does the rest:
+
+1. Every trial's ``TrainConfig`` is resolved and validated in the driver before Ray starts
+   (a bad ``--set`` is refused with the field, the value and what is allowed).
+2. The zoo generator the study uses is made sure to exist, once, before any trial starts
+   (18 trials must not all build it at once).
+3. Ray starts locally (or joins ``--address auto | ray://…``) and ``Tuner.fit`` runs one
+   trial per grid point × seed, each with ``--cpus-per-trial`` CPUs (and as many torch
+   threads) and ``--gpus-per-trial`` GPUs (fractions let small trials share a GPU).
+4. ``trials.parquet`` and ``history.parquet`` are written in ``<storage>/<study>/`` from the
+   ResultGrid (sqsp/results.py documents them): one row per trial whatever became of it.
+
+Order of precedence of a trial's config: preset < study overrides < ``--set`` < the row's
+overrides < the grid's or searcher's value < seed. Rows are written relative to the base
+(row d of the ablation sets ``cov_weight=0`` and inherits μ from the preset), so ``--set``
+changes the base that the rows are built on; a ``--set`` that no trial would see (a field
+that every row or the grid sets, or ``seed``) is refused instead of silently ignored.
+
+Failures. A trial that raises is retried ``max_failures`` times from its last checkpoint,
+then becomes a ``failed`` row; the study goes on (``fail_fast=False``). A NaN/inf loss
+(``TrainingDiverged``, a ``FloatingPointError``) is not retried: training resumes
+bit-for-bit, so it would diverge again; the trial ends as a ``diverged`` row with its
+message. A collapsed run completes and is recorded as ``collapsed``.
+
+Resume. ``--resume`` calls ``Tuner.restore(path, resume_unfinished=True,
+resume_errored=True, restart_errored=False)``: trials that ended (completed, collapsed,
+diverged, stopped) are skipped, so nothing finished is repeated; trials that were running
+or pending continue from their latest checkpoint, so nothing is lost; trials that errored
+get another chance from their latest checkpoint, because the usual cause of an error in an
+interrupted study is the interruption (a dead worker or node), and a deterministic error
+simply fails again and stays one ``failed`` row. ``restart_errored`` would throw their
+progress away. The experiment folder keeps the resolved configs (Ray's stored
+``param_space`` plus ``study.json``), so a resume runs the study as it was declared and a
+``--resume`` with a different ``--preset``/``--set`` is refused.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import itertools
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from . import results
+from .config import ConfigError, TrainConfig, parse_overrides, preset
+
+FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+FIXED_KEY = "sqsp"  # the constant part of the param_space: base config and row overrides
+STUDY_FILE = "study.json"
+METRICS_FILE = "sqsp_metrics.json"  # written next to train()'s checkpoint by the trainable
+
+
+@dataclass
+class Study:
+    """A study declared once; ``studies/<name>.py`` holds one of these and calls ``study_main``.
+
+    ``grid`` is either ``{field: [values]}`` (the Cartesian product) or a list of named rows,
+    each ``{"row": label, field: value, ...}``: overrides on top of the base config.
+    ``search_space`` maps fields to Ray Tune domains (``tune.uniform`` …) for a searcher.
+    ``scheduler`` / ``searcher`` are Ray Tune objects (copied per run); ``table`` turns the
+    trials DataFrame into the text printed at the end.
+    """
+    name: str
+    grid: dict[str, list] | list[dict[str, Any]] = field(default_factory=dict)
+    preset: str = "smoke"
+    seeds: Sequence[int] = (0, 1, 2)
+    metric: str = "probe_acc"
+    mode: str = "max"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    search_space: dict[str, Any] = field(default_factory=dict)
+    num_samples: int = 1
+    scheduler: Any = None
+    searcher: Any = None
+    table: Callable[[Any], str] | None = None
+    description: str = ""
+
+    @property
+    def rows(self) -> dict[str, dict[str, Any]] | None:
+        if not isinstance(self.grid, list):
+            return None
+        out: dict[str, dict[str, Any]] = {}
+        for r in self.grid:
+            if "row" not in r:
+                raise ConfigError(f"study {self.name!r}: every row of the grid needs a 'row' label (got {r})")
+            label = str(r["row"])
+            if label in out:
+                raise ConfigError(f"study {self.name!r}: row label {label!r} appears twice")
+            out[label] = parse_overrides({k: v for k, v in r.items() if k != "row"})
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# configs: resolved and validated in the driver, re-resolved in the trainable
+# ---------------------------------------------------------------------------------------------
+def base_config(study: Study, overrides: dict[str, Any] | list[str] | None = None) -> dict[str, Any]:
+    """The study's base: its preset with its overrides and then the user's ``--set``, validated.
+
+    Row and grid values are applied on top later, so the base alone may be a config no trial
+    runs; it is still validated as a whole (with the first trial's values) in ``expand``.
+    """
+    user = parse_overrides(overrides)
+    _refuse_shadowed(study, user)
+    cfg = preset(study.preset, {**parse_overrides(study.overrides), **user}, validate=False)
+    return cfg.to_dict()
+
+
+def _refuse_shadowed(study: Study, user: dict[str, Any]) -> None:
+    rows = study.rows
+    shadowed = {"seed"} | set(study.search_space)
+    if rows is not None:
+        shadowed |= set.intersection(*(set(o) for o in rows.values())) if rows else set()
+    else:
+        shadowed |= set(study.grid)
+    hit = sorted(set(user) & shadowed)
+    if hit:
+        what = "every row" if rows is not None else "the grid or search space"
+        raise ConfigError(
+            f"--set {', '.join(f'{k}={user[k]!r}' for k in hit)} would have no effect: {what} of study "
+            f"{study.name!r} sets {hit}" + ("; choose seeds with --seeds" if "seed" in hit else ""))
+
+
+def param_space(study: Study, base: dict[str, Any]) -> dict[str, Any]:
+    """Ray Tune's param_space: the constant base and rows under ``sqsp``, the varying keys on top."""
+    from ray import tune
+    rows = study.rows
+    space: dict[str, Any] = {FIXED_KEY: _fixed(base, rows)}
+    if rows is not None:
+        space["row"] = tune.grid_search(list(rows))
+    else:
+        for k, values in study.grid.items():
+            space[k] = tune.grid_search(list(values))
+    space.update(study.search_space)
+    if study.searcher is None:
+        space["seed"] = tune.grid_search([int(s) for s in study.seeds])
+    return space
+
+
+def _fixed(base: dict[str, Any], rows: dict[str, dict[str, Any]] | None) -> str:
+    # One JSON string rather than a nested dict: Ray prints a trial's config when it starts,
+    # and 60 lines of constants per trial would bury the progress table.
+    return json.dumps({"base": base, "rows": rows or {}}, sort_keys=True)
+
+
+def trial_config(space: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig of one trial from its (resolved) param_space point."""
+    fixed = json.loads(space[FIXED_KEY])
+    values = dict(fixed["base"])
+    if space.get("row") is not None:
+        values.update(fixed["rows"][space["row"]])
+    values.update({k: v for k, v in space.items() if k in FIELDS})
+    return TrainConfig.from_dict(values)
+
+
+def expand(study: Study, base: dict[str, Any]) -> list[tuple[str | None, TrainConfig]]:
+    """Every trial of the study as (row label, validated TrainConfig); raises ConfigError."""
+    rows = study.rows
+    fixed = {FIXED_KEY: _fixed(base, rows)}
+    if study.searcher is not None:
+        if len(study.seeds) != 1:
+            raise ConfigError(f"study {study.name!r}: a searcher suggests one config per trial, so seeds must be "
+                              f"a single seed (got {list(study.seeds)}); use --seeds 1")
+        if rows or study.grid:
+            raise ConfigError(f"study {study.name!r}: a searcher takes a search_space, not a grid")
+    points: list[dict[str, Any]]
+    if rows is not None:
+        points = [{"row": r} for r in rows]
+    else:
+        keys = list(study.grid)
+        points = [dict(zip(keys, vals)) for vals in itertools.product(*(study.grid[k] for k in keys))]
+    for k, domain in study.search_space.items():  # validate the ends of each search range
+        if k not in FIELDS:
+            raise ConfigError(f"study {study.name!r}: search_space key {k!r} is not a config field")
+        points = [{**p, k: v} for p in points for v in _domain_probe(domain)]
+    seeds = [study.seeds[0]] if study.searcher is not None else list(study.seeds)
+    if not seeds:
+        raise ConfigError(f"study {study.name!r}: seeds is empty; at least one seed is needed")
+    out = []
+    for p in points:
+        for s in seeds:
+            space = {**fixed, **p, "seed": int(s)}
+            try:
+                out.append((p.get("row"), trial_config(space)))
+            except ConfigError as e:
+                where = f"row {p['row']!r}" if "row" in p else ", ".join(f"{k}={v!r}" for k, v in p.items())
+                raise ConfigError(f"study {study.name!r}, trial {where or 'base'} seed {s}: {e}") from None
+    return out
+
+
+def _domain_probe(domain: Any) -> list[Any]:
+    """Representative values of a Ray Tune domain (its bounds, or every category)."""
+    if hasattr(domain, "categories"):
+        return list(domain.categories)
+    if hasattr(domain, "lower") and hasattr(domain, "upper"):
+        upper = domain.upper - 1 if type(domain).__name__ == "Integer" else domain.upper
+        return [domain.lower, upper]
+    if hasattr(domain, "sample"):
+        return [domain.sample()]
+    return [domain]
+
+
+# ---------------------------------------------------------------------------------------------
+# the trainable
+# ---------------------------------------------------------------------------------------------
+def sqsp_trial(space: dict[str, Any], *, threads: int = 1, train_fn: Callable | None = None) -> None:
+    """Ray Tune function trainable: one ``train()`` run, resumed from Tune's checkpoint if any.
+
+    ``train_fn`` replaces ``sqsp.train.train`` (same signature), for tests and benchmarks.
+    """
+    import logging
+
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(max(1, int(threads)))  # one thread per CPU Ray gave us, not per core
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
+    config = trial_config(space)
+    if train_fn is None:
+        from .train import train as train_fn
+    reported = []
+
+    def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+        metrics = dict(metrics)
+        if metrics.get("done"):
+            metrics["final"] = True  # train()'s own end, told apart from a scheduler's stop
+        reported.append(True)
+        if checkpoint_dir is None:
+            tune.report(metrics)
+            return
+        # The checkpoint carries the metrics it was reported with, so a trial resumed from its
+        # final checkpoint (the driver died before recording the end) can report its end again.
+        with open(os.path.join(checkpoint_dir, METRICS_FILE), "w") as f:
+            json.dump(metrics, f, default=float)
+        # the directory lives only during this call: Ray copies it to storage inside report()
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
+
+    checkpoint = tune.get_checkpoint()
+    try:
+        if checkpoint is None:
+            train_fn(config, report)
+            return
+        with checkpoint.as_directory() as d:
+            train_fn(config, report, resume_from=d)
+            last_path = os.path.join(d, METRICS_FILE)
+            last = json.load(open(last_path)) if os.path.exists(last_path) else {}
+        if not reported and last.get("done"):
+            tune.report(last)
+    except FloatingPointError as e:  # TrainingDiverged: a result, not a crash to retry
+        tune.report({"diverged": True, "error": f"{type(e).__name__}: {e}", "done": True})
+
+
+def _trial_dirname(trial) -> str:
+    tag = "-".join(f"{k}={trial.config[k]}" for k in ("row", "seed") if k in trial.config)
+    return f"{trial.trial_id}-{tag}" if tag else trial.trial_id
+
+
+def _make_final_metric_searcher(searcher):
+    """Wrap a searcher so it only sees results carrying the study's metric.
+
+    ``probe_acc`` arrives with the final report only, and OptunaSearch.on_trial_result
+    indexes every result by the metric; everything else is forwarded unchanged, including
+    save/restore, so a restored study continues the same Optuna study.
+    """
+    from ray.tune.search import Searcher
+
+    class FinalMetricSearcher(Searcher):
+        def __init__(self, inner):
+            self.searcher = inner
+            super().__init__(metric=inner.metric, mode=inner.mode)
+
+        def set_search_properties(self, metric, mode, config, **spec):
+            ok = self.searcher.set_search_properties(metric, mode, config, **spec)
+            self._metric, self._mode = self.searcher.metric, self.searcher.mode
+            return ok
+
+        def set_max_concurrency(self, max_concurrent):
+            return self.searcher.set_max_concurrency(max_concurrent)
+
+        def suggest(self, trial_id):
+            return self.searcher.suggest(trial_id)
+
+        def on_trial_result(self, trial_id, result):
+            if self.searcher.metric in result:
+                self.searcher.on_trial_result(trial_id, result)
+
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            self.searcher.on_trial_complete(trial_id, result=result, error=error)
+
+        def add_evaluated_point(self, *args, **kwargs):
+            return self.searcher.add_evaluated_point(*args, **kwargs)
+
+        def save(self, checkpoint_path):
+            self.searcher.save(checkpoint_path)
+
+        def restore(self, checkpoint_path):
+            self.searcher.restore(checkpoint_path)
+
+    return FinalMetricSearcher(searcher)
+
+
+# ---------------------------------------------------------------------------------------------
+# running a study
+# ---------------------------------------------------------------------------------------------
+def study_dir(study: Study, storage: str | None = None) -> str:
+    """``<storage>/<study.name>``; storage defaults to ``results`` in the current folder."""
+    storage = storage or "results"
+    if "://" not in storage:
+        storage = os.path.abspath(os.path.expanduser(storage))
+    return results.join(storage, study.name)
+
+
+def run_study(study: Study, *, address: str | None = None, storage: str | None = None, resume: bool = False,
+              cpus_per_trial: float = 1, gpus_per_trial: float = 0, max_failures: int = 1,
+              overrides: dict[str, Any] | list[str] | None = None, max_concurrent: int | None = None,
+              reuse_actors: bool = True, train_fn: Callable | None = None, verbose: int = 1):
+    """Run (or ``resume``) a study and write its Parquet files; returns the trials DataFrame.
+
+    Raises ConfigError before Ray starts if any trial's config is invalid.
+    """
+    base = base_config(study, overrides)
+    trials = expand(study, base)
+    path = study_dir(study, storage)
+    spec = _spec(study, base)
+
+    from ray import tune  # importing Ray does not start it
+
+    restoring = False
+    if tune.Tuner.can_restore(path):
+        if not resume:
+            raise ConfigError(f"{path} already holds study {study.name!r}; pass --resume to continue it "
+                              "(finished trials are kept), or choose another --storage")
+        _check_same_study(path, spec)
+        restoring = True
+    elif resume:
+        print(f"[sqsp] nothing to resume in {path}; starting the study", file=sys.stderr)
+
+    _prepare_generators([cfg for _, cfg in trials])
+    _describe(study, trials, path, cpus_per_trial, gpus_per_trial, restoring)
+
+    import ray
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=address, runtime_env=_runtime_env(address))
+        started = True
+    try:
+        # probe_acc comes with the final report only; Tune's strict check would refuse the others
+        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+        trainable = tune.with_resources(
+            tune.with_parameters(sqsp_trial, threads=max(1, int(cpus_per_trial)), train_fn=train_fn),
+            {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+        if restoring:
+            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
+                                       restart_errored=False)
+        else:
+            _write_json(results.join(path, STUDY_FILE), spec)
+            tuner = tune.Tuner(trainable, param_space=param_space(study, base),
+                               tune_config=_tune_config(study, max_concurrent, reuse_actors),
+                               run_config=_run_config(study, storage, max_failures, verbose))
+        t0 = time.perf_counter()
+        grid = tuner.fit()
+        elapsed = time.perf_counter() - t0
+        records = _records(grid)
+        trials_df, _ = results.write_study(path, study.name, records)
+        counts = trials_df["status"].value_counts().to_dict()
+        print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
+              f"wrote {results.join(path, results.TRIALS_FILE)} and {results.HISTORY_FILE}", file=sys.stderr)
+        if counts.get("unfinished"):
+            print(f"[sqsp] the study was interrupted; continue it with --resume", file=sys.stderr)
+        return trials_df
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _runtime_env(address: str | None) -> dict[str, Any]:
+    """Make this checkout of sqsp importable by the trial workers, wherever the study was started."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    if address:  # a cluster: ship the package to its nodes
+        return {"py_modules": [package]}
+    path = os.pathsep.join(p for p in (os.path.dirname(package), os.environ.get("PYTHONPATH")) if p)
+    return {"env_vars": {"PYTHONPATH": path}}
+
+
+def _tune_config(study: Study, max_concurrent: int | None, reuse_actors: bool):
+    from ray import tune
+    searcher = copy.deepcopy(study.searcher)
+    scheduler = copy.deepcopy(study.scheduler)
+    guided = searcher is not None or scheduler is not None
+    return tune.TuneConfig(
+        metric=study.metric if guided else None, mode=study.mode if guided else None,
+        search_alg=_make_final_metric_searcher(searcher) if searcher is not None else None,
+        scheduler=scheduler, num_samples=study.num_samples if searcher is not None else 1,
+        max_concurrent_trials=max_concurrent, reuse_actors=reuse_actors, trial_dirname_creator=_trial_dirname)
+
+
+def _run_config(study: Study, storage: str | None, max_failures: int, verbose: int):
+    from ray import tune
+    root = storage or "results"
+    if "://" not in root:
+        root = os.path.abspath(os.path.expanduser(root))
+    return tune.RunConfig(
+        name=study.name, storage_path=root, verbose=verbose,
+        failure_config=tune.FailureConfig(max_failures=max_failures, fail_fast=False),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
+
+
+def _records(grid) -> list[results.TrialRecord]:
+    """The ResultGrid as plain records, robust to trials that died before their first report."""
+    out = []
+    for res in grid:
+        space = res.config or {}
+        last = res.metrics or {}
+        trial_id = last.get("trial_id") or os.path.basename(str(res.path)).split("-")[0]
+        df = res.metrics_dataframe
+        reports = (df.to_dict("records") if df is not None and len(df) else
+                   [last] if "training_iteration" in last else [])  # else: died before its first report
+        try:
+            cfg = trial_config(space).to_dict()
+        except (ConfigError, KeyError, TypeError):
+            cfg = {}
+        out.append(results.TrialRecord(
+            trial_id=str(trial_id), config=cfg, row=space.get("row"), reports=reports, error=res.error,
+            checkpoint=res.checkpoint.path if res.checkpoint is not None else None, path=str(res.path)))
+    return sorted(out, key=lambda r: r.trial_id)
+
+
+def _prepare_generators(configs: list[TrainConfig]) -> None:
+    """Make sure the zoo entries the trials use exist, once, in the driver, before any trial runs."""
+    specs = sorted({c.generator for c in configs if c.syn_batch > 0})
+    for spec in specs:
+        if spec.startswith("random:") or os.path.exists(spec) or "/" in spec or os.sep in spec:
+            continue  # untrained generators need nothing; paths are the user's (and a worker's) business
+        from . import zoo
+        print(f"[sqsp] preparing zoo generator {spec!r} (built on first use)", file=sys.stderr)
+        if hasattr(zoo, "ensure"):
+            zoo.ensure(spec)
+        else:
+            zoo.load_generator(spec, device="cpu")
+
+
+def _describe(study, trials, path, cpus, gpus, restoring):
+    rows = study.rows
+    shape = (f"{len(rows)} rows × {len(study.seeds)} seeds" if rows is not None else
+             f"{len(trials)} configs" if study.searcher is None else f"{study.num_samples} samples")
+    print(f"[sqsp] study {study.name!r} on preset {study.preset!r}: {len(trials) if study.searcher is None else study.num_samples}"
+          f" trials ({shape}), {cpus:g} CPU / {gpus:g} GPU per trial, "
+          f"{'resuming' if restoring else 'results in'} {path}", file=sys.stderr)
+
+
+def _spec(study: Study, base: dict[str, Any]) -> dict[str, Any]:
+    return {"name": study.name, "preset": study.preset, "base": base, "rows": study.rows,
+            "grid": None if isinstance(study.grid, list) else {k: list(v) for k, v in study.grid.items()},
+            "search_space": {k: repr(v) for k, v in study.search_space.items()},
+            "seeds": [int(s) for s in study.seeds], "metric": study.metric, "mode": study.mode,
+            "schema_version": results.SCHEMA_VERSION}
+
+
+def _check_same_study(path: str, spec: dict[str, Any]) -> None:
+    try:
+        stored = json.loads(_read_text(results.join(path, STUDY_FILE)))
+    except FileNotFoundError:
+        return
+    diff = sorted(k for k in set(stored["base"]) | set(spec["base"])
+                  if stored["base"].get(k) != spec["base"].get(k))
+    other = [k for k in ("rows", "grid", "seeds") if json.loads(json.dumps(spec[k])) != stored.get(k)]
+    if diff or other:
+        details = ", ".join(f"{k}: {stored['base'].get(k)!r} then, {spec['base'].get(k)!r} now" for k in diff)
+        raise ConfigError(f"--resume continues {path} as it was started, but this invocation differs "
+                          f"({details or ''}{'; ' if details and other else ''}{', '.join(other)} differ); "
+                          "repeat the original --preset/--set/--seeds or choose another --storage")
+
+
+def _write_json(target: str, obj: Any) -> None:
+    fs, p = results.filesystem(target)
+    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(p) as f:
+        f.write(json.dumps(obj, indent=1, sort_keys=True, default=str).encode())
+
+
+def _read_text(target: str) -> str:
+    import pyarrow.fs as pafs
+    fs, p = results.filesystem(target)
+    if fs.get_file_info(p).type == pafs.FileType.NotFound:
+        raise FileNotFoundError(target)
+    with fs.open_input_stream(p) as f:
+        return f.read().decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# command line shared by every studies/<name>.py
+# ---------------------------------------------------------------------------------------------
+def study_main(study: Study, argv: list[str] | None = None) -> int:
+    """The command line of a study file: parse flags, run the study, print its table."""
+    p = argparse.ArgumentParser(prog=f"python studies/{study.name}.py",
+                                description=study.description or f"Run the {study.name} study with Ray Tune.")
+    p.add_argument("--preset", default=study.preset, help=f"base preset (default {study.preset})")
+    p.add_argument("--data-root", help="dataset folder, for presets on real data (same as --set data_root=…)")
+    p.add_argument("--seeds", default=str(len(study.seeds)),
+                   help=f"number of seeds, or a comma-separated list (default {len(study.seeds)})")
+    p.add_argument("--address", help="join a running Ray cluster: 'auto' or 'ray://host:10001'")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU, e.g. 0.25")
+    p.add_argument("--storage", default="results",
+                   help="folder or URI (s3://, gs://, file://…) that holds <study>/ (default ./results)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted study in --storage")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the base config (repeatable), e.g. --set steps=200")
+    p.add_argument("--max-failures", type=int, default=1, help="retries of a trial that raises (default 1)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="cap on trials running at once")
+    args = p.parse_args(argv)
+    try:
+        seeds = _parse_seeds(args.seeds)
+    except ValueError as e:
+        p.error(str(e))
+    overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else [])
+    study = dataclasses.replace(study, preset=args.preset, seeds=seeds)
+    try:
+        trials = run_study(study, address=args.address, storage=args.storage, resume=args.resume,
+                           cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                           max_failures=args.max_failures, overrides=overrides, max_concurrent=args.max_concurrent)
+    except ConfigError as e:
+        p.error(str(e))
+    if study.table is not None:
+        print(study.table(trials))
+    return 1 if (trials["status"] == "unfinished").any() else 0
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: give a count (3) or a list (0,1,2)") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise ValueError(f"--seeds {text!r}: need at least one seed, all >= 0")
+    return seeds

@@ -1,0 +1,585 @@
+"""The GAN zoo: named generators, built offline on the embedded dataset, resolved by name.
+
+Studies sweep architectures, blocks and checkpoints of different quality (paper Fig. 6,
+appendix Tables 6 and 7); here each of those is one string, ``TrainConfig.generator``:
+
+- a zoo name, e.g. ``stylegan-digits`` (see ``python -m sqsp.zoo list``);
+- ``random:<arch>[@<resolution>]``, e.g. ``random:stylegan@16``: untrained, for tests;
+- a path to one of our checkpoints (``.safetensors`` + JSON sidecar, or ``.pt``);
+- a path to an official StyleGAN2-ADA / StyleGAN3 ``.pkl`` (see ``generators/official.py``).
+
+The embedded zoo (``python -m sqsp.zoo build``, a few minutes on 2 CPU cores) trains on
+scikit-learn's digits at 16 px, deterministically from a seed:
+
+=========================== =========================================================
+``stylegan-digits``         main architecture (StyleGAN2-like), final checkpoint
+``stylegan-digits@<step>``  the same run along training, for FID-vs-accuracy (Fig. 6)
+``dcgan-digits``            plain conv DCGAN-like generator (other inductive bias)
+``stylegan-digits-cond``    class-conditional StyleGAN2-like (appendix Table 7)
+=========================== =========================================================
+
+Each entry records its FID with the extractor and sample counts it was computed with
+(``sqsp.fid``; the zoo uses the ``classifier`` extractor, trained on the digits train
+split and stored in the zoo as ``classifier-digits``), and ``references`` holds the FID of
+the real test split against the real train split with the same extractor. A name that is
+missing triggers the build on first use (under a file lock, so parallel trials build once).
+
+Where things live: the zoo directory is ``$SQSP_ZOO_DIR`` (default ``~/.cache/sqsp/zoo``)
+with ``manifest.json`` and, per entry, ``<name>.safetensors`` + ``.json`` + ``.png`` (a grid
+of samples). Every file is written to a temporary name and moved into place with
+``os.replace``, and an entry enters the manifest (itself replaced atomically) only once
+its files are complete, so an interrupted build leaves no half-written entry; it resumes
+at the first incomplete run. Files are checked against the sha256 in the manifest before
+they are loaded, and a mismatch is refused.
+
+User manifests: list JSON files in ``$SQSP_ZOO_MANIFESTS`` (separated by ``os.pathsep``)
+or pass ``manifests=[...]`` / ``--manifest PATH``. Same format as the zoo's
+(``{"entries": {name: entry}}``); ``file`` is absolute or relative to the manifest, and
+``sha256`` is required. For an official pickle set ``"format": "stylegan-pkl"`` and record
+the FID its authors report, e.g.::
+
+    {"entries": {"cifar10-ada": {"format": "stylegan-pkl", "file": "/ckpt/cifar10u-cifar-ada-best-fid.pkl",
+     "sha256": "…", "dataset": "cifar10", "resolution": 32, "conditional": false,
+     "fid": {"value": 2.92, "extractor": "inception-tf (reported)", "n_samples": 50000}}}}
+
+Unpickling runs code: pickles are loaded only from a path the user named (a config
+value or a user manifest), after the hash check when there is one; the zoo itself
+never writes a pickle.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import fcntl
+import json
+import math
+import os
+import re
+import sys
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import fid as fidlib
+from .generators import ARCHITECTURES, FeatureGenerator, build_architecture, load_checkpoint, make_network, \
+    save_checkpoint, wrap
+from .generators.stylegan import EqualConv2d, EqualLinear
+
+MANIFEST_FORMAT = "sqsp-zoo/1"
+DATASET = "digits"
+RESOLUTION = 16
+CHANNELS = 3
+CLASSIFIER = "classifier-digits"
+Z_DIM = 64
+
+
+# ---------------------------------------------------------------------------------------------
+# what the embedded zoo holds
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GANRun:
+    """One GAN training run of the zoo; it yields entry ``name`` (final) and ``name@<step>``
+    at each fraction of ``steps`` in ``snapshots``."""
+    name: str
+    arch: str
+    conditional: bool
+    steps: int
+    description: str
+    snapshots: tuple[float, ...] = ()
+    batch_size: int = 32
+    lr: float = 2e-3
+    betas: tuple[float, float] = (0.0, 0.99)
+    r1_gamma: float = 0.05          # R1 weight (Mescheder et al. 2018); StyleGAN2-ADA uses ~0.01 at 32 px
+    r1_every: int = 4               # lazy regularisation, as StyleGAN2
+    ema_kimg: float = 5.0           # half-life of the generator's weight average, in thousands of images
+    ema_rampup: float = 0.1         # early on the half-life is at most this share of the images seen
+    kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments of the generator
+
+
+DEFAULT_RUNS: tuple[GANRun, ...] = (
+    GANRun("stylegan-digits", "stylegan", False, steps=1500, snapshots=(0.02, 0.07, 0.2, 0.5),
+           description="StyleGAN2-like (mapping net, modulated convs, skip ToRGB), unconditional"),
+    GANRun("dcgan-digits", "dcgan", False, steps=1200, lr=1e-3, betas=(0.5, 0.99),
+           description="DCGAN-like (transposed convs, batch norm, ReLU), unconditional"),
+    GANRun("stylegan-digits-cond", "stylegan", True, steps=1200,
+           description="StyleGAN2-like, class-conditional (one-hot digit class)"),
+)
+
+
+def zoo_names(runs: Sequence[GANRun] = DEFAULT_RUNS, steps: int | None = None) -> list[str]:
+    """The entry names a build of ``runs`` produces (``steps`` overrides each run's length)."""
+    return [name for run in runs for name, _ in _snapshot_plan(run, steps)]
+
+
+def _snapshot_plan(run: GANRun, steps: int | None) -> list[tuple[str, int]]:
+    total = steps or run.steps
+    snaps = sorted({max(1, round(f * total)) for f in run.snapshots} - {total})
+    return [(f"{run.name}@{s}", s) for s in snaps] + [(f"{run.name}@{total}", total), (run.name, total)]
+
+
+# ---------------------------------------------------------------------------------------------
+# locations and manifests
+# ---------------------------------------------------------------------------------------------
+def zoo_dir(path: str | os.PathLike | None = None) -> Path:
+    return Path(path or os.environ.get("SQSP_ZOO_DIR") or Path.home() / ".cache" / "sqsp" / "zoo").expanduser()
+
+
+def user_manifests(extra: Sequence[str | os.PathLike] | None = None) -> list[Path]:
+    env = [p for p in os.environ.get("SQSP_ZOO_MANIFESTS", "").split(os.pathsep) if p]
+    return [Path(p).expanduser() for p in [*env, *(extra or [])]]
+
+
+def _empty_manifest() -> dict[str, Any]:
+    return {"format": MANIFEST_FORMAT, "dataset": DATASET, "extractors": {}, "references": {}, "entries": {}}
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        return _empty_manifest()
+    try:
+        m = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"zoo manifest {str(path)!r} is not valid JSON ({e})") from None
+    if not isinstance(m, dict) or not isinstance(m.get("entries", {}), dict):
+        raise ValueError(f"zoo manifest {str(path)!r} must be a JSON object with an 'entries' object (name -> entry)")
+    return {**_empty_manifest(), **m}
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    _atomic_write_text(path, json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def entries(zoo: str | os.PathLike | None = None,
+            manifests: Sequence[str | os.PathLike] | None = None) -> dict[str, dict[str, Any]]:
+    """All entries by name, the zoo's and the user manifests', each with ``path`` resolved
+    and ``manifest`` naming where it came from. A name defined twice is an error."""
+    out: dict[str, dict[str, Any]] = {}
+    sources = [zoo_dir(zoo) / "manifest.json", *user_manifests(manifests)]
+    for i, mpath in enumerate(sources):
+        if i > 0 and not mpath.is_file():
+            raise FileNotFoundError(f"user zoo manifest {str(mpath)!r} does not exist "
+                                    "(from $SQSP_ZOO_MANIFESTS or --manifest)")
+        for name, e in read_manifest(mpath)["entries"].items():
+            if name in out:
+                raise ValueError(f"zoo entry {name!r} is defined in both {out[name]['manifest']!r} and "
+                                 f"{str(mpath)!r}; rename one of them")
+            for key in ("file", "sha256"):
+                if key not in e:
+                    raise ValueError(f"zoo entry {name!r} in {str(mpath)!r} has no {key!r}; every entry needs "
+                                     "'file' and 'sha256' (compute it with `sha256sum FILE`)")
+            out[name] = {**e, "name": name, "manifest": str(mpath),
+                         "path": str((mpath.parent / Path(e["file"]).expanduser()).resolve())}
+    return out
+
+
+def verify(entry: dict[str, Any]) -> None:
+    """Refuse a file whose sha256 differs from the manifest's (changed, truncated, or swapped)."""
+    path = Path(entry["path"])
+    if not path.is_file():
+        raise FileNotFoundError(f"zoo entry {entry['name']!r}: file {str(path)!r} is missing "
+                                f"(manifest {entry['manifest']!r})")
+    checks = [(path, entry["sha256"])]
+    if entry.get("sidecar"):
+        checks.append((path.parent / entry["sidecar"], entry.get("sidecar_sha256")))
+    for p, want in checks:
+        got = fidlib.file_sha256(p)
+        if want is not None and got != want:
+            raise ValueError(f"zoo entry {entry['name']!r}: {str(p)!r} has sha256 {got} but the manifest "
+                             f"{entry['manifest']!r} records {want}; refusing to load a file that changed. "
+                             "Rebuild it (`python -m sqsp.zoo build --force`) or fix the manifest.")
+
+
+# ---------------------------------------------------------------------------------------------
+# resolving a generator spec
+# ---------------------------------------------------------------------------------------------
+_RANDOM_RE = re.compile(r"^random:(?P<arch>[a-z0-9_-]+)(?:@(?P<res>\d+))?$")
+
+
+def load_generator(spec: str, *, device: str | torch.device = "cpu", stylegan_repo: str | None = None,
+                   truncation: float = 1.0, zoo: str | os.PathLike | None = None,
+                   manifests: Sequence[str | os.PathLike] | None = None, build_if_missing: bool = True,
+                   seed: int = 0) -> FeatureGenerator:
+    """The generator ``spec`` names (see the module docstring), on ``device``, frozen, in eval mode.
+
+    A name of the embedded zoo that is not built yet triggers ``build()`` first.
+    ``seed`` only matters for ``random:`` specs."""
+    m = _RANDOM_RE.match(spec)
+    if m:
+        arch, res = m["arch"], int(m["res"] or RESOLUTION)
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"generator {spec!r}: unknown architecture {arch!r}; allowed: {sorted(ARCHITECTURES)}")
+        return build_architecture(arch, resolution=res, channels=CHANNELS, z_dim=Z_DIM, seed=seed,
+                                  truncation=truncation).to(device)
+    if spec.endswith(".pkl"):
+        from .generators.official import load_official
+        return load_official(spec, device=device, repo=stylegan_repo, truncation=truncation)
+    if "/" in spec or os.sep in spec or Path(spec).suffix in (".safetensors", ".pt", ".pth"):
+        return load_checkpoint(spec, device=device, truncation=truncation)
+
+    known = entries(zoo, manifests)
+    if spec not in known and build_if_missing and _is_embedded_name(spec):
+        print(f"sqsp.zoo: generator {spec!r} is not in the zoo at {zoo_dir(zoo)}; building the zoo "
+              "(a few minutes, once)", file=sys.stderr, flush=True)
+        build(zoo)
+        known = entries(zoo, manifests)
+    if spec not in known:
+        raise KeyError(f"generator {spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec, or a checkpoint "
+                       f"path; zoo names: {sorted(known) or '(none; run python -m sqsp.zoo build)'}")
+    e = known[spec]
+    verify(e)
+    if e.get("format", "sqsp") == "stylegan-pkl":
+        from .generators.official import load_official
+        return load_official(e["path"], device=device, repo=stylegan_repo, truncation=truncation)
+    return load_checkpoint(e["path"], device=device, truncation=truncation)
+
+
+def _is_embedded_name(name: str) -> bool:
+    if name in zoo_names():
+        return True
+    base, _, step = name.partition("@")
+    return step.isdigit() and any(r.name == base for r in DEFAULT_RUNS)
+
+
+# ---------------------------------------------------------------------------------------------
+# the embedded dataset
+# ---------------------------------------------------------------------------------------------
+def _digits(split: str, image_size: int = RESOLUTION) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """uint8 images (N, 3, s, s) and labels of the fixed stratified digits split.
+    TODO: use sqsp.data.load_split (same behaviour: 0..16 -> 0..255, 3 channels, resize,
+    train_test_split(test_size=450, stratify=y, random_state=0))."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    d = load_digits()
+    idx_train, idx_test = train_test_split(range(len(d.target)), test_size=450, stratify=d.target, random_state=0)
+    idx = {"train": idx_train, "test": idx_test}[split]
+    x = torch.tensor(d.images[idx], dtype=torch.float32)[:, None] * (255.0 / 16.0)
+    x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    x = x.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
+    return x, torch.tensor(d.target[idx], dtype=torch.int64), 10
+
+
+# ---------------------------------------------------------------------------------------------
+# GAN training
+# ---------------------------------------------------------------------------------------------
+class Discriminator(nn.Module):
+    """A small StyleGAN2-style discriminator (equalised lr, minibatch-stddev), shared by all
+    zoo runs so that the generators differ only in their own architecture. Conditional:
+    projection discriminator (Miyato & Koyama 2018)."""
+
+    def __init__(self, *, resolution: int, img_channels: int, c_dim: int = 0, width: int = 32, max_width: int = 64):
+        super().__init__()
+        ch = width
+        layers: list[nn.Module] = [EqualConv2d(img_channels, ch, 1)]
+        r = resolution
+        while r > 4:
+            nxt = min(2 * ch, max_width)
+            layers += [EqualConv2d(ch, ch, 3), EqualConv2d(ch, nxt, 3), nn.AvgPool2d(2)]
+            ch, r = nxt, r // 2
+        self.body = nn.Sequential(*layers)
+        self.final_conv = EqualConv2d(ch + 1, ch, 3)
+        self.fc = EqualLinear(ch * 16, ch, activate=True)
+        self.out = EqualLinear(ch, 1)
+        self.embed = EqualLinear(c_dim, ch) if c_dim > 0 else None
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.body(img)
+        std = (x.var(dim=0, unbiased=False) + 1e-8).sqrt().mean()  # minibatch stddev: penalises mode collapse
+        x = torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+        h = self.fc(self.final_conv(x).flatten(1))
+        out = self.out(h).squeeze(1)
+        if self.embed is not None:
+            out = out + (self.embed(c) * h).sum(1) / math.sqrt(h.shape[1])
+        return out
+
+
+def _recalibrate_batchnorm(net: nn.Module, z_dim: int, c_dim: int, labels: torch.Tensor, seed: int,
+                           batches: int = 20, batch_size: int = 128) -> None:
+    """Recompute BN running statistics for the averaged weights: the EMA generator never ran
+    in train mode, so the live network's statistics do not match it."""
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    gen = torch.Generator().manual_seed(seed)
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    net.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            z = torch.randn(batch_size, z_dim, generator=gen)
+            c = F.one_hot(labels[torch.randint(len(labels), (batch_size,), generator=gen)], c_dim).float() \
+                if c_dim else None
+            net(z, c)
+    for m in bns:
+        m.momentum = 0.1
+    net.eval()
+
+
+def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, seed: int,
+              steps: int | None = None, on_snapshot: Callable[[int, nn.Module], None] | None = None,
+              snapshot_steps: Sequence[int] = (), progress: bool = True) -> nn.Module:
+    """Non-saturating GAN loss with lazy R1 on real images, Adam, and an exponential moving
+    average of the generator's weights (the ``G_ema`` the paper distils from, as in
+    StyleGAN2-ADA). ``images`` are uint8; ``on_snapshot(step, G_ema)`` gets a frozen copy."""
+    steps = steps or run.steps
+    c_dim = num_classes if run.conditional else 0
+    x_all = fidlib.to_model_range(images)
+    gen = torch.Generator().manual_seed(seed)
+    G = make_network(run.arch, resolution=images.shape[-1], channels=images.shape[1], z_dim=Z_DIM, c_dim=c_dim,
+                     seed=seed, **run.kwargs).train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        D = Discriminator(resolution=images.shape[-1], img_channels=images.shape[1], c_dim=c_dim).train()
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(G.parameters(), lr=run.lr, betas=run.betas)
+    # lazy R1: scale D's step as StyleGAN2 does so the regulariser's strength is per-step
+    ratio = run.r1_every / (run.r1_every + 1)
+    opt_d = torch.optim.Adam(D.parameters(), lr=run.lr * ratio, betas=tuple(b ** ratio for b in run.betas))
+    bs = run.batch_size
+
+    def fake_labels():
+        return F.one_hot(labels[torch.randint(len(labels), (bs,), generator=gen)], c_dim).float() if c_dim else None
+
+    snaps = set(snapshot_steps)
+    bar = tqdm(range(1, steps + 1), desc=f"train {run.name}", disable=not progress, leave=False, mininterval=1.0)
+    for step in bar:
+        # discriminator
+        idx = torch.randint(len(x_all), (bs,), generator=gen)
+        real, c_real = x_all[idx], (F.one_hot(labels[idx], c_dim).float() if c_dim else None)
+        c_fake = fake_labels()
+        with torch.no_grad():
+            fake = G(torch.randn(bs, Z_DIM, generator=gen), c_fake)
+        r1 = step % run.r1_every == 0
+        real = real.requires_grad_(r1)
+        d_real = D(real, c_real)
+        loss_d = F.softplus(D(fake, c_fake)).mean() + F.softplus(-d_real).mean()
+        if r1:
+            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+            loss_d = loss_d + run.r1_gamma / 2 * grad.square().sum((1, 2, 3)).mean() * run.r1_every
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        # generator
+        c_fake = fake_labels()
+        loss_g = F.softplus(-D(G(torch.randn(bs, Z_DIM, generator=gen), c_fake), c_fake)).mean()
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        # G_ema (StyleGAN2-ADA: half-life ema_kimg, ramped up early in training)
+        ema_nimg = min(run.ema_kimg * 1000, step * bs * run.ema_rampup)
+        beta = 0.5 ** (bs / max(ema_nimg, 1e-8))
+        with torch.no_grad():
+            for pe, p in zip(G_ema.parameters(), G.parameters()):
+                pe.lerp_(p, 1 - beta)
+            for be, b in zip(G_ema.buffers(), G.buffers()):
+                be.copy_(b)
+        if step % 50 == 0:
+            bar.set_postfix(loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}")
+        if on_snapshot is not None and step in snaps:
+            snap = copy.deepcopy(G_ema)
+            _recalibrate_batchnorm(snap, Z_DIM, c_dim, labels, seed)
+            on_snapshot(step, snap.eval().requires_grad_(False))
+    bar.close()
+    return G_ema
+
+
+# ---------------------------------------------------------------------------------------------
+# the build
+# ---------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """One build at a time per zoo directory (parallel trials may all ask for a missing name)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".build.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def save_sample_grid(generator: FeatureGenerator, path: Path, *, seed: int = 0, per_row: int = 10,
+                     rows: int = 8, scale: int = 4) -> None:
+    """A PNG of samples (rows = classes for a conditional generator), nearest-upscaled to be viewable."""
+    from torchvision.utils import make_grid, save_image
+    gen = torch.Generator().manual_seed(seed)
+    if generator.conditional:
+        rows = generator.c_dim
+        z = torch.randn(rows * per_row, generator.z_dim, generator=gen)
+        c = F.one_hot(torch.arange(rows).repeat_interleave(per_row), generator.c_dim).float()
+    else:
+        z, c = generator.sample_inputs(rows * per_row, "cpu", gen)
+    device = next(generator.parameters()).device
+    imgs = generator(z.to(device), None if c is None else c.to(device), blocks=[]).images.cpu()
+    imgs = F.interpolate((imgs + 1) / 2, scale_factor=scale, mode="nearest")
+    tmp = path.with_name(path.name + ".tmp")
+    save_image(make_grid(imgs, nrow=per_row, padding=2, pad_value=0.5), tmp, format="png")
+    os.replace(tmp, path)
+
+
+def _clean_temporaries(directory: Path) -> None:
+    for p in directory.glob("*.tmp"):
+        p.unlink()
+
+
+def _run_complete(manifest: dict[str, Any], directory: Path, run: GANRun, steps: int | None, seed: int) -> bool:
+    for name, _ in _snapshot_plan(run, steps):
+        e = manifest["entries"].get(name)
+        if e is None or e.get("seed") != seed or not (directory / e["file"]).is_file():
+            return False
+    return True
+
+
+def build(zoo: str | os.PathLike | None = None, *, runs: Sequence[GANRun] = DEFAULT_RUNS, steps: int | None = None,
+          seed: int = 0, fid_samples: int = 2000, classifier_epochs: int = 15, force: bool = False,
+          threads: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train the embedded zoo into ``zoo`` and return the manifest.
+
+    ``steps`` overrides every run's length (tests use a handful); snapshots stay at the same
+    fractions of it. Runs whose entries are all present (same seed) are skipped unless
+    ``force``. Deterministic from ``seed`` on a given machine and torch version."""
+    directory = zoo_dir(zoo)
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    with _locked(directory):
+        _clean_temporaries(directory)
+        mpath = directory / "manifest.json"
+        manifest = _empty_manifest() if force else read_manifest(mpath)
+        x_train, y_train, num_classes = _digits("train")
+        x_test, y_test, _ = _digits("test")
+        reference = f"{DATASET}/train"
+
+        # the FID extractor: a small CNN on the labelled train split
+        cls_info = manifest["extractors"].get(CLASSIFIER)
+        cls_path = directory / f"{CLASSIFIER}.safetensors"
+        if cls_info is None or cls_info.get("seed") != seed or not cls_path.is_file():
+            bar = (lambda it: tqdm(it, desc=f"train {CLASSIFIER}", leave=False, mininterval=1.0)) if progress else None
+            model = fidlib.train_classifier(x_train, y_train, num_classes=num_classes, seed=seed,
+                                            epochs=classifier_epochs, progress=bar)
+            acc = fidlib.accuracy(model, x_test, y_test)
+            sha = fidlib.save_classifier(model, cls_path, extra={"dataset": DATASET, "test_accuracy": acc})
+            manifest["extractors"] = {CLASSIFIER: {"file": cls_path.name, "sha256": sha, "seed": seed,
+                                                   "dataset": DATASET, "test_accuracy": acc}}
+            # FIDs computed with another classifier are not comparable: start the entries afresh
+            manifest["entries"], manifest["references"] = {}, {}
+            _write_manifest(mpath, manifest)
+        extractor = fidlib.load_classifier_extractor(cls_path, name=CLASSIFIER,
+                                                     expected_sha256=manifest["extractors"][CLASSIFIER]["sha256"])
+        ref_feats = fidlib.image_features(extractor, x_train)
+        if "real-test" not in manifest["references"]:
+            manifest["references"]["real-test"] = fidlib.fid_from_features(
+                fidlib.image_features(extractor, x_test), ref_feats, extractor=extractor.name,
+                reference=reference, extractor_sha256=extractor.sha256).to_dict() | {"images": f"{DATASET}/test"}
+            _write_manifest(mpath, manifest)
+
+        for i, run in enumerate(runs):
+            if not force and _run_complete(manifest, directory, run, steps, seed):
+                continue
+            plan = _snapshot_plan(run, steps)
+            run_seed = seed * 1000 + zlib.crc32(run.name.encode()) % 1000
+            total = steps or run.steps
+            fid_labels = y_train[torch.randint(len(y_train), (fid_samples,),
+                                               generator=torch.Generator().manual_seed(seed))]
+
+            def on_snapshot(step: int, net: nn.Module, run=run, plan=plan, total=total, fid_labels=fid_labels):
+                fg = wrap(net, run.arch)
+                stem = f"{run.name}@{step}"
+                path = directory / f"{stem}.safetensors"
+                kwargs = {"resolution": RESOLUTION, "channels": CHANNELS, "z_dim": Z_DIM,
+                          "c_dim": fg.c_dim, **run.kwargs}
+                save_checkpoint(net, run.arch, kwargs, path, extra={"zoo_entry": stem, "step": step})
+                save_sample_grid(fg, path.with_suffix(".png"), seed=seed)
+                result = fidlib.fid_of_generator(fg, extractor, x_train, n_samples=fid_samples, reference=reference,
+                                                 seed=seed, labels=fid_labels if fg.conditional else None,
+                                                 reference_features=ref_feats)
+                base = {"arch": run.arch, "dataset": DATASET, "resolution": RESOLUTION, "channels": CHANNELS,
+                        "conditional": fg.conditional, "num_classes": fg.c_dim, "z_dim": fg.z_dim,
+                        "step": step, "total_steps": total, "run": run.name, "seed": seed, "format": "sqsp",
+                        "file": path.name, "sha256": fidlib.file_sha256(path),
+                        "sidecar": path.with_suffix(".json").name,
+                        "sidecar_sha256": fidlib.file_sha256(path.with_suffix(".json")),
+                        "samples": path.with_suffix(".png").name, "fid": result.to_dict(),
+                        "blocks": {b.name: b.channels for b in fg.blocks}, "description": run.description}
+                for name, s in plan:
+                    if s == step:
+                        manifest["entries"][name] = {**base, "name": name}
+                _write_manifest(mpath, manifest)  # the entry exists only now, with its files complete
+                if progress:
+                    tqdm.write(f"  {stem:<28} FID[{result.extractor}, n={result.n_samples}] = {result.value:8.2f}")
+
+            train_gan(run, x_train, y_train, num_classes, seed=run_seed, steps=total, on_snapshot=on_snapshot,
+                      snapshot_steps=sorted({s for _, s in plan}), progress=progress)
+    manifest["build_seconds"] = round(time.perf_counter() - t0, 1)
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------
+def format_listing(zoo: str | os.PathLike | None = None, manifests: Sequence[str | os.PathLike] | None = None) -> str:
+    directory = zoo_dir(zoo)
+    m = read_manifest(directory / "manifest.json")
+    lines = [f"zoo: {directory}"]
+    for name, info in m["extractors"].items():
+        lines.append(f"extractor {name}: {info['file']} (test accuracy {info.get('test_accuracy', float('nan')):.3f})")
+    for name, r in m["references"].items():
+        lines.append(f"reference {name}: FID[{r['extractor']}, n={r['n_samples']} vs {r['n_reference']}] = "
+                     f"{r['value']:.2f}")
+    rows = entries(zoo, manifests)
+    if not rows:
+        lines.append("(no entries; run `python -m sqsp.zoo build`)")
+        return "\n".join(lines)
+    lines.append(f"{'name':<28} {'arch':<10} {'dataset':<8} {'res':>4} {'cond':>5} {'step':>6} {'FID':>8}  "
+                 f"{'extractor (n)':<28} file")
+    for name, e in sorted(rows.items(), key=lambda kv: (kv[1].get("run", kv[0]), kv[1].get("step") or 0, kv[0])):
+        f = e.get("fid") or {}
+        fid_s = f"{f['value']:8.2f}" if "value" in f else f"{'-':>8}"
+        ext = f"{f.get('extractor', '-')} ({f.get('n_samples', '-')})"
+        lines.append(f"{name:<28} {e.get('arch', '?'):<10} {e.get('dataset', '?'):<8} {e.get('resolution', '?'):>4} "
+                     f"{'yes' if e.get('conditional') else 'no':>5} {e.get('step', '-')!s:>6} {fid_s}  {ext:<28} "
+                     f"{e['path']}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sqsp.zoo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dir", default=None, help="zoo directory (default: $SQSP_ZOO_DIR or ~/.cache/sqsp/zoo)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="train the embedded zoo (a few minutes on CPU)")
+    b.add_argument("--steps", type=int, default=None, help="override every run's length (quick test builds)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--fid-samples", type=int, default=2000)
+    b.add_argument("--force", action="store_true", help="retrain everything, even entries that exist")
+    b.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    lst = sub.add_parser("list", help="print the manifest(s)")
+    lst.add_argument("--manifest", action="append", default=[], help="a user manifest (repeatable)")
+    args = p.parse_args(argv)
+    if args.cmd == "build":
+        t0 = time.perf_counter()
+        m = build(args.dir, steps=args.steps, seed=args.seed, fid_samples=args.fid_samples, force=args.force,
+                  threads=args.threads)
+        print(format_listing(args.dir))
+        print(f"built {len(m['entries'])} entries in {time.perf_counter() - t0:.1f} s")
+    else:
+        print(format_listing(args.dir, args.manifest))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
