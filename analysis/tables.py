@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         trials = read_trials(args.results)
     except (FileNotFoundError, OSError, ValueError) as e:
         p.error(str(e))
-    print(format_table(ablation_table(trials), args.fmt or "markdown"))
+    print(format_table(ablation_table(trials), args.fmt or "markdown").rstrip("\n"))
     return 0
 
 

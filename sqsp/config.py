@@ -91,8 +91,8 @@ class TrainConfig:
     probe_epochs: int = 100
     probe_lr: float = 0.1
     collapse_std: float = 0.1
-    """A run whose student representation has ``losses.feature_std`` below this (1 is
-    healthy, 0 is every input mapped to one direction) is reported as collapsed."""
+    """A run is reported as collapsed when its student's per-dimension std falls below this
+    share of the spread it is asked for (see ``train.is_collapsed``)."""
     checkpoint_every: int = 1
     """Epochs between checkpoints offered to ``report`` (0: only at the end)."""
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -73,7 +74,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
     Numerical guards (the known failure modes of the matrix square root):
     - a singular product (fewer samples than dimensions, dead features) makes ``sqrtm``
-      return non-finite values: retry with ``eps * I`` added to both covariances;
+      return non-finite or inaccurate values (scipy warns): retry with ``eps * I`` added
+      to both covariances;
     - round-off gives ``sqrtm`` a small imaginary part: drop it if it is negligible,
       refuse the result if it is not (that signals a real problem with the inputs).
     """
@@ -82,10 +84,13 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
         raise ValueError(f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}")
     diff = mu1 - mu2
-    covmean = scipy.linalg.sqrtm(s1 @ s2)
-    if not np.isfinite(covmean).all():
+    covmean = _sqrtm(s1 @ s2)
+    if covmean is None:
         offset = np.eye(s1.shape[0]) * eps
-        covmean = scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))
+        covmean = _sqrtm((s1 + offset) @ (s2 + offset))
+        if covmean is None:
+            raise ValueError(f"matrix square root failed even with {eps:g}*I added to the covariances "
+                             "(NaN or infinite features?)")
     if np.iscomplexobj(covmean):
         worst = np.abs(covmean.imag).max()
         if worst > 1e-3 * max(1.0, np.abs(covmean.real).max()):
@@ -94,6 +99,17 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         covmean = covmean.real
     value = diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean)
     return float(max(value, 0.0))  # negative only through round-off
+
+
+def _sqrtm(m: np.ndarray) -> np.ndarray | None:
+    """scipy's sqrtm, or None where it is not trustworthy (non-finite, or scipy warns of singularity)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", scipy.linalg.LinAlgWarning)
+        try:
+            r = scipy.linalg.sqrtm(m)
+        except (scipy.linalg.LinAlgWarning, scipy.linalg.LinAlgError):
+            return None
+    return r if np.isfinite(r).all() else None
 
 
 def fid_from_features(feats: np.ndarray | torch.Tensor, ref_feats: np.ndarray | torch.Tensor, *, extractor: str,
@@ -176,7 +192,7 @@ class SmallClassifier(nn.Module):
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, *, num_classes: int, seed: int = 0,
-                     epochs: int = 15, batch_size: int = 64, lr: float = 2e-3,
+                     epochs: int = 8, batch_size: int = 64, lr: float = 2e-3,
                      progress: Callable | None = None) -> SmallClassifier:
     """Train ``SmallClassifier`` on uint8 images (N, C, H, W); deterministic from ``seed``.
     Small random shifts keep it from memorising the ~1.3k training digits."""

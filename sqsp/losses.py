@@ -63,11 +63,17 @@ def weighted(terms: dict[str, torch.Tensor], sim_weight: float, var_weight: floa
 
 
 def feature_std(z: torch.Tensor) -> torch.Tensor:
-    """Mean per-dimension std of L2-normalised rows, times sqrt(D): the collapse signal.
+    """Mean per-dimension standard deviation, the quantity Eq. 9 hinges at γ = 1.
 
-    Normalising first makes the number independent of scale, and the sqrt(D) factor of
-    the dimension: a representation spread over its dimensions sits near 1, one that
-    maps every input to the same direction (the trivial solution of Sec. 4.1) near 0.
+    The collapse signal for representations trained with an MSE target: the trivial
+    solution of Sec. 4.1 (a constant output) drives it to 0 whatever the direction of the rows.
     """
+    return z.float().std(dim=0).mean()
+
+
+def normalized_std(z: torch.Tensor) -> torch.Tensor:
+    """Mean per-dimension std of L2-normalised rows, times sqrt(D) (Chen & He's collapse
+    signal, scaled so that rows spread over all dimensions give ~1 and one shared direction 0).
+    Scale-free, so it is the signal for cosine losses (SimSiam) and for comparing runs."""
     z = F.normalize(z.float(), dim=1)
     return z.std(dim=0).mean() * z.shape[1] ** 0.5

@@ -222,6 +222,7 @@ def compute_loss(run: Run) -> dict[str, torch.Tensor]:
             loss = losses.weighted(terms, cfg.sim_weight, cfg.var_weight, cfg.cov_weight)
             out.update(loss_sim=terms["sim"], loss_var=terms["var"], loss_cov=terms["cov"], loss_syn=loss)
             out["student_std"], out["teacher_std"] = losses.feature_std(zs), losses.feature_std(zt)
+            out["student_nstd"] = losses.normalized_std(zs)
             if cfg.real_batch:
                 x = _real_batch(run)
                 z1, z2 = run.student(_fmt(run, run.aug_real(x))), run.student(_fmt(run, run.aug_real(x)))
@@ -242,7 +243,7 @@ def compute_loss(run: Run) -> dict[str, torch.Tensor]:
                 p1, p2 = run.student.predictor(z1), run.student.predictor(z2)
                 loss = losses.simsiam_loss(p1, z2, p2, z1)
                 out["loss_sim"] = loss
-            out["student_std"] = losses.feature_std(z1)
+            out["student_std"], out["student_nstd"] = losses.feature_std(z1), losses.normalized_std(z1)
     out["loss"] = loss
     return out
 
@@ -272,7 +273,7 @@ def evaluate(run: Run, *, probe: bool) -> dict[str, float]:
     fte = extract_features(bb, run.eval_test.images, **kw)
     out = {"knn_acc": knn_accuracy(ftr, run.eval_train.labels, fte, run.eval_test.labels,
                                    num_classes=run.eval_train.num_classes, k=cfg.knn_k, t=cfg.knn_t),
-           "backbone_std": float(losses.feature_std(fte))}
+           "backbone_nstd": float(losses.normalized_std(fte))}
     if probe and cfg.probe == "fast":
         out["probe_acc"] = linear_probe_fast(ftr, run.eval_train.labels, fte, run.eval_test.labels, seed=cfg.seed)
     elif probe and cfg.probe == "paper":
@@ -320,7 +321,7 @@ def train(config: TrainConfig, report: Report | None = None, *, resume_from: str
                                    f"lower base_lr={cfg.base_lr} or check the loss weights")
         if last or (cfg.eval_every and epoch % cfg.eval_every == 0):
             metrics.update(evaluate(run, probe=last and cfg.probe != "none"))
-        metrics["collapsed"] = metrics["student_std"] < cfg.collapse_std
+        metrics["collapsed"] = is_collapsed(run, metrics)
         if last:
             metrics["done"] = True
         bar.set_postfix({k: round(metrics[k], 3) for k in ("loss", "student_std", "knn_acc") if k in metrics})
@@ -330,6 +331,17 @@ def train(config: TrainConfig, report: Report | None = None, *, resume_from: str
         sums, n, t0 = {}, 0, time.perf_counter()
     bar.close()
     return metrics
+
+
+def is_collapsed(run: Run, m: dict[str, Any]) -> bool:
+    """The student's spread fell below ``collapse_std`` times the spread it is asked for:
+    γ = 1 of Eq. 9 for a learned target (squeeze, VICReg), the fixed teacher's own spread
+    without squeeze (rows a-b), and the scale-free signal for SimSiam's cosine loss."""
+    cfg = run.config
+    if cfg.method == "simsiam":
+        return m["student_nstd"] < cfg.collapse_std
+    ref = m["teacher_std"] if isinstance(run.teacher, ConcatTeacher) else 1.0
+    return m["student_std"] < cfg.collapse_std * ref
 
 
 def _report(run: Run, report: Report, metrics: dict[str, Any], with_checkpoint: bool) -> None:

@@ -50,11 +50,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+import ray
+from ray import tune
+from ray.tune.search import Searcher
+
 from . import results
 from .config import ConfigError, TrainConfig, parse_overrides, preset
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
-FIXED_KEY = "sqsp"  # the constant part of the param_space: base config and row overrides
 STUDY_FILE = "study.json"
 METRICS_FILE = "sqsp_metrics.json"  # written next to train()'s checkpoint by the trainable
 
@@ -128,11 +131,21 @@ def _refuse_shadowed(study: Study, user: dict[str, Any]) -> None:
             f"{study.name!r} sets {hit}" + ("; choose seeds with --seeds" if "seed" in hit else ""))
 
 
-def param_space(study: Study, base: dict[str, Any]) -> dict[str, Any]:
-    """Ray Tune's param_space: the constant base and rows under ``sqsp``, the varying keys on top."""
-    from ray import tune
+def fixed_spec(study: Study, base: dict[str, Any]) -> dict[str, Any]:
+    """What every trial shares: the base config and the rows' overrides (plain JSON values)."""
+    if study.searcher is not None:  # a searcher's trials run on the study's one seed
+        base = {**base, "seed": int(study.seeds[0])}
+    return json.loads(json.dumps({"base": base, "rows": study.rows or {}}))
+
+
+def param_space(study: Study) -> dict[str, Any]:
+    """Ray Tune's param_space: only what varies between trials (row, grid, search space, seed).
+
+    The shared part goes to the trainable through ``tune.with_parameters`` and into
+    ``study.json``: Ray would print all of it with every trial otherwise.
+    """
     rows = study.rows
-    space: dict[str, Any] = {FIXED_KEY: _fixed(base, rows)}
+    space: dict[str, Any] = {}
     if rows is not None:
         space["row"] = tune.grid_search(list(rows))
     else:
@@ -144,15 +157,8 @@ def param_space(study: Study, base: dict[str, Any]) -> dict[str, Any]:
     return space
 
 
-def _fixed(base: dict[str, Any], rows: dict[str, dict[str, Any]] | None) -> str:
-    # One JSON string rather than a nested dict: Ray prints a trial's config when it starts,
-    # and 60 lines of constants per trial would bury the progress table.
-    return json.dumps({"base": base, "rows": rows or {}}, sort_keys=True)
-
-
-def trial_config(space: dict[str, Any]) -> TrainConfig:
-    """The TrainConfig of one trial from its (resolved) param_space point."""
-    fixed = json.loads(space[FIXED_KEY])
+def trial_config(space: dict[str, Any], fixed: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig of one trial from its param_space point and the study's fixed spec."""
     values = dict(fixed["base"])
     if space.get("row") is not None:
         values.update(fixed["rows"][space["row"]])
@@ -163,7 +169,7 @@ def trial_config(space: dict[str, Any]) -> TrainConfig:
 def expand(study: Study, base: dict[str, Any]) -> list[tuple[str | None, TrainConfig]]:
     """Every trial of the study as (row label, validated TrainConfig); raises ConfigError."""
     rows = study.rows
-    fixed = {FIXED_KEY: _fixed(base, rows)}
+    fixed = fixed_spec(study, base)
     if study.searcher is not None:
         if len(study.seeds) != 1:
             raise ConfigError(f"study {study.name!r}: a searcher suggests one config per trial, so seeds must be "
@@ -186,9 +192,9 @@ def expand(study: Study, base: dict[str, Any]) -> list[tuple[str | None, TrainCo
     out = []
     for p in points:
         for s in seeds:
-            space = {**fixed, **p, "seed": int(s)}
+            space = {**p, "seed": int(s)}
             try:
-                out.append((p.get("row"), trial_config(space)))
+                out.append((p.get("row"), trial_config(space, fixed)))
             except ConfigError as e:
                 where = f"row {p['row']!r}" if "row" in p else ", ".join(f"{k}={v!r}" for k, v in p.items())
                 raise ConfigError(f"study {study.name!r}, trial {where or 'base'} seed {s}: {e}") from None
@@ -210,7 +216,8 @@ def _domain_probe(domain: Any) -> list[Any]:
 # ---------------------------------------------------------------------------------------------
 # the trainable
 # ---------------------------------------------------------------------------------------------
-def sqsp_trial(space: dict[str, Any], *, threads: int = 1, train_fn: Callable | None = None) -> None:
+def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1,
+               train_fn: Callable | None = None) -> None:
     """Ray Tune function trainable: one ``train()`` run, resumed from Tune's checkpoint if any.
 
     ``train_fn`` replaces ``sqsp.train.train`` (same signature), for tests and benchmarks.
@@ -218,11 +225,10 @@ def sqsp_trial(space: dict[str, Any], *, threads: int = 1, train_fn: Callable | 
     import logging
 
     import torch
-    from ray import tune
 
     torch.set_num_threads(max(1, int(threads)))  # one thread per CPU Ray gave us, not per core
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
-    config = trial_config(space)
+    config = trial_config(space, fixed)
     if train_fn is None:
         from .train import train as train_fn
     reported = []
@@ -262,48 +268,54 @@ def _trial_dirname(trial) -> str:
     return f"{trial.trial_id}-{tag}" if tag else trial.trial_id
 
 
-def _make_final_metric_searcher(searcher):
-    """Wrap a searcher so it only sees results carrying the study's metric.
+class FinalMetricSearcher(Searcher):
+    """Wraps a searcher so that it only sees results carrying the study's metric.
 
-    ``probe_acc`` arrives with the final report only, and OptunaSearch.on_trial_result
-    indexes every result by the metric; everything else is forwarded unchanged, including
-    save/restore, so a restored study continues the same Optuna study.
+    ``probe_acc`` comes with the final report only, and OptunaSearch.on_trial_result indexes
+    every result by the metric. Everything else is forwarded. Like Ray's ConcurrencyLimiter it
+    is a wrapper (it has ``.searcher``): Tune saves the wrapped searcher's own state next to
+    the experiment and restores it on ``Tuner.restore``, so a resumed study continues the
+    same Optuna study.
     """
-    from ray.tune.search import Searcher
 
-    class FinalMetricSearcher(Searcher):
-        def __init__(self, inner):
-            self.searcher = inner
-            super().__init__(metric=inner.metric, mode=inner.mode)
+    def __init__(self, searcher: Searcher):
+        self.searcher = searcher
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
 
-        def set_search_properties(self, metric, mode, config, **spec):
-            ok = self.searcher.set_search_properties(metric, mode, config, **spec)
-            self._metric, self._mode = self.searcher.metric, self.searcher.mode
-            return ok
+    def set_search_properties(self, metric, mode, config, **spec):
+        ok = self.searcher.set_search_properties(metric, mode, config, **spec)
+        self._metric, self._mode = self.searcher.metric, self.searcher.mode
+        return ok
 
-        def set_max_concurrency(self, max_concurrent):
-            return self.searcher.set_max_concurrency(max_concurrent)
+    def set_max_concurrency(self, max_concurrent):
+        return self.searcher.set_max_concurrency(max_concurrent)
 
-        def suggest(self, trial_id):
-            return self.searcher.suggest(trial_id)
+    def suggest(self, trial_id):
+        return self.searcher.suggest(trial_id)
 
-        def on_trial_result(self, trial_id, result):
-            if self.searcher.metric in result:
-                self.searcher.on_trial_result(trial_id, result)
+    def on_trial_result(self, trial_id, result):
+        if self.searcher.metric in result:
+            self.searcher.on_trial_result(trial_id, result)
 
-        def on_trial_complete(self, trial_id, result=None, error=False):
-            self.searcher.on_trial_complete(trial_id, result=result, error=error)
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        self.searcher.on_trial_complete(trial_id, result=result, error=error)
 
-        def add_evaluated_point(self, *args, **kwargs):
-            return self.searcher.add_evaluated_point(*args, **kwargs)
+    def add_evaluated_point(self, *args, **kwargs):
+        return self.searcher.add_evaluated_point(*args, **kwargs)
 
-        def save(self, checkpoint_path):
-            self.searcher.save(checkpoint_path)
+    def get_state(self) -> dict:
+        state = self.__dict__.copy()
+        del state["searcher"]
+        return copy.deepcopy(state)
 
-        def restore(self, checkpoint_path):
-            self.searcher.restore(checkpoint_path)
+    def set_state(self, state: dict) -> None:
+        self.__dict__.update(state)
 
-    return FinalMetricSearcher(searcher)
+    def save(self, checkpoint_path):
+        self.searcher.save(checkpoint_path)
+
+    def restore(self, checkpoint_path):
+        self.searcher.restore(checkpoint_path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,15 +341,14 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
     trials = expand(study, base)
     path = study_dir(study, storage)
     spec = _spec(study, base)
-
-    from ray import tune  # importing Ray does not start it
+    fixed = spec["fixed"]
 
     restoring = False
     if tune.Tuner.can_restore(path):
         if not resume:
             raise ConfigError(f"{path} already holds study {study.name!r}; pass --resume to continue it "
                               "(finished trials are kept), or choose another --storage")
-        _check_same_study(path, spec)
+        fixed = _check_same_study(path, spec)
         restoring = True
     elif resume:
         print(f"[sqsp] nothing to resume in {path}; starting the study", file=sys.stderr)
@@ -345,7 +356,6 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
     _prepare_generators([cfg for _, cfg in trials])
     _describe(study, trials, path, cpus_per_trial, gpus_per_trial, restoring)
 
-    import ray
     started = False
     if not ray.is_initialized():
         ray.init(address=address, runtime_env=_runtime_env(address))
@@ -353,21 +363,24 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
     try:
         # probe_acc comes with the final report only; Tune's strict check would refuse the others
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+        # Tune snapshots the experiment state at most every 10 s by default; a driver killed
+        # in between forgets that a trial ended and resumes it from an older checkpoint.
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
         trainable = tune.with_resources(
-            tune.with_parameters(sqsp_trial, threads=max(1, int(cpus_per_trial)), train_fn=train_fn),
+            tune.with_parameters(sqsp_trial, fixed=fixed, threads=max(1, int(cpus_per_trial)), train_fn=train_fn),
             {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
         if restoring:
             tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
                                        restart_errored=False)
         else:
             _write_json(results.join(path, STUDY_FILE), spec)
-            tuner = tune.Tuner(trainable, param_space=param_space(study, base),
+            tuner = tune.Tuner(trainable, param_space=param_space(study),
                                tune_config=_tune_config(study, max_concurrent, reuse_actors),
                                run_config=_run_config(study, storage, max_failures, verbose))
         t0 = time.perf_counter()
         grid = tuner.fit()
         elapsed = time.perf_counter() - t0
-        records = _records(grid)
+        records = _records(grid, fixed)
         trials_df, _ = results.write_study(path, study.name, records)
         counts = trials_df["status"].value_counts().to_dict()
         print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
@@ -390,19 +403,17 @@ def _runtime_env(address: str | None) -> dict[str, Any]:
 
 
 def _tune_config(study: Study, max_concurrent: int | None, reuse_actors: bool):
-    from ray import tune
     searcher = copy.deepcopy(study.searcher)
     scheduler = copy.deepcopy(study.scheduler)
     guided = searcher is not None or scheduler is not None
     return tune.TuneConfig(
         metric=study.metric if guided else None, mode=study.mode if guided else None,
-        search_alg=_make_final_metric_searcher(searcher) if searcher is not None else None,
+        search_alg=FinalMetricSearcher(searcher) if searcher is not None else None,
         scheduler=scheduler, num_samples=study.num_samples if searcher is not None else 1,
         max_concurrent_trials=max_concurrent, reuse_actors=reuse_actors, trial_dirname_creator=_trial_dirname)
 
 
 def _run_config(study: Study, storage: str | None, max_failures: int, verbose: int):
-    from ray import tune
     root = storage or "results"
     if "://" not in root:
         root = os.path.abspath(os.path.expanduser(root))
@@ -412,7 +423,7 @@ def _run_config(study: Study, storage: str | None, max_failures: int, verbose: i
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
 
 
-def _records(grid) -> list[results.TrialRecord]:
+def _records(grid, fixed: dict[str, Any]) -> list[results.TrialRecord]:
     """The ResultGrid as plain records, robust to trials that died before their first report."""
     out = []
     for res in grid:
@@ -423,7 +434,7 @@ def _records(grid) -> list[results.TrialRecord]:
         reports = (df.to_dict("records") if df is not None and len(df) else
                    [last] if "training_iteration" in last else [])  # else: died before its first report
         try:
-            cfg = trial_config(space).to_dict()
+            cfg = trial_config(space, fixed).to_dict()
         except (ConfigError, KeyError, TypeError):
             cfg = {}
         out.append(results.TrialRecord(
@@ -456,33 +467,41 @@ def _describe(study, trials, path, cpus, gpus, restoring):
 
 
 def _spec(study: Study, base: dict[str, Any]) -> dict[str, Any]:
-    return {"name": study.name, "preset": study.preset, "base": base, "rows": study.rows,
+    """study.json: how the study was started (what a resume must repeat), plus a readable summary."""
+    return {"name": study.name, "preset": study.preset, "fixed": fixed_spec(study, base),
             "grid": None if isinstance(study.grid, list) else {k: list(v) for k, v in study.grid.items()},
             "search_space": {k: repr(v) for k, v in study.search_space.items()},
             "seeds": [int(s) for s in study.seeds], "metric": study.metric, "mode": study.mode,
-            "schema_version": results.SCHEMA_VERSION}
+            "results_schema_version": results.SCHEMA_VERSION}
 
 
-def _check_same_study(path: str, spec: dict[str, Any]) -> None:
+def _check_same_study(path: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The stored fixed spec of the study at ``path``; refuses a resume that would change it."""
     try:
         stored = json.loads(_read_text(results.join(path, STUDY_FILE)))
     except FileNotFoundError:
-        return
-    diff = sorted(k for k in set(stored["base"]) | set(spec["base"])
-                  if stored["base"].get(k) != spec["base"].get(k))
-    other = [k for k in ("rows", "grid", "seeds") if json.loads(json.dumps(spec[k])) != stored.get(k)]
-    if diff or other:
-        details = ", ".join(f"{k}: {stored['base'].get(k)!r} then, {spec['base'].get(k)!r} now" for k in diff)
+        return spec["fixed"]
+    then, now = stored["fixed"]["base"], spec["fixed"]["base"]
+    diff = [f"{k}: {then.get(k)!r} then, {now.get(k)!r} now" for k in sorted(set(then) | set(now))
+            if then.get(k) != now.get(k)]
+    diff += [f"{k} differ" for k in ("grid", "seeds") if json.loads(json.dumps(spec[k])) != stored.get(k)]
+    if stored["fixed"]["rows"] != spec["fixed"]["rows"]:
+        diff.append("rows differ")
+    if diff:
         raise ConfigError(f"--resume continues {path} as it was started, but this invocation differs "
-                          f"({details or ''}{'; ' if details and other else ''}{', '.join(other)} differ); "
-                          "repeat the original --preset/--set/--seeds or choose another --storage")
+                          f"({'; '.join(diff)}); repeat the original --preset/--set/--seeds or choose another "
+                          "--storage")
+    return stored["fixed"]
 
 
 def _write_json(target: str, obj: Any) -> None:
     fs, p = results.filesystem(target)
-    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(p) as f:
+    parent = p.rsplit("/", 1)[0]
+    fs.create_dir(parent, recursive=True)
+    tmp = f"{parent}/.{os.path.basename(p)}.{os.getpid()}.tmp"
+    with fs.open_output_stream(tmp) as f:
         f.write(json.dumps(obj, indent=1, sort_keys=True, default=str).encode())
+    fs.move(tmp, p)
 
 
 def _read_text(target: str) -> str:

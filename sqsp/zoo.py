@@ -69,6 +69,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import fid as fidlib
+from .data import load_split
 from .generators import ARCHITECTURES, FeatureGenerator, build_architecture, load_checkpoint, make_network, \
     save_checkpoint, wrap
 from .generators.stylegan import EqualConv2d, EqualLinear
@@ -259,18 +260,9 @@ def _is_embedded_name(name: str) -> bool:
 # the embedded dataset
 # ---------------------------------------------------------------------------------------------
 def _digits(split: str, image_size: int = RESOLUTION) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """uint8 images (N, 3, s, s) and labels of the fixed stratified digits split.
-    TODO: use sqsp.data.load_split (same behaviour: 0..16 -> 0..255, 3 channels, resize,
-    train_test_split(test_size=450, stratify=y, random_state=0))."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-    d = load_digits()
-    idx_train, idx_test = train_test_split(range(len(d.target)), test_size=450, stratify=d.target, random_state=0)
-    idx = {"train": idx_train, "test": idx_test}[split]
-    x = torch.tensor(d.images[idx], dtype=torch.float32)[:, None] * (255.0 / 16.0)
-    x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
-    x = x.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
-    return x, torch.tensor(d.target[idx], dtype=torch.int64), 10
+    """uint8 images (N, 3, s, s), labels and class count of the fixed digits split the GANs train on."""
+    d = load_split(DATASET, None, split, image_size)
+    return d.images, d.labels, d.num_classes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,7 +273,7 @@ class Discriminator(nn.Module):
     zoo runs so that the generators differ only in their own architecture. Conditional:
     projection discriminator (Miyato & Koyama 2018)."""
 
-    def __init__(self, *, resolution: int, img_channels: int, c_dim: int = 0, width: int = 32, max_width: int = 64):
+    def __init__(self, *, resolution: int, img_channels: int, c_dim: int = 0, width: int = 16, max_width: int = 32):
         super().__init__()
         ch = width
         layers: list[nn.Module] = [EqualConv2d(img_channels, ch, 1)]
@@ -446,7 +438,7 @@ def _run_complete(manifest: dict[str, Any], directory: Path, run: GANRun, steps:
 
 
 def build(zoo: str | os.PathLike | None = None, *, runs: Sequence[GANRun] = DEFAULT_RUNS, steps: int | None = None,
-          seed: int = 0, fid_samples: int = 2000, classifier_epochs: int = 15, force: bool = False,
+          seed: int = 0, fid_samples: int = 2000, classifier_epochs: int = 8, force: bool = False,
           threads: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Train the embedded zoo into ``zoo`` and return the manifest.
 

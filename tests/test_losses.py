@@ -91,8 +91,12 @@ def test_simsiam_loss_is_negative_cosine_with_stop_gradient():
     assert z1.grad is None and z2.grad is None and p1.grad is not None
 
 
-def test_feature_std_separates_collapse_from_spread():
+def test_collapse_signals_separate_collapse_from_spread():
     healthy = torch.randn(256, 64)
-    collapsed = torch.ones(256, 64) + 1e-4 * torch.randn(256, 64)
-    assert losses.feature_std(healthy).item() > 0.8
-    assert losses.feature_std(collapsed).item() < 0.01
+    constant = torch.ones(256, 64) + 1e-4 * torch.randn(256, 64)
+    tiny = 1e-3 * torch.randn(256, 64)  # collapsed in scale, not in direction
+    assert losses.feature_std(healthy).item() == pytest.approx(1.0, abs=0.05)
+    assert losses.feature_std(constant).item() < 1e-3 and losses.feature_std(tiny).item() < 2e-3
+    assert losses.normalized_std(healthy).item() > 0.8
+    assert losses.normalized_std(constant).item() < 0.01
+    assert losses.normalized_std(tiny).item() > 0.8  # why the scale-dependent signal is needed for MSE

@@ -17,7 +17,7 @@ class DCGANGenerator(nn.Module):
     """``G(z, c) -> image`` in (-1, 1) (tanh). A class, if conditional, is concatenated to z."""
 
     def __init__(self, *, z_dim: int = 64, c_dim: int = 0, resolution: int = 16, img_channels: int = 3,
-                 channel_base: int = 512, channel_max: int = 128):
+                 channel_base: int = 256, channel_max: int = 64):
         super().__init__()
         if resolution < 8 or resolution & (resolution - 1):
             raise ValueError(f"resolution={resolution} is not allowed; the DCGAN needs a power of two >= 8")

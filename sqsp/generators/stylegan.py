@@ -174,7 +174,7 @@ class StyleGANGenerator(nn.Module):
     """``G(z, c) -> image`` (not clamped: the GAN loss sees the raw output, as in StyleGAN)."""
 
     def __init__(self, *, z_dim: int = 64, c_dim: int = 0, w_dim: int = 128, resolution: int = 16,
-                 img_channels: int = 3, channel_base: int = 512, channel_max: int = 64, mapping_layers: int = 2):
+                 img_channels: int = 3, channel_base: int = 256, channel_max: int = 64, mapping_layers: int = 2):
         super().__init__()
         if resolution < 4 or resolution & (resolution - 1):
             raise ValueError(f"resolution={resolution} is not allowed; StyleGAN needs a power of two >= 4")

@@ -1,0 +1,101 @@
+"""analysis/tables.py: Table 3 from a trials.parquet the test writes (no Ray)."""
+from __future__ import annotations
+
+import math
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.paper_numbers import TABLE3_CIFAR10
+from analysis.tables import ablation_table, format_table
+from sqsp import results
+from sqsp.config import preset
+from sqsp.results import TrialRecord
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS = {  # the ablation's rows, as in studies/ablation.py
+    "a": dict(syn_augment=False, squeeze=False, var_weight=0.0, cov_weight=0.0, syn_ratio=1.0),
+    "b": dict(syn_augment=True, squeeze=False, var_weight=0.0, cov_weight=0.0, syn_ratio=1.0),
+    "c": dict(syn_augment=True, squeeze=True, var_weight=0.0, cov_weight=0.0, syn_ratio=1.0),
+    "e": dict(syn_augment=True, squeeze=True, syn_ratio=1.0),
+    "f": dict(syn_augment=True, squeeze=True),
+}
+PROBE = {"a": [70.0, 72.0, 77.0], "b": [80.0, 81.0, 85.5], "c": [10.0, 11.0, 9.5], "e": [88.0, 90.0, None],
+         "f": [93.0]}
+
+
+def write_study(folder: Path) -> None:
+    recs = []
+    for row, accs in PROBE.items():
+        for seed, acc in enumerate(accs):
+            cfg = preset("smoke", {**ROWS[row], "seed": seed}).to_dict()
+            tid = f"{row}{seed}"
+            if acc is None:  # a failed seed: no accuracy, counted apart
+                recs.append(TrialRecord(tid, cfg, row, [], error="RuntimeError: worker died"))
+                continue
+            last = {"training_iteration": 1, "step": 10, "probe_acc": acc, "knn_acc": acc - 5, "done": True,
+                    "final": True, "collapsed": row == "c"}
+            recs.append(TrialRecord(tid, cfg, row, [last]))
+    results.write_study(str(folder), "ablation", recs)
+
+
+@pytest.fixture()
+def study(tmp_path):
+    write_study(tmp_path / "ablation")
+    return tmp_path / "ablation"
+
+
+def test_mean_std_n_from_parquet(study):
+    table = ablation_table(pd.read_parquet(study / "trials.parquet")).set_index("row")
+    for row, accs in PROBE.items():
+        ok = [a for a in accs if a is not None]
+        assert table.loc[row, "probe_n"] == len(ok)
+        assert table.loc[row, "probe_mean"] == pytest.approx(statistics.mean(ok))
+        if len(ok) > 1:
+            assert table.loc[row, "probe_std"] == pytest.approx(statistics.stdev(ok))  # sample std
+            assert table.loc[row, "knn_std"] == pytest.approx(statistics.stdev(ok))
+        else:
+            assert math.isnan(table.loc[row, "probe_std"])
+        assert table.loc[row, "knn_mean"] == pytest.approx(statistics.mean(ok) - 5)
+        assert table.loc[row, "paper_cifar10"] == TABLE3_CIFAR10[row]
+    assert table.loc["e", "failed"] == 1 and table.loc["e", "trials"] == 3
+    assert table.loc["c", "collapsed"] == 3 and table.loc["a", "collapsed"] == 0
+
+
+def test_component_check_marks(study):
+    table = ablation_table(pd.read_parquet(study / "trials.parquet")).set_index("row")
+    marks = table[["L_RD", "A", "T_phi", "L_var", "L_cov", "Span"]].astype(int).astype(str).agg("".join, axis=1)
+    assert marks.to_dict() == {"a": "100000", "b": "110000", "c": "111000", "e": "111110", "f": "111111"}
+
+
+def test_formats(study):
+    table = ablation_table(pd.read_parquet(study / "trials.parquet"))
+    md = format_table(table)
+    assert "| c | ✓ | ✓ | ✓ |  |  |  | 10.17 ± 0.76 (n=3) |" in md
+    assert "all 3/3" in md and "74.20" in md and "chance: 10.00%" in md
+    assert "| f | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | 93.00 (n=1) |" in md
+    latex = format_table(table, "latex")
+    assert r"\begin{tabular}" in latex and r"$\pm$" in latex and r"\checkmark" in latex
+    csv = format_table(table, "csv")
+    assert csv.splitlines()[0].startswith("row,L_RD,A,T_phi,L_var,L_cov,Span,probe_mean,probe_std,probe_n")
+    with pytest.raises(ValueError, match="format"):
+        format_table(table, "html")
+
+
+def test_command_line_reads_only_parquet(study):
+    out = subprocess.run([sys.executable, "analysis/tables.py", str(study)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("| row | L_RD | A | T_φ |")
+    csv = subprocess.run([sys.executable, "-X", "importtime", "analysis/tables.py", str(study), "--csv"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert csv.returncode == 0 and csv.stdout.count("\n") == 1 + len(PROBE)
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in csv.stderr.splitlines() if "|" in line}
+    assert not imported & {"ray", "torch"}  # runs on a laptop with results copied from a cluster
+    bad = subprocess.run([sys.executable, "analysis/tables.py", str(study / "missing")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "missing" in bad.stderr

@@ -1,0 +1,159 @@
+"""The zoo on a tiny build (a few GAN steps): manifest, resolution by name, integrity,
+interrupted builds, user manifests, and the training loop on every zoo architecture."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from sqsp import zoo
+from sqsp.generators import FeatureGenerator
+
+TINY = dict(steps=4, fid_samples=80, classifier_epochs=1, progress=False)
+REQUIRED = {"name", "arch", "dataset", "resolution", "conditional", "step", "fid", "file", "sha256"}
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("zoo")
+    manifest = zoo.build(directory, **TINY)
+    return directory, manifest
+
+
+def test_build_writes_complete_entries(tiny_zoo):
+    directory, manifest = tiny_zoo
+    # snapshots at fractions of the run: 4 steps -> @1, @2 and the final @4 (+ the plain name)
+    assert sorted(manifest["entries"]) == sorted(zoo.zoo_names(steps=4))
+    assert {"stylegan-digits", "stylegan-digits@1", "stylegan-digits@2", "stylegan-digits@4", "dcgan-digits",
+            "stylegan-digits-cond"} <= set(manifest["entries"])
+    on_disk = json.loads((directory / "manifest.json").read_text())
+    assert on_disk["entries"] == manifest["entries"]
+    for name, e in manifest["entries"].items():
+        assert REQUIRED <= set(e), name
+        assert e["fid"]["extractor"] == zoo.CLASSIFIER and e["fid"]["n_samples"] == 80
+        assert e["fid"]["extractor_sha256"] == manifest["extractors"][zoo.CLASSIFIER]["sha256"]
+        assert (directory / e["file"]).is_file() and (directory / e["samples"]).is_file()
+    assert manifest["entries"]["stylegan-digits-cond"]["conditional"] is True
+    assert manifest["entries"]["dcgan-digits"]["arch"] == "dcgan"
+    ref = manifest["references"]["real-test"]
+    assert ref["extractor"] == zoo.CLASSIFIER and (ref["n_samples"], ref["n_reference"]) == (450, 1347)
+    assert not list(directory.glob("*.tmp"))
+
+
+def test_load_by_name_and_other_specs(tiny_zoo):
+    directory, manifest = tiny_zoo
+    g = zoo.load_generator("stylegan-digits-cond", zoo=directory)
+    assert isinstance(g, FeatureGenerator) and g.conditional and g.block_names == ["b4", "b8", "b16"]
+    assert not g.net.training and not any(p.requires_grad for p in g.parameters())
+    by_path = zoo.load_generator(str(directory / manifest["entries"]["stylegan-digits-cond"]["file"]))
+    z, c = g.sample_inputs(3, "cpu", torch.Generator().manual_seed(0))
+    assert torch.equal(g(z, c).images, by_path(z, c).images)
+    assert zoo.load_generator("random:dcgan@32").resolution == 32
+    assert zoo.load_generator("random:stylegan").resolution == zoo.RESOLUTION
+    with pytest.raises(ValueError, match="unknown architecture 'vae'"):
+        zoo.load_generator("random:vae@16")
+    with pytest.raises(KeyError, match="'no-such-gan'.*stylegan-digits"):
+        zoo.load_generator("no-such-gan", zoo=directory)
+
+
+def test_list_prints_the_manifest(tiny_zoo, capsys):
+    directory, _ = tiny_zoo
+    zoo.main(["--dir", str(directory), "list"])
+    out = capsys.readouterr().out
+    assert "stylegan-digits@2" in out and "dcgan-digits" in out and "reference real-test" in out
+
+
+def test_hash_mismatch_is_refused(tiny_zoo, tmp_path):
+    directory, _ = tiny_zoo
+    copy = tmp_path / "zoo"
+    shutil.copytree(directory, copy)
+    e = json.loads((copy / "manifest.json").read_text())["entries"]["dcgan-digits"]
+    data = bytearray((copy / e["file"]).read_bytes())
+    data[-1] ^= 1
+    (copy / e["file"]).write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="sha256.*refusing"):
+        zoo.load_generator("dcgan-digits", zoo=copy)
+
+
+def test_user_manifest(tiny_zoo, tmp_path, monkeypatch):
+    directory, manifest = tiny_zoo
+    e = manifest["entries"]["stylegan-digits"]
+    shutil.copy(directory / e["file"], tmp_path / "mine.safetensors")
+    shutil.copy(directory / e["sidecar"], tmp_path / "mine.json")
+    user = tmp_path / "user.json"
+    user.write_text(json.dumps({"entries": {"my-gan": {"file": "mine.safetensors", "sha256": e["sha256"],
+                                                       "arch": "stylegan", "fid": {"value": 1.0}}}}))
+    monkeypatch.setenv("SQSP_ZOO_MANIFESTS", str(user))
+    assert zoo.load_generator("my-gan", zoo=directory).block_names == ["b4", "b8", "b16"]
+    zoo.main(["--dir", str(directory), "list"])
+    # an official pickle with a wrong hash is refused before anything is unpickled
+    (tmp_path / "evil.pkl").write_bytes(b"not a pickle")
+    user.write_text(json.dumps({"entries": {"theirs": {"file": "evil.pkl", "sha256": "0" * 64,
+                                                       "format": "stylegan-pkl"}}}))
+    with pytest.raises(ValueError, match="sha256"):
+        zoo.load_generator("theirs", zoo=directory)
+    user.write_text(json.dumps({"entries": {"dcgan-digits": {"file": "mine.safetensors", "sha256": e["sha256"]}}}))
+    with pytest.raises(ValueError, match="defined in both"):
+        zoo.load_generator("my-gan", zoo=directory)
+    user.write_text(json.dumps({"entries": {"x": {"file": "mine.safetensors"}}}))
+    with pytest.raises(ValueError, match="no 'sha256'"):
+        zoo.entries(directory)
+
+
+def test_interrupted_build_leaves_no_half_written_entry(tmp_path, monkeypatch):
+    directory = tmp_path / "zoo"
+    real_save_file = zoo_save_file = __import__("sqsp.generators", fromlist=["save_file"]).save_file
+
+    def crash_in_dcgan_write(tensors, filename, *a, **k):
+        if "dcgan" in str(filename):
+            with open(filename, "wb") as f:
+                f.write(b"half a checkpoint")
+            raise KeyboardInterrupt
+        return real_save_file(tensors, filename, *a, **k)
+
+    monkeypatch.setattr("sqsp.generators.save_file", crash_in_dcgan_write)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.build(directory, **TINY)
+    entries = json.loads((directory / "manifest.json").read_text())["entries"]
+    assert entries and all(n.startswith("stylegan-digits") and "cond" not in n for n in entries)
+    assert not list(directory.glob("dcgan*.safetensors"))
+    for name in entries:  # what the manifest holds is complete and intact
+        zoo.verify(zoo.entries(directory)[name])
+
+    # the next build resumes: finished runs are not retrained, the rest completes
+    monkeypatch.setattr("sqsp.generators.save_file", zoo_save_file)
+    trained = []
+    real_train = zoo.train_gan
+    monkeypatch.setattr(zoo, "train_gan", lambda run, *a, **k: trained.append(run.name) or real_train(run, *a, **k))
+    manifest = zoo.build(directory, **TINY)
+    assert trained == ["dcgan-digits", "stylegan-digits-cond"]
+    assert sorted(manifest["entries"]) == sorted(zoo.zoo_names(steps=4))
+    assert not list(directory.glob("*.tmp"))
+
+
+def test_missing_zoo_name_builds_on_first_use(tmp_path, monkeypatch, capsys):
+    directory = tmp_path / "zoo"
+    real_build = zoo.build
+    calls = []
+    monkeypatch.setattr(zoo, "build", lambda z=None, **k: calls.append(z) or real_build(
+        z, runs=zoo.DEFAULT_RUNS[1:2], **TINY))
+    g = zoo.load_generator("dcgan-digits", zoo=directory)
+    assert calls == [directory] and g.arch == "dcgan"
+    assert "building the zoo" in capsys.readouterr().err
+    zoo.load_generator("dcgan-digits", zoo=directory)
+    assert len(calls) == 1  # built once
+
+
+@pytest.mark.parametrize("name", ["stylegan-digits", "dcgan-digits", "stylegan-digits-cond"])
+def test_training_loop_runs_with_every_zoo_architecture(tiny_zoo, name, monkeypatch):
+    train = pytest.importorskip("sqsp.train")
+    from sqsp.config import preset
+    directory, _ = tiny_zoo
+    monkeypatch.setenv("SQSP_ZOO_DIR", str(directory))
+    cfg = preset("smoke", {"generator": name, "steps": 2, "batch_size": 16, "eval_every": 0, "probe": "none",
+                           "checkpoint_every": 0, "device": "cpu", "knn_k": 5, "squeeze_width": 32,
+                           "teacher_dim": 32, "projector_dim": 32})
+    metrics = train.train(cfg)
+    assert metrics
