@@ -353,7 +353,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
     elif resume:
         print(f"[sqsp] nothing to resume in {path}; starting the study", file=sys.stderr)
 
-    _prepare_generators([cfg for _, cfg in trials])
+    prepare_generators([cfg for _, cfg in trials])
     _describe(study, trials, path, cpus_per_trial, gpus_per_trial, restoring)
 
     started = False
@@ -443,7 +443,7 @@ def _records(grid, fixed: dict[str, Any]) -> list[results.TrialRecord]:
     return sorted(out, key=lambda r: r.trial_id)
 
 
-def _prepare_generators(configs: list[TrainConfig]) -> None:
+def prepare_generators(configs: list[TrainConfig]) -> None:
     """Make sure the zoo entries the trials use exist, once, in the driver, before any trial runs."""
     specs = sorted({c.generator for c in configs if c.syn_batch > 0})
     for spec in specs:

@@ -102,6 +102,7 @@ class GANRun:
     r1_every: int = 4               # lazy regularisation, as StyleGAN2
     ema_kimg: float = 5.0           # half-life of the generator's weight average, in thousands of images
     ema_rampup: float = 0.1         # early on the half-life is at most this share of the images seen
+    d_width: int = 16               # discriminator channels at full resolution (doubling, at most 2x, below)
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments of the generator
 
 
@@ -324,7 +325,7 @@ def _recalibrate_batchnorm(net: nn.Module, z_dim: int, c_dim: int, labels: torch
 
 def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, seed: int,
               steps: int | None = None, on_snapshot: Callable[[int, nn.Module], None] | None = None,
-              snapshot_steps: Sequence[int] = (), progress: bool = True) -> nn.Module:
+              snapshot_steps: Sequence[int] = (), progress: bool = True, position: int = 0) -> nn.Module:
     """Non-saturating GAN loss with lazy R1 on real images, Adam, and an exponential moving
     average of the generator's weights (the ``G_ema`` the paper distils from, as in
     StyleGAN2-ADA). ``images`` are uint8; ``on_snapshot(step, G_ema)`` gets a frozen copy."""
@@ -336,7 +337,8 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
                      seed=seed, **run.kwargs).train()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
-        D = Discriminator(resolution=images.shape[-1], img_channels=images.shape[1], c_dim=c_dim).train()
+        D = Discriminator(resolution=images.shape[-1], img_channels=images.shape[1], c_dim=c_dim,
+                          width=run.d_width, max_width=2 * run.d_width).train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=run.lr, betas=run.betas)
     # lazy R1: scale D's step as StyleGAN2 does so the regulariser's strength is per-step
@@ -348,7 +350,8 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
         return F.one_hot(labels[torch.randint(len(labels), (bs,), generator=gen)], c_dim).float() if c_dim else None
 
     snaps = set(snapshot_steps)
-    bar = tqdm(range(1, steps + 1), desc=f"train {run.name}", disable=not progress, leave=False, mininterval=1.0)
+    bar = tqdm(range(1, steps + 1), desc=f"train {run.name}", disable=not progress, leave=False, mininterval=1.0,
+               position=position)
     for step in bar:
         # discriminator
         idx = torch.randint(len(x_all), (bs,), generator=gen)
@@ -437,17 +440,72 @@ def _run_complete(manifest: dict[str, Any], directory: Path, run: GANRun, steps:
     return True
 
 
+def _run_seed(seed: int, run: GANRun) -> int:
+    """Each run's seed depends on its name, not on the order or process it runs in."""
+    return seed * 1000 + zlib.crc32(run.name.encode()) % 1000
+
+
+def _train_and_record(directory: str, run: GANRun, steps: int | None, seed: int, fid_samples: int,
+                      extractor_sha256: str, progress: bool, position: int = 0,
+                      threads: int | None = None) -> dict[str, dict[str, Any]]:
+    """Train one run and write its snapshots (checkpoint, sidecar, sample grid), each file
+    atomically; return their manifest entries. Top-level so that a worker process can run it;
+    it never touches the manifest, which only the parent writes."""
+    if threads:
+        torch.set_num_threads(threads)
+    directory = Path(directory)
+    x_train, y_train, num_classes = _digits("train")
+    extractor = fidlib.load_classifier_extractor(directory / f"{CLASSIFIER}.safetensors", name=CLASSIFIER,
+                                                 expected_sha256=extractor_sha256)
+    ref_feats = fidlib.image_features(extractor, x_train)
+    plan = _snapshot_plan(run, steps)
+    total = steps or run.steps
+    # conditional FIDs use the real class frequencies
+    fid_labels = y_train[torch.randint(len(y_train), (fid_samples,), generator=torch.Generator().manual_seed(seed))]
+    out: dict[str, dict[str, Any]] = {}
+
+    def on_snapshot(step: int, net: nn.Module) -> None:
+        fg = wrap(net, run.arch)
+        stem = f"{run.name}@{step}"
+        path = directory / f"{stem}.safetensors"
+        kwargs = {"resolution": RESOLUTION, "channels": CHANNELS, "z_dim": Z_DIM, "c_dim": fg.c_dim, **run.kwargs}
+        save_checkpoint(net, run.arch, kwargs, path, extra={"zoo_entry": stem, "step": step})
+        save_sample_grid(fg, path.with_suffix(".png"), seed=seed)
+        result = fidlib.fid_of_generator(fg, extractor, x_train, n_samples=fid_samples, reference=f"{DATASET}/train",
+                                         seed=seed, labels=fid_labels if fg.conditional else None,
+                                         reference_features=ref_feats)
+        entry = {"arch": run.arch, "dataset": DATASET, "resolution": RESOLUTION, "channels": CHANNELS,
+                 "conditional": fg.conditional, "num_classes": fg.c_dim, "z_dim": fg.z_dim,
+                 "step": step, "total_steps": total, "run": run.name, "seed": seed, "format": "sqsp",
+                 "file": path.name, "sha256": fidlib.file_sha256(path),
+                 "sidecar": path.with_suffix(".json").name,
+                 "sidecar_sha256": fidlib.file_sha256(path.with_suffix(".json")),
+                 "samples": path.with_suffix(".png").name, "fid": result.to_dict(),
+                 "blocks": {b.name: b.channels for b in fg.blocks}, "description": run.description}
+        for name, s in plan:
+            if s == step:
+                out[name] = {**entry, "name": name}
+        if progress:
+            tqdm.write(f"  {stem:<28} FID[{result.extractor}, n={result.n_samples}] = {result.value:8.2f}")
+
+    train_gan(run, x_train, y_train, num_classes, seed=_run_seed(seed, run), steps=total, on_snapshot=on_snapshot,
+              snapshot_steps=sorted({s for _, s in plan}), progress=progress, position=position)
+    return out
+
+
 def build(zoo: str | os.PathLike | None = None, *, runs: Sequence[GANRun] = DEFAULT_RUNS, steps: int | None = None,
           seed: int = 0, fid_samples: int = 2000, classifier_epochs: int = 8, force: bool = False,
-          threads: int | None = None, progress: bool = True) -> dict[str, Any]:
+          threads: int | None = None, workers: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Train the embedded zoo into ``zoo`` and return the manifest.
 
     ``steps`` overrides every run's length (tests use a handful); snapshots stay at the same
     fractions of it. Runs whose entries are all present (same seed) are skipped unless
-    ``force``. Deterministic from ``seed`` on a given machine and torch version."""
+    ``force``. Runs train in ``workers`` processes (default: one per thread, at most one per
+    run) with ``threads // workers`` threads each: these small networks use one core far
+    better than two. The entries of a run enter the manifest when the run has finished.
+    Deterministic from ``seed`` on a given machine and torch version."""
     directory = zoo_dir(zoo)
-    if threads:
-        torch.set_num_threads(threads)
+    threads = threads or torch.get_num_threads()
     t0 = time.perf_counter()
     with _locked(directory):
         _clean_temporaries(directory)
@@ -455,7 +513,6 @@ def build(zoo: str | os.PathLike | None = None, *, runs: Sequence[GANRun] = DEFA
         manifest = _empty_manifest() if force else read_manifest(mpath)
         x_train, y_train, num_classes = _digits("train")
         x_test, y_test, _ = _digits("test")
-        reference = f"{DATASET}/train"
 
         # the FID extractor: a small CNN on the labelled train split
         cls_info = manifest["extractors"].get(CLASSIFIER)
@@ -471,52 +528,36 @@ def build(zoo: str | os.PathLike | None = None, *, runs: Sequence[GANRun] = DEFA
             # FIDs computed with another classifier are not comparable: start the entries afresh
             manifest["entries"], manifest["references"] = {}, {}
             _write_manifest(mpath, manifest)
-        extractor = fidlib.load_classifier_extractor(cls_path, name=CLASSIFIER,
-                                                     expected_sha256=manifest["extractors"][CLASSIFIER]["sha256"])
-        ref_feats = fidlib.image_features(extractor, x_train)
+        sha = manifest["extractors"][CLASSIFIER]["sha256"]
         if "real-test" not in manifest["references"]:
+            extractor = fidlib.load_classifier_extractor(cls_path, name=CLASSIFIER, expected_sha256=sha)
             manifest["references"]["real-test"] = fidlib.fid_from_features(
-                fidlib.image_features(extractor, x_test), ref_feats, extractor=extractor.name,
-                reference=reference, extractor_sha256=extractor.sha256).to_dict() | {"images": f"{DATASET}/test"}
+                fidlib.image_features(extractor, x_test), fidlib.image_features(extractor, x_train),
+                extractor=extractor.name, reference=f"{DATASET}/train",
+                extractor_sha256=extractor.sha256).to_dict() | {"images": f"{DATASET}/test"}
             _write_manifest(mpath, manifest)
 
-        for i, run in enumerate(runs):
-            if not force and _run_complete(manifest, directory, run, steps, seed):
-                continue
-            plan = _snapshot_plan(run, steps)
-            run_seed = seed * 1000 + zlib.crc32(run.name.encode()) % 1000
-            total = steps or run.steps
-            fid_labels = y_train[torch.randint(len(y_train), (fid_samples,),
-                                               generator=torch.Generator().manual_seed(seed))]
+        todo = [r for r in runs if force or not _run_complete(manifest, directory, r, steps, seed)]
+        todo.sort(key=lambda r: -(steps or r.steps))  # longest first, for the process pool
+        workers = max(1, min(workers or threads, len(todo)))
+        args = [(str(directory), r, steps, seed, fid_samples, sha, progress) for r in todo]
 
-            def on_snapshot(step: int, net: nn.Module, run=run, plan=plan, total=total, fid_labels=fid_labels):
-                fg = wrap(net, run.arch)
-                stem = f"{run.name}@{step}"
-                path = directory / f"{stem}.safetensors"
-                kwargs = {"resolution": RESOLUTION, "channels": CHANNELS, "z_dim": Z_DIM,
-                          "c_dim": fg.c_dim, **run.kwargs}
-                save_checkpoint(net, run.arch, kwargs, path, extra={"zoo_entry": stem, "step": step})
-                save_sample_grid(fg, path.with_suffix(".png"), seed=seed)
-                result = fidlib.fid_of_generator(fg, extractor, x_train, n_samples=fid_samples, reference=reference,
-                                                 seed=seed, labels=fid_labels if fg.conditional else None,
-                                                 reference_features=ref_feats)
-                base = {"arch": run.arch, "dataset": DATASET, "resolution": RESOLUTION, "channels": CHANNELS,
-                        "conditional": fg.conditional, "num_classes": fg.c_dim, "z_dim": fg.z_dim,
-                        "step": step, "total_steps": total, "run": run.name, "seed": seed, "format": "sqsp",
-                        "file": path.name, "sha256": fidlib.file_sha256(path),
-                        "sidecar": path.with_suffix(".json").name,
-                        "sidecar_sha256": fidlib.file_sha256(path.with_suffix(".json")),
-                        "samples": path.with_suffix(".png").name, "fid": result.to_dict(),
-                        "blocks": {b.name: b.channels for b in fg.blocks}, "description": run.description}
-                for name, s in plan:
-                    if s == step:
-                        manifest["entries"][name] = {**base, "name": name}
-                _write_manifest(mpath, manifest)  # the entry exists only now, with its files complete
-                if progress:
-                    tqdm.write(f"  {stem:<28} FID[{result.extractor}, n={result.n_samples}] = {result.value:8.2f}")
+        def record(new_entries: dict[str, dict[str, Any]]) -> None:
+            manifest["entries"].update(new_entries)
+            _write_manifest(mpath, manifest)  # the run's entries exist only now, with their files complete
 
-            train_gan(run, x_train, y_train, num_classes, seed=run_seed, steps=total, on_snapshot=on_snapshot,
-                      snapshot_steps=sorted({s for _, s in plan}), progress=progress)
+        if workers == 1:
+            for a in args:
+                record(_train_and_record(*a))
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            # spawn, not fork: forking a process whose OpenMP threads are running can deadlock
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [pool.submit(_train_and_record, *a, position=i % workers,
+                                       threads=max(1, threads // workers)) for i, a in enumerate(args)]
+                for f in as_completed(futures):
+                    record(f.result())
     manifest["build_seconds"] = round(time.perf_counter() - t0, 1)
     return manifest
 
@@ -558,14 +599,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--fid-samples", type=int, default=2000)
     b.add_argument("--force", action="store_true", help="retrain everything, even entries that exist")
-    b.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    b.add_argument("--threads", type=int, default=None, help="threads in all (default: torch.get_num_threads())")
+    b.add_argument("--workers", type=int, default=None, help="parallel training processes (default: one per thread)")
     lst = sub.add_parser("list", help="print the manifest(s)")
     lst.add_argument("--manifest", action="append", default=[], help="a user manifest (repeatable)")
     args = p.parse_args(argv)
     if args.cmd == "build":
         t0 = time.perf_counter()
         m = build(args.dir, steps=args.steps, seed=args.seed, fid_samples=args.fid_samples, force=args.force,
-                  threads=args.threads)
+                  threads=args.threads, workers=args.workers)
         print(format_listing(args.dir))
         print(f"built {len(m['entries'])} entries in {time.perf_counter() - t0:.1f} s")
     else:

@@ -128,11 +128,11 @@ def pd_isna(v):
 
 
 def test_errored_trial_resumes_from_its_checkpoint_and_finished_ones_are_not_rerun(ray_session, tmp_path):
-    study = Study(name="flaky", preset="smoke", seeds=(0, 1), grid=[{"row": "steady"}, {"row": "flaky", "momentum": 0.5}],
+    study = Study(name="flaky", preset="smoke", seeds=(0,), grid=[{"row": "steady"}, {"row": "flaky", "momentum": 0.5}],
                   overrides={**TINY, "steps": 5})
     train_fn = functools.partial(standin_train, marker_dir=str(tmp_path))
     first = run_study(study, storage=str(tmp_path), max_failures=0, train_fn=train_fn)
-    assert sorted(first["status"]) == ["completed", "completed", "failed", "failed"]
+    assert sorted(first["status"]) == ["completed", "failed"]
     assert first.loc[first["row"] == "flaky", "error"].str.contains("flaky trial lost its worker").all()
     before = _rows(tmp_path / "flaky")
 
@@ -141,7 +141,7 @@ def test_errored_trial_resumes_from_its_checkpoint_and_finished_ones_are_not_rer
     trials = run_study(study, storage=str(tmp_path), resume=True, max_failures=0, train_fn=train_fn)
     history = results.read_history(str(tmp_path / "flaky"))
     assert (trials["status"] == "completed").all()
-    _assert_one_row_per_trial(trials, history, 4)
+    _assert_one_row_per_trial(trials, history, 2)
     after = _rows(tmp_path / "flaky")
     for name, n in before.items():
         if "row=steady" in name:
@@ -202,7 +202,7 @@ def _calls(storage):
 
 
 def killed_study():
-    return Study(name="killed", preset="smoke", seeds=(0, 1, 2), grid=[{"row": "a"}, {"row": "b", "base_lr": 0.1}],
+    return Study(name="killed", preset="smoke", seeds=(0, 1), grid=[{"row": "a"}, {"row": "b", "base_lr": 0.1}],
                  overrides={**TINY, "steps": 8})
 
 
@@ -213,9 +213,9 @@ def test_killed_study_resumes_with_exactly_one_row_per_trial(ray_session, tmp_pa
     trials = run_study(killed_study(), storage=str(tmp_path), resume=True, max_failures=0,
                        train_fn=functools.partial(standin_train, sleep=0.05, log_dir=str(tmp_path)))
     history = results.read_history(str(tmp_path / "killed"))
-    _assert_one_row_per_trial(trials, history, 6)
+    _assert_one_row_per_trial(trials, history, 4)
     assert (trials["status"] == "completed").all()
-    assert sorted(zip(trials["row"], trials["seed"])) == [(r, s) for r in "ab" for s in (0, 1, 2)]
+    assert sorted(zip(trials["row"], trials["seed"])) == [(r, s) for r in "ab" for s in (0, 1)]
     for tid in trials["trial_id"]:
         assert list(history.loc[history["trial_id"] == tid, "step"]) == list(range(1, 9))
 

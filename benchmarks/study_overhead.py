@@ -1,0 +1,109 @@
+"""What Ray Tune costs a study, in one run (a few minutes on 2 CPU cores).
+
+    python benchmarks/study_overhead.py            # default: smoke preset cut to --steps 30
+    python benchmarks/study_overhead.py --steps 60 --seeds 3
+
+Prints:
+1. one trial: ``train()`` called directly in this process, the same config as a fresh
+   ``python -m sqsp.train``-like process (imports included), and as a one-trial study
+   through Ray Tune (``run_study``: actor start, imports, checkpoints copied to storage,
+   Parquet written); plus the time ``ray.init`` takes;
+2. the ablation study (rows a-f × seeds) on the same reduced config at 1 and at 2
+   concurrent trials (1 CPU and 1 torch thread per trial), wall time and speed-up.
+
+The machine's load average is printed with the figures: numbers taken while other work
+runs on the same cores are inflated.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python benchmarks/study_overhead.py", description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="smoke")
+    p.add_argument("--steps", type=int, default=30, help="optimiser steps per trial (the smoke preset, cut short)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = p.parse_args(argv)
+
+    import ray
+    import torch
+
+    from sqsp.config import preset
+    from sqsp.train import train
+    from sqsp.tune import Study, base_config, expand, prepare_generators, run_study
+    from studies.ablation import STUDY
+
+    overrides = [f"steps={args.steps}", *args.overrides]
+    cfg = preset(args.preset, overrides)
+    print(f"# study_overhead: preset {args.preset} {' '.join(overrides)}; torch {torch.__version__}, "
+          f"ray {ray.__version__}, {os.cpu_count()} CPUs, load {_load()}")
+    prepare_generators([c for _, c in expand(STUDY, base_config(STUDY, overrides))])  # the zoo, once, untimed
+
+    # 1. one trial, three ways
+    torch.set_num_threads(1)
+    train(cfg.replace(steps=2), None)  # warm-up: first-call costs of this process
+    t0 = time.perf_counter()
+    direct = train(cfg, None)
+    t_direct = time.perf_counter() - t0
+    code = ("import sys, torch; torch.set_num_threads(1); from sqsp.config import preset; "
+            "from sqsp.train import train; train(preset(sys.argv[1], sys.argv[2:]))")
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, args.preset, *overrides], cwd=ROOT, check=True)
+    t_process = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    t_init = time.perf_counter() - t0
+    try:
+        one = Study(name="one", preset=args.preset, seeds=(cfg.seed,), grid=[{"row": "f"}])
+        with tempfile.TemporaryDirectory() as storage:
+            t0 = time.perf_counter()
+            trials = run_study(one, storage=storage, overrides=overrides, verbose=0)
+            t_tune = time.perf_counter() - t0
+        assert trials["status"].iloc[0] in ("completed", "collapsed"), trials[["status", "error"]]
+        print(f"\n## one trial ({args.steps} steps, 1 thread), load {_load()}")
+        print(f"train() in this process            {t_direct:7.1f} s   ({direct.get('img_per_s', 0):.0f} img/s last epoch)")
+        print(f"fresh process (imports included)   {t_process:7.1f} s")
+        print(f"run_study, one trial through Tune  {t_tune:7.1f} s   (+{t_tune - t_direct:.1f} s over train())")
+        print(f"ray.init (local, 2 CPUs)           {t_init:7.1f} s")
+
+        # 2. the ablation at 1 and 2 concurrent trials
+        study = dataclasses.replace(STUDY, seeds=tuple(range(args.seeds)))
+        n = len(study.grid) * args.seeds
+        walls = {}
+        for concurrent in (1, 2):
+            with tempfile.TemporaryDirectory() as storage:
+                t0 = time.perf_counter()
+                trials = run_study(study, storage=storage, overrides=overrides, max_concurrent=concurrent,
+                                   verbose=0)
+                walls[concurrent] = time.perf_counter() - t0
+            busy = trials["wall_time_s"].sum()
+            print(f"\n## ablation, {n} trials, {concurrent} concurrent, load {_load()}")
+            print(f"wall time {walls[concurrent]:7.1f} s; {walls[concurrent] / n:5.1f} s per trial; "
+                  f"trial time summed {busy:.0f} s; statuses {trials['status'].value_counts().to_dict()}")
+        print(f"\nspeed-up 2 vs 1 concurrent: {walls[1] / walls[2]:.2f}x")
+    finally:
+        ray.shutdown()
+    return 0
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
