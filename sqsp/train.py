@@ -271,6 +271,10 @@ def evaluate(run: Run, *, probe: bool) -> dict[str, float]:
     bb = run.student.backbone
     ftr = extract_features(bb, run.eval_train.images, **kw)
     fte = extract_features(bb, run.eval_test.images, **kw)
+    if not (torch.isfinite(ftr).all() and torch.isfinite(fte).all()):
+        # the last update can blow the weights up after the last loss was read
+        raise TrainingDiverged(f"the backbone's features became non-finite by step {run.step}; "
+                               f"lower base_lr={cfg.base_lr} or check the loss weights")
     out = {"knn_acc": knn_accuracy(ftr, run.eval_train.labels, fte, run.eval_test.labels,
                                    num_classes=run.eval_train.num_classes, k=cfg.knn_k, t=cfg.knn_t),
            "backbone_nstd": float(losses.normalized_std(fte))}

@@ -33,9 +33,15 @@ or pending continue from their latest checkpoint, so nothing is lost; trials tha
 get another chance from their latest checkpoint, because the usual cause of an error in an
 interrupted study is the interruption (a dead worker or node), and a deterministic error
 simply fails again and stays one ``failed`` row. ``restart_errored`` would throw their
-progress away. The experiment folder keeps the resolved configs (Ray's stored
-``param_space`` plus ``study.json``), so a resume runs the study as it was declared and a
-``--resume`` with a different ``--preset``/``--set`` is refused.
+progress away. Ctrl-C is graceful (Tune records every trial's state, the Parquet files are
+written with the unfinished trials marked so, and ``--resume`` continues exactly); a driver
+killed outright loses at most the last ``TUNE_GLOBAL_CHECKPOINT_S`` (2 s here) of Tune's
+bookkeeping, so a trial that ended in that window resumes from its last recorded checkpoint,
+and one resumed from its final checkpoint reports its end again from the metrics stored in
+it: still one row per trial, and history.parquet drops the replayed reports. The study
+folder keeps what every trial shares (``study.json``; Ray keeps what varies), so a resume
+runs the study as it was started, and a ``--resume`` with another ``--preset``/``--set``/
+``--seeds`` is refused.
 """
 from __future__ import annotations
 
@@ -60,6 +66,7 @@ from .config import ConfigError, TrainConfig, parse_overrides, preset
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 STUDY_FILE = "study.json"
 METRICS_FILE = "sqsp_metrics.json"  # written next to train()'s checkpoint by the trainable
+PROGRESS_METRICS = ("epoch", "loss", "student_std", "knn_acc", "probe_acc")
 
 
 @dataclass
@@ -105,10 +112,10 @@ class Study:
 # configs: resolved and validated in the driver, re-resolved in the trainable
 # ---------------------------------------------------------------------------------------------
 def base_config(study: Study, overrides: dict[str, Any] | list[str] | None = None) -> dict[str, Any]:
-    """The study's base: its preset with its overrides and then the user's ``--set``, validated.
+    """The study's base: its preset, the study's overrides, then the user's ``--set``.
 
-    Row and grid values are applied on top later, so the base alone may be a config no trial
-    runs; it is still validated as a whole (with the first trial's values) in ``expand``.
+    Names and types are checked here; whole configs are validated per trial in ``expand``,
+    since the base alone may be a config no trial runs (rows override parts of it).
     """
     user = parse_overrides(overrides)
     _refuse_shadowed(study, user)
@@ -234,7 +241,8 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
     reported = []
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
-        metrics = dict(metrics)
+        # Ray's progress table shows the first four metrics of a result: make them these
+        metrics = {**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **metrics}
         if metrics.get("done"):
             metrics["final"] = True  # train()'s own end, told apart from a scheduler's stop
         reported.append(True)
@@ -255,8 +263,10 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
             return
         with checkpoint.as_directory() as d:
             train_fn(config, report, resume_from=d)
-            last_path = os.path.join(d, METRICS_FILE)
-            last = json.load(open(last_path)) if os.path.exists(last_path) else {}
+            last = {}
+            if os.path.exists(os.path.join(d, METRICS_FILE)):
+                with open(os.path.join(d, METRICS_FILE)) as f:
+                    last = json.load(f)
         if not reported and last.get("done"):
             tune.report(last)
     except FloatingPointError as e:  # TrainingDiverged: a result, not a crash to retry
@@ -321,12 +331,15 @@ class FinalMetricSearcher(Searcher):
 # ---------------------------------------------------------------------------------------------
 # running a study
 # ---------------------------------------------------------------------------------------------
-def study_dir(study: Study, storage: str | None = None) -> str:
-    """``<storage>/<study.name>``; storage defaults to ``results`` in the current folder."""
+def storage_root(storage: str | None = None) -> str:
+    """A local folder (default ``./results``, made absolute) or a URI, as given."""
     storage = storage or "results"
-    if "://" not in storage:
-        storage = os.path.abspath(os.path.expanduser(storage))
-    return results.join(storage, study.name)
+    return storage if "://" in storage else os.path.abspath(os.path.expanduser(storage))
+
+
+def study_dir(study: Study, storage: str | None = None) -> str:
+    """``<storage>/<study.name>``: Ray's experiment folder, study.json and the Parquet files."""
+    return results.join(storage_root(storage), study.name)
 
 
 def run_study(study: Study, *, address: str | None = None, storage: str | None = None, resume: bool = False,
@@ -386,7 +399,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
         print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
               f"wrote {results.join(path, results.TRIALS_FILE)} and {results.HISTORY_FILE}", file=sys.stderr)
         if counts.get("unfinished"):
-            print(f"[sqsp] the study was interrupted; continue it with --resume", file=sys.stderr)
+            print("[sqsp] the study was interrupted; continue it with --resume", file=sys.stderr)
         return trials_df
     finally:
         if started:
@@ -414,11 +427,8 @@ def _tune_config(study: Study, max_concurrent: int | None, reuse_actors: bool):
 
 
 def _run_config(study: Study, storage: str | None, max_failures: int, verbose: int):
-    root = storage or "results"
-    if "://" not in root:
-        root = os.path.abspath(os.path.expanduser(root))
     return tune.RunConfig(
-        name=study.name, storage_path=root, verbose=verbose,
+        name=study.name, storage_path=storage_root(storage), verbose=verbose,
         failure_config=tune.FailureConfig(max_failures=max_failures, fail_fast=False),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
 
@@ -457,13 +467,17 @@ def prepare_generators(configs: list[TrainConfig]) -> None:
             zoo.load_generator(spec, device="cpu")
 
 
-def _describe(study, trials, path, cpus, gpus, restoring):
+def _describe(study: Study, trials: list, path: str, cpus: float, gpus: float, restoring: bool) -> None:
     rows = study.rows
-    shape = (f"{len(rows)} rows × {len(study.seeds)} seeds" if rows is not None else
-             f"{len(trials)} configs" if study.searcher is None else f"{study.num_samples} samples")
-    print(f"[sqsp] study {study.name!r} on preset {study.preset!r}: {len(trials) if study.searcher is None else study.num_samples}"
-          f" trials ({shape}), {cpus:g} CPU / {gpus:g} GPU per trial, "
-          f"{'resuming' if restoring else 'results in'} {path}", file=sys.stderr)
+    if study.searcher is not None:
+        count, shape = study.num_samples, f"{type(study.searcher).__name__} samples"
+    else:
+        count = len(trials)
+        shape = (f"{len(rows)} rows × {len(study.seeds)} seeds" if rows is not None else
+                 f"{count // len(study.seeds)} grid points × {len(study.seeds)} seeds")
+    print(f"[sqsp] study {study.name!r} on preset {study.preset!r}: {count} trials ({shape}), "
+          f"{cpus:g} CPU / {gpus:g} GPU per trial; {'resuming' if restoring else 'results in'} {path}",
+          file=sys.stderr)
 
 
 def _spec(study: Study, base: dict[str, Any]) -> dict[str, Any]:

@@ -301,7 +301,7 @@ class Discriminator(nn.Module):
 
 
 def _recalibrate_batchnorm(net: nn.Module, z_dim: int, c_dim: int, labels: torch.Tensor, seed: int,
-                           batches: int = 20, batch_size: int = 128) -> None:
+                           batches: int = 8, batch_size: int = 64) -> None:
     """Recompute BN running statistics for the averaged weights: the EMA generator never ran
     in train mode, so the live network's statistics do not match it."""
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

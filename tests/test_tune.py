@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -131,15 +130,18 @@ def test_errored_trial_resumes_from_its_checkpoint_and_finished_ones_are_not_rer
     study = Study(name="flaky", preset="smoke", seeds=(0,), grid=[{"row": "steady"}, {"row": "flaky", "momentum": 0.5}],
                   overrides={**TINY, "steps": 5})
     train_fn = functools.partial(standin_train, marker_dir=str(tmp_path))
-    first = run_study(study, storage=str(tmp_path), max_failures=0, train_fn=train_fn)
+    storage = f"file://{tmp_path}"  # a URI, as for a bucket: Ray and the Parquet writer go through pyarrow.fs
+    first = run_study(study, storage=storage, max_failures=0, train_fn=train_fn)
     assert sorted(first["status"]) == ["completed", "failed"]
     assert first.loc[first["row"] == "flaky", "error"].str.contains("flaky trial lost its worker").all()
     before = _rows(tmp_path / "flaky")
 
     with pytest.raises(ConfigError, match="--resume"):  # not silently started over
-        run_study(study, storage=str(tmp_path), train_fn=train_fn)
-    trials = run_study(study, storage=str(tmp_path), resume=True, max_failures=0, train_fn=train_fn)
-    history = results.read_history(str(tmp_path / "flaky"))
+        run_study(study, storage=storage, train_fn=train_fn)
+    with pytest.raises(ConfigError, match="steps: 5 then, 6 now"):  # nor resumed as another study
+        run_study(study, storage=storage, resume=True, overrides=["steps=6"], train_fn=train_fn)
+    trials = run_study(study, storage=storage, resume=True, max_failures=0, train_fn=train_fn)
+    history = results.read_history(f"{storage}/flaky")
     assert (trials["status"] == "completed").all()
     _assert_one_row_per_trial(trials, history, 2)
     after = _rows(tmp_path / "flaky")
