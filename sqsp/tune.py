@@ -350,10 +350,11 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
 
     Raises ConfigError before Ray starts if any trial's config is invalid.
     """
-    base = base_config(study, overrides)
+    user = parse_overrides(overrides)
+    base = base_config(study, user)
     trials = expand(study, base)
     path = study_dir(study, storage)
-    spec = _spec(study, base)
+    spec = _spec(study, base, user)
     fixed = spec["fixed"]
 
     restoring = False
@@ -366,7 +367,11 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
     elif resume:
         print(f"[sqsp] nothing to resume in {path}; starting the study", file=sys.stderr)
 
-    prepare_generators([cfg for _, cfg in trials])
+    if address and address.startswith("ray://") and "://" not in storage_root(storage):
+        print(f"[sqsp] warning: with a Ray Client address the trials write to {path} on the cluster; "
+              "give --storage a bucket URI or a shared filesystem so this machine can read it too",
+              file=sys.stderr)
+    prepare_generators([cfg for _, cfg in trials])  # here, not in 18 trials at once (zoo builds lock per node)
     _describe(study, trials, path, cpus_per_trial, gpus_per_trial, restoring)
 
     started = False
@@ -398,7 +403,9 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
         counts = trials_df["status"].value_counts().to_dict()
         print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
               f"wrote {results.join(path, results.TRIALS_FILE)} and {results.HISTORY_FILE}", file=sys.stderr)
-        if counts.get("unfinished"):
+        expected = study.num_samples if study.searcher is not None else len(trials)
+        trials_df.attrs["interrupted"] = bool(counts.get("unfinished")) or len(trials_df) < expected
+        if trials_df.attrs["interrupted"]:
             print("[sqsp] the study was interrupted; continue it with --resume", file=sys.stderr)
         return trials_df
     finally:
@@ -480,9 +487,9 @@ def _describe(study: Study, trials: list, path: str, cpus: float, gpus: float, r
           file=sys.stderr)
 
 
-def _spec(study: Study, base: dict[str, Any]) -> dict[str, Any]:
-    """study.json: how the study was started (what a resume must repeat), plus a readable summary."""
-    return {"name": study.name, "preset": study.preset, "fixed": fixed_spec(study, base),
+def _spec(study: Study, base: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+    """study.json: how the study was started (what a resume must repeat) and what it resolved to."""
+    return {"name": study.name, "preset": study.preset, "overrides": user, "fixed": fixed_spec(study, base),
             "grid": None if isinstance(study.grid, list) else {k: list(v) for k, v in study.grid.items()},
             "search_space": {k: repr(v) for k, v in study.search_space.items()},
             "seeds": [int(s) for s in study.seeds], "metric": study.metric, "mode": study.mode,
@@ -490,21 +497,30 @@ def _spec(study: Study, base: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_same_study(path: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """The stored fixed spec of the study at ``path``; refuses a resume that would change it."""
+    """The fixed spec the study at ``path`` started with; refuses a resume with other flags.
+
+    The trials go on with the configs they started with, even where the preset's defaults
+    have changed since (then a note says so): a study is one set of configs.
+    """
     try:
         stored = json.loads(_read_text(results.join(path, STUDY_FILE)))
     except FileNotFoundError:
         return spec["fixed"]
-    then, now = stored["fixed"]["base"], spec["fixed"]["base"]
-    diff = [f"{k}: {then.get(k)!r} then, {now.get(k)!r} now" for k in sorted(set(then) | set(now))
-            if then.get(k) != now.get(k)]
-    diff += [f"{k} differ" for k in ("grid", "seeds") if json.loads(json.dumps(spec[k])) != stored.get(k)]
-    if stored["fixed"]["rows"] != spec["fixed"]["rows"]:
-        diff.append("rows differ")
+    now = json.loads(json.dumps(spec))
+    diff = [f"{k}: {stored.get(k)!r} then, {now[k]!r} now" for k in ("preset", "overrides", "seeds", "grid")
+            if k in stored and stored[k] != now[k]]
+    if stored["fixed"]["rows"] != now["fixed"]["rows"]:
+        diff.append("the rows differ")
     if diff:
         raise ConfigError(f"--resume continues {path} as it was started, but this invocation differs "
                           f"({'; '.join(diff)}); repeat the original --preset/--set/--seeds or choose another "
                           "--storage")
+    then, base = stored["fixed"]["base"], now["fixed"]["base"]
+    changed = [f"{k}={then.get(k)!r} (now {base.get(k)!r})" for k in sorted(set(then) | set(base))
+               if then.get(k) != base.get(k)]
+    if changed:
+        print(f"[sqsp] note: the preset has changed since this study started; its trials keep "
+              f"{', '.join(changed)}", file=sys.stderr)
     return stored["fixed"]
 
 
@@ -563,7 +579,7 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
         p.error(str(e))
     if study.table is not None:
         print(study.table(trials))
-    return 1 if (trials["status"] == "unfinished").any() else 0
+    return 1 if trials.attrs.get("interrupted") else 0
 
 
 def _parse_seeds(text: str) -> list[int]:

@@ -291,13 +291,24 @@ class Discriminator(nn.Module):
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         x = self.body(img)
-        std = (x.var(dim=0, unbiased=False) + 1e-8).sqrt().mean()  # minibatch stddev: penalises mode collapse
-        x = torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+        x = torch.cat([x, _minibatch_std(x)], dim=1)
         h = self.fc(self.final_conv(x).flatten(1))
         out = self.out(h).squeeze(1)
         if self.embed is not None:
             out = out + (self.embed(c) * h).sum(1) / math.sqrt(h.shape[1])
         return out
+
+
+def _minibatch_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """StyleGAN's minibatch-stddev feature: the std of each feature within groups of
+    ``group`` samples, averaged, as one extra channel. A collapsed generator gives ~0 and
+    D can tell; small groups make that signal sharp (as in the official code)."""
+    n, c, h, w = x.shape
+    g = group if n % group == 0 else n
+    y = x.reshape(g, n // g, c, h, w)
+    y = ((y - y.mean(dim=0)).square().mean(dim=0) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // g,); not
+    # Tensor.var, which is ten times slower here
+    return y.reshape(1, -1, 1, 1, 1).expand(g, -1, 1, h, w).reshape(n, 1, h, w)
 
 
 def _recalibrate_batchnorm(net: nn.Module, z_dim: int, c_dim: int, labels: torch.Tensor, seed: int,
@@ -321,6 +332,13 @@ def _recalibrate_batchnorm(net: nn.Module, z_dim: int, c_dim: int, labels: torch
     for m in bns:
         m.momentum = 0.1
     net.eval()
+
+
+def _clamped(images: torch.Tensor) -> torch.Tensor:
+    """The discriminator sees generated images clamped to [-1, 1], as users do. Digits sit on
+    an exactly black (-1) background, which an unbounded StyleGAN output can then reach by
+    overshooting; without it, D tells fakes by their not-quite-black background alone."""
+    return images.clamp(-1.0, 1.0)
 
 
 def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, seed: int,
@@ -358,7 +376,7 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
         real, c_real = x_all[idx], (F.one_hot(labels[idx], c_dim).float() if c_dim else None)
         c_fake = fake_labels()
         with torch.no_grad():
-            fake = G(torch.randn(bs, Z_DIM, generator=gen), c_fake)
+            fake = _clamped(G(torch.randn(bs, Z_DIM, generator=gen), c_fake))
         r1 = step % run.r1_every == 0
         real = real.requires_grad_(r1)
         d_real = D(real, c_real)
@@ -371,7 +389,7 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
         opt_d.step()
         # generator
         c_fake = fake_labels()
-        loss_g = F.softplus(-D(G(torch.randn(bs, Z_DIM, generator=gen), c_fake), c_fake)).mean()
+        loss_g = F.softplus(-D(_clamped(G(torch.randn(bs, Z_DIM, generator=gen), c_fake)), c_fake)).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()

@@ -12,7 +12,7 @@ from sqsp.train import CHECKPOINT_FILE, TrainingDiverged, train
 
 TINY = {"batch_size": 128, "student_width": 0.125, "projector_dim": 64, "squeeze_width": 64, "teacher_dim": 64,
         "projector_depth": 2, "epochs": 2, "eval_every": 1, "checkpoint_every": 1, "knn_k": 10,
-        "generator": "random:stylegan@16", "precision": "fp32", "base_lr": 0.2}
+        "generator": "random:stylegan@16", "precision": "fp32", "channels_last": False, "base_lr": 0.2}
 
 
 @pytest.fixture(scope="module")

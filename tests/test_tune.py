@@ -138,7 +138,7 @@ def test_errored_trial_resumes_from_its_checkpoint_and_finished_ones_are_not_rer
 
     with pytest.raises(ConfigError, match="--resume"):  # not silently started over
         run_study(study, storage=storage, train_fn=train_fn)
-    with pytest.raises(ConfigError, match="steps: 5 then, 6 now"):  # nor resumed as another study
+    with pytest.raises(ConfigError, match="overrides: .* then, .* now"):  # nor resumed as another study
         run_study(study, storage=storage, resume=True, overrides=["steps=6"], train_fn=train_fn)
     trials = run_study(study, storage=storage, resume=True, max_failures=0, train_fn=train_fn)
     history = results.read_history(f"{storage}/flaky")
@@ -159,9 +159,9 @@ sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
 import ray, ray.cloudpickle, test_tune
 ray.cloudpickle.register_pickle_by_value(test_tune)
 from sqsp.tune import run_study
-ray.init(address={address!r}, runtime_env={{"env_vars": {{"PYTHONPATH": {root!r}}}}}, log_to_driver=False)
 study = test_tune.{study}()
-run_study(study, storage={storage!r}, max_failures=0, max_concurrent={max_concurrent},
+# joins the test's cluster the way --address does (run_study ships sqsp to its workers)
+run_study(study, address={address!r}, storage={storage!r}, max_failures=0, max_concurrent={max_concurrent},
           train_fn=functools.partial(test_tune.standin_train, sleep={sleep}, log_dir={storage!r}))
 """
 
@@ -236,7 +236,7 @@ def test_interrupted_optuna_study_continues_its_search_without_repeating(ray_ses
                              max_concurrent=1, sleep=0.3)
     partial = results.read_trials(str(tmp_path / "optuna"))  # written on the way out
     assert "continue it with --resume" in log
-    assert (partial["status"] == "completed").sum() >= 2 and "unfinished" in set(partial["status"])
+    assert (partial["status"] == "completed").sum() >= 2 and set(partial["status"]) <= {"completed", "unfinished"}
     ended_before = _ended(tmp_path)
     # trials with a checkpoint the driver had registered (a result line naming it) before the interrupt
     checkpointed = {json.loads(line)["config"]["base_lr"] for p in (tmp_path / "optuna").glob("*/result.json")
