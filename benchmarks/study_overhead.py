@@ -5,7 +5,8 @@
 
 Prints:
 1. one trial: ``train()`` called directly in this process, the same config as a fresh
-   ``python -m sqsp.train``-like process (imports included), and as a one-trial study
+   ``python -m sqsp.train``-like process (imports included), two such processes side by
+   side (what 2 cores give two trials without Ray), and as a one-trial study
    through Ray Tune (``run_study``: actor start, imports, checkpoints copied to storage,
    Parquet written); plus the time ``ray.init`` takes;
 2. the ablation study (rows a-f × seeds) on the same reduced config at 1 and at 2
@@ -61,9 +62,15 @@ def main(argv=None) -> int:
     t_direct = time.perf_counter() - t0
     code = ("import sys, torch; torch.set_num_threads(1); from sqsp.config import preset; "
             "from sqsp.train import train; train(preset(sys.argv[1], sys.argv[2:]))")
+    cmd = [sys.executable, "-c", code, args.preset, *overrides]
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, args.preset, *overrides], cwd=ROOT, check=True)
+    subprocess.run(cmd, cwd=ROOT, check=True)
     t_process = time.perf_counter() - t0
+    t0 = time.perf_counter()  # the machine's own scaling: two such processes side by side
+    for proc in [subprocess.Popen(cmd, cwd=ROOT) for _ in range(2)]:
+        if proc.wait():
+            raise SystemExit("a training process failed")
+    t_pair = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -78,6 +85,8 @@ def main(argv=None) -> int:
         print(f"\n## one trial ({args.steps} steps, 1 thread), load {_load()}")
         print(f"train() in this process            {t_direct:7.1f} s   ({direct.get('img_per_s', 0):.0f} img/s last epoch)")
         print(f"fresh process (imports included)   {t_process:7.1f} s")
+        print(f"two fresh processes side by side   {t_pair:7.1f} s   (the machine's 2-process scaling: "
+              f"{2 * t_process / t_pair:.2f}x)")
         inside = trials["wall_time_s"].iloc[0]
         print(f"run_study, one trial through Tune  {t_tune:7.1f} s   (+{t_tune - t_direct:.1f} s over train(); "
               f"{inside:.1f} s of it inside the trial, by Ray's clock)")
