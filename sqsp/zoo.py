@@ -71,8 +71,8 @@ from tqdm.auto import tqdm
 
 from . import fid as fidlib
 from .data import load_split
-from .generators import ARCHITECTURES, FeatureGenerator, build_architecture, load_checkpoint, make_network, \
-    save_checkpoint, wrap
+from .generators import ARCHITECTURES, FeatureGenerator, build_architecture, is_checkpoint_path, load_checkpoint, \
+    make_network, save_checkpoint, wrap
 from .generators.stylegan import EqualConv2d, EqualLinear
 
 MANIFEST_FORMAT = "sqsp-zoo/1"
@@ -104,6 +104,7 @@ class GANRun:
     ema_kimg: float = 5.0           # half-life of the generator's weight average, in thousands of images
     ema_rampup: float = 0.1         # early on the half-life is at most this share of the images seen
     d_width: int = 16               # discriminator channels at full resolution (doubling, at most 2x, below)
+    decay_from: float = 0.5         # lr decays linearly to 0 from this share of the steps (1: constant lr)
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments of the generator
 
 
@@ -238,17 +239,20 @@ def load_generator(spec: str, *, device: str | torch.device = "cpu", stylegan_re
     if spec.endswith(".pkl"):
         from .generators.official import load_official
         return load_official(spec, device=device, repo=stylegan_repo, truncation=truncation)
-    if "/" in spec or os.sep in spec or Path(spec).suffix in (".safetensors", ".pt", ".pth"):
+    if is_checkpoint_path(spec) or "/" in spec or os.sep in spec:
         return load_checkpoint(spec, device=device, truncation=truncation)
 
     known = entries(zoo, manifests)
-    if spec not in known and build_if_missing and _is_embedded_name(spec):
-        print(f"sqsp.zoo: generator {spec!r} is not in the zoo at {zoo_dir(zoo)}; building the zoo "
-              "(a few minutes, once)", file=sys.stderr, flush=True)
+    stale = spec in known and known[spec].get("format", "sqsp") == "sqsp" and \
+        known[spec].get("build_version") != BUILD_VERSION and _is_embedded_name(spec)
+    if (spec not in known or stale) and build_if_missing and _is_embedded_name(spec):
+        why = "was built by an older version of sqsp" if stale else "is not in the zoo"
+        print(f"sqsp.zoo: generator {spec!r} {why} at {zoo_dir(zoo)}; building the zoo (a few minutes, once)",
+              file=sys.stderr, flush=True)
         build(zoo)
         known = entries(zoo, manifests)
     if spec not in known:
-        raise KeyError(f"generator {spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec, or a checkpoint "
+        raise LookupError(f"generator {spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec, or a checkpoint "
                        f"path; zoo names: {sorted(known) or '(none; run python -m sqsp.zoo build)'}")
     e = known[spec]
     verify(e)
@@ -371,6 +375,10 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
     ratio = run.r1_every / (run.r1_every + 1)
     opt_d = torch.optim.Adam(D.parameters(), lr=run.lr * ratio, betas=tuple(b ** ratio for b in run.betas))
     bs = run.batch_size
+    # a linear lr decay at the end damps the oscillation of short GAN runs, so the final
+    # checkpoint does not depend on where in a mode-hopping cycle training happens to stop
+    decay = lambda i: min(1.0, (1 - i / steps) / max(1e-8, 1 - run.decay_from))  # noqa: E731
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (opt_g, opt_d)]
 
     def fake_labels():
         return F.one_hot(labels[torch.randint(len(labels), (bs,), generator=gen)], c_dim).float() if c_dim else None
@@ -401,6 +409,8 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
+        for sched in scheds:
+            sched.step()
         # G_ema (StyleGAN2-ADA: half-life ema_kimg, ramped up early in training)
         ema_nimg = min(run.ema_kimg * 1000, step * bs * run.ema_rampup)
         beta = 0.5 ** (bs / max(ema_nimg, 1e-8))
@@ -513,7 +523,7 @@ def _train_and_record(directory: str, run: GANRun, steps: int | None, seed: int,
         entry = {"arch": run.arch, "dataset": DATASET, "resolution": RESOLUTION, "channels": CHANNELS,
                  "conditional": fg.conditional, "num_classes": fg.c_dim, "z_dim": fg.z_dim,
                  "step": step, "total_steps": total, "run": run.name, "seed": seed, "recipe": recipe,
-                 "format": "sqsp",
+                 "build_version": BUILD_VERSION, "format": "sqsp",
                  "file": path.name, "sha256": fidlib.file_sha256(path),
                  "sidecar": path.with_suffix(".json").name,
                  "sidecar_sha256": fidlib.file_sha256(path.with_suffix(".json")),

@@ -63,7 +63,7 @@ def test_load_by_name_and_other_specs(tiny_zoo):
     assert zoo.load_generator("random:stylegan").resolution == zoo.RESOLUTION
     with pytest.raises(ValueError, match="unknown architecture 'vae'"):
         zoo.load_generator("random:vae@16")
-    with pytest.raises(KeyError, match="'no-such-gan'.*stylegan-digits"):
+    with pytest.raises(LookupError, match="'no-such-gan'.*stylegan-digits"):
         zoo.load_generator("no-such-gan", zoo=directory)
 
 

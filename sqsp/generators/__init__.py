@@ -13,6 +13,7 @@ Official StyleGAN pickles are read by ``official.py`` only.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -83,13 +84,15 @@ def save_checkpoint(net: nn.Module, arch: str, kwargs: dict[str, Any], path: str
                     extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``<stem>.safetensors`` + ``<stem>.json``, each via a temp file and ``os.replace``
     so a crash never leaves a half-written file under the final name. ``kwargs`` are the
-    constructor arguments of ``make_network`` (everything but ``arch`` and ``seed``)."""
+    constructor arguments of ``make_network`` (everything but ``arch`` and ``seed``); the
+    sidecar records them completed with the constructor's defaults, so that a later change of
+    a default does not change what an old checkpoint loads as."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"checkpoint path {str(path)!r} must end in .safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
-    meta = {"format": CHECKPOINT_FORMAT, "arch": arch, "kwargs": kwargs, **(extra or {})}
+    meta = {"format": CHECKPOINT_FORMAT, "arch": arch, "kwargs": full_kwargs(arch, kwargs), **(extra or {})}
     side = sidecar_path(path)
     tmp_w, tmp_j = path.with_name(path.name + ".tmp"), side.with_name(side.name + ".tmp")
     save_file(state, str(tmp_w))
@@ -97,6 +100,16 @@ def save_checkpoint(net: nn.Module, arch: str, kwargs: dict[str, Any], path: str
     os.replace(tmp_w, path)
     os.replace(tmp_j, side)
     return path, side
+
+
+def full_kwargs(arch: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``make_network`` arguments with every constructor default filled in."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown generator architecture {arch!r}; allowed: {sorted(ARCHITECTURES)}")
+    renamed = {("img_channels" if k == "channels" else k): v for k, v in kwargs.items()}
+    bound = inspect.signature(ARCHITECTURES[arch][0]).bind(**renamed)
+    bound.apply_defaults()
+    return {("channels" if k == "img_channels" else k): v for k, v in bound.arguments.items()}
 
 
 def is_checkpoint_path(spec: str) -> bool:
@@ -126,7 +139,6 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
     else:
         raise ValueError(f"unknown checkpoint type {path.suffix!r} for {str(path)!r}; allowed: .safetensors "
                          "(+ .json sidecar), .pt/.pth (torch.save of a dict); official .pkl via sqsp.zoo")
-    kwargs = dict(meta["kwargs"])
-    net = make_network(meta["arch"], **kwargs)
+    net = make_network(meta["arch"], **meta["kwargs"])
     net.load_state_dict(state)
     return wrap(net.to(device), meta["arch"], truncation=truncation)
