@@ -230,7 +230,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # base_lr is high on purpose: at 84 steps it is what lets row c's trivial solution show (README).
     "smoke": dict(
         dataset="digits", image_size=16, generator="stylegan-digits", batch_size=64, epochs=4,
-        base_lr=1.0, warmup_steps=10, weight_decay=5e-4, student_width=0.125, projector_depth=3,
+        base_lr=0.5, warmup_steps=10, weight_decay=5e-4, student_width=0.125, projector_depth=3,
         projector_dim=128, squeeze_width=128, teacher_dim=128, squeeze_depth=3, aug_preset="mocov2-noblur",
         sim_weight=25.0, var_weight=25.0, cov_weight=1.0, syn_ratio=0.5, knn_k=20,
         eval_every=2, checkpoint_every=1, probe="fast", device="auto",
