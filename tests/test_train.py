@@ -11,7 +11,7 @@ from sqsp.generators import build_architecture
 from sqsp.train import CHECKPOINT_FILE, TrainingDiverged, train
 
 TINY = {"batch_size": 128, "student_width": 0.125, "projector_dim": 64, "squeeze_width": 64, "teacher_dim": 64,
-        "projector_depth": 2, "epochs": 2, "eval_every": 1, "checkpoint_every": 1, "knn_k": 10,
+        "projector_depth": 2, "epochs": 2, "eval_every": 0, "checkpoint_every": 1, "knn_k": 10, "probe": "none",
         "generator": "random:stylegan@16", "precision": "fp32", "channels_last": False, "base_lr": 0.2}
 
 
@@ -52,14 +52,14 @@ def test_checkpoint_from_another_config_is_refused(gen, tmp_path):
     def keep(metrics, ckpt):
         if ckpt and not (tmp_path / "c").exists():
             shutil.copytree(ckpt, tmp_path / "c")
-    train(tiny(epochs=1), keep, generator=gen)
+    train(tiny(steps=2), keep, generator=gen)
     with pytest.raises(ValueError, match="different config.*sim_weight"):
-        train(tiny(epochs=1, sim_weight=1.0), resume_from=str(tmp_path / "c"), generator=gen)
+        train(tiny(steps=2, sim_weight=1.0), resume_from=str(tmp_path / "c"), generator=gen)
 
 
 def test_reports_carry_every_term_and_no_nan(gen):
     reports = []
-    train(tiny(epochs=1), lambda m, c: reports.append(m), generator=gen)
+    train(tiny(epochs=1, probe="fast"), lambda m, c: reports.append(m), generator=gen)
     (m,) = reports
     for k in ("loss", "loss_sim", "loss_var", "loss_cov", "loss_real", "lr", "student_std", "teacher_std",
               "knn_acc", "probe_acc", "img_per_s", "collapsed", "step", "epoch"):
@@ -69,7 +69,7 @@ def test_reports_carry_every_term_and_no_nan(gen):
 
 def test_divergence_raises(gen):
     with pytest.raises(TrainingDiverged, match="loss became"):
-        train(tiny(epochs=1, base_lr=1e12, syn_ratio=1.0), generator=gen)
+        train(tiny(steps=3, base_lr=1e12, syn_ratio=1.0), generator=gen)
 
 
 @pytest.mark.parametrize("over", [
@@ -81,7 +81,7 @@ def test_divergence_raises(gen):
     {"aug_granularity": "batch", "generator_blocks": "b4-b8", "precision": "bf16"},
 ])
 def test_every_variant_runs(gen, over):
-    m = train(tiny(epochs=1, **over), generator=gen)
+    m = train(tiny(steps=3, probe="fast", **over), generator=gen)
     assert m["done"] and math.isfinite(m["loss"]) and 0 <= m["probe_acc"] <= 100
 
 

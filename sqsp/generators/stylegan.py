@@ -174,14 +174,15 @@ class StyleGANGenerator(nn.Module):
     """``G(z, c) -> image`` (not clamped: the GAN loss sees the raw output, as in StyleGAN)."""
 
     def __init__(self, *, z_dim: int = 64, c_dim: int = 0, w_dim: int = 128, resolution: int = 16,
-                 img_channels: int = 3, channel_base: int = 256, channel_max: int = 64, mapping_layers: int = 2):
+                 img_channels: int = 3, channel_base: int = 256, channel_max: int = 64, mapping_layers: int = 2,
+                 mapping_lr_mul: float = 0.01):
         super().__init__()
         if resolution < 4 or resolution & (resolution - 1):
             raise ValueError(f"resolution={resolution} is not allowed; StyleGAN needs a power of two >= 4")
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.resolution, self.img_channels = resolution, img_channels
         channels = {2 ** i: min(channel_base // 2 ** i, channel_max) for i in range(2, int(math.log2(resolution)) + 1)}
-        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_layers=mapping_layers)
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_layers=mapping_layers, lr_mul=mapping_lr_mul)
         self.synthesis = SynthesisNetwork(w_dim, resolution, img_channels, channels)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0) -> torch.Tensor:
