@@ -62,7 +62,9 @@ class Extractor(Protocol):
 # ---------------------------------------------------------------------------------------------
 def gaussian_stats(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Mean and (unbiased) covariance of features (N, D), in float64."""
-    f = features.detach().cpu().double().numpy() if isinstance(features, torch.Tensor) else np.asarray(features, np.float64)
+    if isinstance(features, torch.Tensor):
+        features = features.detach().cpu().double().numpy()
+    f = np.asarray(features, np.float64)
     if f.ndim != 2 or f.shape[0] < 2:
         raise ValueError(f"features must be (N, D) with N >= 2 to estimate a covariance; got shape {f.shape}")
     return f.mean(axis=0), np.cov(f, rowvar=False)

@@ -9,14 +9,21 @@ appendix Tables 6 and 7); here each of those is one string, ``TrainConfig.genera
 - a path to an official StyleGAN2-ADA / StyleGAN3 ``.pkl`` (see ``generators/official.py``).
 
 The embedded zoo (``python -m sqsp.zoo build``, a few minutes on 2 CPU cores) trains on
-scikit-learn's digits at 16 px, deterministically from a seed:
+the digits train split at 16 px, 3 channels, deterministically from a seed:
 
-=========================== =========================================================
-``stylegan-digits``         main architecture (StyleGAN2-like), final checkpoint
-``stylegan-digits@<step>``  the same run along training, for FID-vs-accuracy (Fig. 6)
-``dcgan-digits``            plain conv DCGAN-like generator (other inductive bias)
-``stylegan-digits-cond``    class-conditional StyleGAN2-like (appendix Table 7)
-=========================== =========================================================
+============================== ======================================================
+``stylegan-digits``            main architecture (StyleGAN2-like), final checkpoint
+``stylegan-digits@<step>``     the same run along training (steps 40, 140, 400, 1000,
+                               2000), FIDs spanning ~90 to ~12, for Fig. 6 studies
+``dcgan-digits``               plain conv DCGAN-like generator (other inductive bias)
+``stylegan-digits-cond``       class-conditional StyleGAN2-like (appendix Table 7)
+============================== ======================================================
+
+(``stylegan-digits@2000``, ``dcgan-digits@800`` and ``stylegan-digits-cond@1000`` name the
+same files as the plain names.) The runs train in parallel processes, one thread each (``--workers``, ``--threads``).
+Entries record ``build_version`` and a ``recipe`` fingerprint of their settings; a build
+retrains only runs whose entries are missing or whose recipe changed, and a zoo name
+whose entry comes from an older ``BUILD_VERSION`` is rebuilt on first use.
 
 Each entry records its FID with the extractor and sample counts it was computed with
 (``sqsp.fid``; the zoo uses the ``classifier`` extractor, trained on the digits train
@@ -25,8 +32,8 @@ the real test split against the real train split with the same extractor. A name
 missing triggers the build on first use (under a file lock, so parallel trials build once).
 
 Where things live: the zoo directory is ``$SQSP_ZOO_DIR`` (default ``~/.cache/sqsp/zoo``)
-with ``manifest.json`` and, per entry, ``<name>.safetensors`` + ``.json`` + ``.png`` (a grid
-of samples). Every file is written to a temporary name and moved into place with
+with ``manifest.json`` and, per checkpoint, ``<run>@<step>.safetensors`` + ``.json`` + ``.png``
+(a grid of samples; rows are classes for the conditional generator). Every file is written to a temporary name and moved into place with
 ``os.replace``, and an entry enters the manifest (itself replaced atomically) only once
 its files are complete, so an interrupted build leaves no half-written entry; it resumes
 at the first incomplete run. Files are checked against the sha256 in the manifest before

@@ -8,6 +8,7 @@ import shutil
 import pytest
 import torch
 
+import sqsp.generators
 from sqsp import zoo
 from sqsp.generators import FeatureGenerator
 
@@ -113,7 +114,7 @@ def test_user_manifest(tiny_zoo, tmp_path, monkeypatch):
 
 def test_interrupted_build_leaves_no_half_written_entry(tmp_path, monkeypatch):
     directory = tmp_path / "zoo"
-    real_save_file = zoo_save_file = __import__("sqsp.generators", fromlist=["save_file"]).save_file
+    real_save_file = sqsp.generators.save_file
 
     def crash_in_cond_write(tensors, filename, *a, **k):
         if "cond" in str(filename):
@@ -133,7 +134,7 @@ def test_interrupted_build_leaves_no_half_written_entry(tmp_path, monkeypatch):
         zoo.verify(zoo.entries(directory)[name])
 
     # the next build resumes: finished runs are not retrained, the rest completes
-    monkeypatch.setattr("sqsp.generators.save_file", zoo_save_file)
+    monkeypatch.setattr("sqsp.generators.save_file", real_save_file)
     trained = []
     real_train = zoo.train_gan
     monkeypatch.setattr(zoo, "train_gan", lambda run, *a, **k: trained.append(run.name) or real_train(run, *a, **k))
