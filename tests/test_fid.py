@@ -8,15 +8,6 @@ import torch
 from sqsp import fid
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are faster on one thread, and far faster when other jobs share the CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_closed_form_two_gaussians():
     # Diagonal covariances commute, so Tr((S1 S2)^1/2) = sum sqrt(a_i b_i) and
     # FID = |mu1 - mu2|^2 + sum (sqrt(a_i) - sqrt(b_i))^2.

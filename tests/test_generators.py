@@ -16,15 +16,6 @@ from sqsp.generators.base import FeatureGenerator
 from sqsp.generators.official import REPO_ENV, load_official
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are faster on one thread, and far faster when other jobs share the CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class PlainGenerator(nn.Module):
     """Several layers per resolution; the last one at each resolution is the block."""
 

@@ -12,15 +12,6 @@ import sqsp.generators
 from sqsp import zoo
 from sqsp.generators import FeatureGenerator
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are faster on one thread, and far faster when other jobs share the CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 TINY = dict(steps=4, fid_samples=80, classifier_epochs=1, progress=False, workers=1)
 REQUIRED = {"name", "arch", "dataset", "resolution", "conditional", "step", "fid", "file", "sha256"}
 
