@@ -29,7 +29,7 @@ from torch import nn
 
 from . import losses
 from .augment import build_augment
-from .config import ConfigError, TrainConfig, parse_blocks, preset
+from .config import PRESETS, ConfigError, TrainConfig, parse_blocks, preset
 from .data import channel_stats, load_split
 from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper
 from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp
@@ -141,7 +141,7 @@ def build_run(config: TrainConfig, generator=None) -> Run:
     if cfg.syn_batch > 0:
         if generator is None:
             from .zoo import load_generator  # imported late: the zoo may build on first use
-            generator = load_generator(cfg.generator, device=device)
+            generator = load_generator(cfg.generator, device=device, truncation=cfg.truncation)
         synthetic = SyntheticSource(generator, parse_blocks(cfg.generator_blocks), cfg.teacher_source,
                                     device, cfg.seed + 1)
 
@@ -302,7 +302,6 @@ def train(config: TrainConfig, report: Report | None = None, *, resume_from: str
     if resume_from:
         run.load_state_dict(torch.load(os.path.join(resume_from, CHECKPOINT_FILE), weights_only=True))
     cfg, spe = run.config, run.steps_per_epoch
-    epochs = math.ceil(run.total_steps / spe)
     bar = _progress(run, progress)
     sums: dict[str, torch.Tensor] = {}
     n, t0, metrics = 0, time.perf_counter(), {}
@@ -387,7 +386,7 @@ def _progress(run: Run, enabled: bool):
 # ---------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sqsp.train", description="One squeeze-and-span run.")
-    p.add_argument("--preset", default="smoke", help="a preset name: " + ", ".join(sorted(_presets())))
+    p.add_argument("--preset", default="smoke", help="a preset name: " + ", ".join(sorted(PRESETS)))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable), e.g. --set syn_ratio=1.0")
     p.add_argument("--checkpoint-dir", help="keep the last checkpoint here")
@@ -406,11 +405,6 @@ def main(argv: list[str] | None = None) -> int:
     final = train(cfg, keep, resume_from=args.resume_from, progress=True)
     print(json.dumps(final, indent=2, sort_keys=True))
     return 0
-
-
-def _presets():
-    from .config import PRESETS
-    return PRESETS
 
 
 if __name__ == "__main__":
