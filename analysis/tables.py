@@ -14,6 +14,12 @@ cov_weight > 0, Span: syn_ratio < 1), the linear-probe accuracy as mean ± std o
 collapsed, failed or diverged, and the paper's CIFAR-10 figure for that row. A collapsed
 trial counts in the mean (its accuracy is the point of row c); a failed or diverged one has
 no accuracy and is counted apart.
+
+When the trials evaluated their untrained backbone (``eval_init``, on in ``smoke``), the
+table also gives each row's gain over it (the per-seed difference, mean ± std) and the
+untrained accuracy in its note. That is the floor that matters at small scale: on digits a
+random ResNet's features already probe near 90%, so "chance" for a collapsed run means no
+better than its own initialisation, not 10%.
 """
 from __future__ import annotations
 
@@ -54,6 +60,10 @@ def ablation_table(trials: pd.DataFrame) -> pd.DataFrame:
             line[f"{name}_mean"] = vals.mean() if len(vals) else float("nan")
             line[f"{name}_std"] = vals.std(ddof=1) if len(vals) > 1 else float("nan")
             line[f"{name}_n"] = int(len(vals))
+        gain = _gain(g)
+        line["gain_mean"] = gain.mean() if len(gain) else float("nan")
+        line["gain_std"] = gain.std(ddof=1) if len(gain) > 1 else float("nan")
+        line["gain_n"] = int(len(gain))
         status = g["status"].astype(str)
         line["trials"] = len(g)
         line["collapsed"] = int((status == "collapsed").sum())
@@ -63,8 +73,26 @@ def ablation_table(trials: pd.DataFrame) -> pd.DataFrame:
         out.append(line)
     table = pd.DataFrame(out)
     table.attrs["chance"] = _chance(trials)
+    table.attrs["untrained"] = _untrained(trials)
     table.attrs["dataset"] = ", ".join(sorted(trials["dataset"].dropna().astype(str).unique())) if "dataset" in trials else ""
     return table
+
+
+def _gain(g: pd.DataFrame) -> pd.Series:
+    """Probe accuracy minus the same trial's untrained-backbone accuracy (paired by seed)."""
+    if "init_probe_acc" not in g or "probe_acc" not in g:
+        return pd.Series(dtype=float)
+    return (pd.to_numeric(g["probe_acc"], errors="coerce") - pd.to_numeric(g["init_probe_acc"], errors="coerce")).dropna()
+
+
+def _untrained(trials: pd.DataFrame) -> tuple[float, float, int] | None:
+    """Mean, std and n of the untrained backbone's probe accuracy, one value per seed."""
+    if "init_probe_acc" not in trials:
+        return None
+    per_seed = trials.dropna(subset=["init_probe_acc"]).groupby("seed")["init_probe_acc"].first()
+    if per_seed.empty:
+        return None
+    return float(per_seed.mean()), float(per_seed.std(ddof=1)) if len(per_seed) > 1 else float("nan"), len(per_seed)
 
 
 def _chance(trials: pd.DataFrame) -> float | None:
@@ -72,10 +100,10 @@ def _chance(trials: pd.DataFrame) -> float | None:
     return 100.0 / CLASSES[ds[0]] if len(ds) == 1 and ds[0] in CLASSES else None
 
 
-def _mean_std(mean, std, n, *, pm: str = "±") -> str:
+def _mean_std(mean, std, n, *, pm: str = "±", signed: bool = False) -> str:
     if not n:
         return "–"
-    s = f"{mean:.2f}"
+    s = f"{mean:+.2f}" if signed else f"{mean:.2f}"
     s += f" {pm} {std:.2f}" if n > 1 else ""
     return f"{s} (n={n})"
 
@@ -88,12 +116,14 @@ def _collapse(line) -> str:
 
 
 def _display(table: pd.DataFrame, *, check: str, pm: str, labels: dict[str, str]) -> tuple[list[str], list[list[str]]]:
-    head = ["row", *(labels[c] for c in TABLE3_COMPONENTS), "linear probe", "kNN", "collapsed", "failed",
-            "paper (CIFAR-10)"]
+    gains = "gain_n" in table and table["gain_n"].sum() > 0
+    head = ["row", *(labels[c] for c in TABLE3_COMPONENTS), "linear probe", *(["vs untrained"] if gains else []),
+            "kNN", "collapsed", "failed", "paper (CIFAR-10)"]
     body = []
     for _, line in table.iterrows():
+        gain = [_mean_std(line["gain_mean"], line["gain_std"], line["gain_n"], pm=pm, signed=True)] if gains else []
         body.append([str(line["row"]), *(check if line[c] else "" for c in TABLE3_COMPONENTS),
-                     _mean_std(line["probe_mean"], line["probe_std"], line["probe_n"], pm=pm),
+                     _mean_std(line["probe_mean"], line["probe_std"], line["probe_n"], pm=pm), *gain,
                      _mean_std(line["knn_mean"], line["knn_std"], line["knn_n"], pm=pm),
                      _collapse(line), str(line["failed"]) if line["failed"] else "",
                      "" if pd.isna(line["paper_cifar10"]) else f"{line['paper_cifar10']:.2f}"])
@@ -109,6 +139,9 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
         note.append(f"dataset: {table.attrs['dataset']}")
     if table.attrs.get("chance"):
         note.append(f"chance: {table.attrs['chance']:.2f}%")
+    if table.attrs.get("untrained"):
+        m, sd, n = table.attrs["untrained"]
+        note.append(f"untrained backbone (step 0, same seeds): {_mean_std(m, sd, n, pm='±')}")
     note.append("accuracy: top-1 %, mean ± sample std over seeds (n); paper: Table 3, CIFAR-10")
     if fmt == "markdown":
         head, body = _display(table, check="✓", pm="±", labels=COMPONENT_LABELS)

@@ -92,6 +92,10 @@ class TrainConfig:
     probe_lr: float = 30.0
     """The paper protocol's base lr (scaled by batch/256) and epochs: the authors' CIFAR
     eval_linear scripts. Their features are unnormalised and tiny, hence the large lr."""
+    eval_init: bool = False
+    """Also evaluate the untrained backbone (step 0; reported as ``init_knn_acc``,
+    ``init_probe_acc`` with every report). Training must beat this floor to mean anything:
+    on an easy dataset a random network's features are already linearly separable."""
     collapse_std: float = 0.1
     """A run is reported as collapsed when its student's per-dimension std falls below this
     share of the spread it is asked for (see ``train.is_collapsed``)."""
@@ -233,7 +237,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         base_lr=0.5, warmup_steps=10, weight_decay=5e-4, student_width=0.125, projector_depth=3,
         projector_dim=128, squeeze_width=128, teacher_dim=128, squeeze_depth=3, aug_preset="mocov2-noblur",
         sim_weight=25.0, var_weight=25.0, cov_weight=1.0, syn_ratio=0.5, knn_k=20,
-        eval_every=2, checkpoint_every=1, probe="fast", device="auto",
+        eval_every=2, checkpoint_every=1, probe="fast", eval_init=True, device="auto",
         # at width x0.125 bf16 autocast and channels_last cost more than they save (benchmarks/README.md)
         precision="fp32", channels_last=False),
     # Appendix Table 2, exactly (generator: the paper's checkpoint file names, see README).

@@ -22,6 +22,8 @@ loss, loss_sim, …     float64         metrics of the last report; ``knn_acc`` 
  (every metric)                       evaluated value, ``probe_acc`` the final one (NaN if
                                       the run did not finish); any further metric that
                                       train() reports gets a column here too
+init_knn_acc,         float64         the untrained backbone's accuracies (step 0, same
+ init_probe_acc                       seed), when the config has ``eval_init``
 collapsed             bool, null      the final report's collapse flag
 reports               int64           rows of this trial in history.parquet
 wall_time_s           float64         Ray's time_total_s (counts time before a restore)
@@ -87,7 +89,8 @@ CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 _CONFIG_KIND = {f.name: {bool: "boolean", int: "Int64", float: "float64"}.get(type(f.default), "string")
                 for f in dataclasses.fields(TrainConfig)}
 METRICS = ("step", "epoch", "loss", "loss_sim", "loss_var", "loss_cov", "loss_syn", "loss_real", "lr",
-           "student_std", "teacher_std", "backbone_std", "img_per_s", "knn_acc", "probe_acc", "collapsed")
+           "student_std", "teacher_std", "student_nstd", "backbone_nstd", "img_per_s", "knn_acc", "probe_acc",
+           "init_knn_acc", "init_probe_acc", "collapsed")
 """The metrics train() reports, in column order; others it adds follow them."""
 _INT_METRICS = ("step", "epoch")
 _BOOL_METRICS = ("collapsed", "done")

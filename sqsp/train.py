@@ -21,7 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -95,10 +95,11 @@ class Run:
     steps_per_epoch: int
     total_steps: int
     step: int = 0
+    init_metrics: dict[str, float] = field(default_factory=dict)   # the untrained backbone's (eval_init)
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "config": self.config.to_dict(), "step": self.step,
+            "config": self.config.to_dict(), "step": self.step, "init_metrics": dict(self.init_metrics),
             "student": self.student.state_dict(),
             "teacher": self.teacher.state_dict() if self.teacher is not None else {},
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -113,6 +114,7 @@ class Run:
             diff = {k: (s["config"].get(k), v) for k, v in self.config.to_dict().items() if s["config"].get(k) != v}
             raise ConfigError(f"checkpoint was written by a different config; differing fields (saved, now): {diff}")
         self.step = s["step"]
+        self.init_metrics = dict(s.get("init_metrics", {}))
         self.student.load_state_dict(s["student"])
         if self.teacher is not None:
             self.teacher.load_state_dict(s["teacher"])
@@ -302,6 +304,8 @@ def train(config: TrainConfig, report: Report | None = None, *, resume_from: str
     if resume_from:
         run.load_state_dict(torch.load(os.path.join(resume_from, CHECKPOINT_FILE), weights_only=True))
     cfg, spe = run.config, run.steps_per_epoch
+    if cfg.eval_init and run.step == 0:  # no RNG is drawn: the trajectory is the same without it
+        run.init_metrics = {f"init_{k}": v for k, v in evaluate(run, probe=cfg.probe != "none").items()}
     bar = _progress(run, progress)
     sums: dict[str, torch.Tensor] = {}
     n, t0, metrics = 0, time.perf_counter(), {}
@@ -318,7 +322,7 @@ def train(config: TrainConfig, report: Report | None = None, *, resume_from: str
         epoch = math.ceil(run.step / spe)
         metrics = {k: float(v) / n for k, v in sums.items()}
         metrics.update(step=run.step, epoch=epoch, lr=run.scheduler.get_last_lr()[0],
-                       img_per_s=n * cfg.batch_size / (time.perf_counter() - t0))
+                       img_per_s=n * cfg.batch_size / (time.perf_counter() - t0), **run.init_metrics)
         if not math.isfinite(metrics["loss"]):
             raise TrainingDiverged(f"loss became {metrics['loss']} by step {run.step} (epoch {epoch}); "
                                    f"lower base_lr={cfg.base_lr} or check the loss weights")

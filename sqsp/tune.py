@@ -467,11 +467,10 @@ def prepare_generators(configs: list[TrainConfig]) -> None:
         if spec.startswith("random:") or os.path.exists(spec) or "/" in spec or os.sep in spec:
             continue  # untrained generators need nothing; paths are the user's (and a worker's) business
         from . import zoo
-        print(f"[sqsp] preparing zoo generator {spec!r} (built on first use)", file=sys.stderr)
-        if hasattr(zoo, "ensure"):
-            zoo.ensure(spec)
-        else:
-            zoo.load_generator(spec, device="cpu")
+        known = zoo.ensure(spec)
+        if spec not in known:
+            raise ConfigError(f"generator={spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec or a "
+                              f"checkpoint path; zoo names: {sorted(known)}")
 
 
 def _describe(study: Study, trials: list, path: str, cpus: float, gpus: float, restoring: bool) -> None:

@@ -252,15 +252,7 @@ def load_generator(spec: str, *, device: str | torch.device = "cpu", stylegan_re
     if is_checkpoint_path(spec) or "/" in spec or os.sep in spec:
         return load_checkpoint(spec, device=device, truncation=truncation)
 
-    known = entries(zoo, manifests)
-    stale = spec in known and known[spec].get("format", "sqsp") == "sqsp" and \
-        known[spec].get("build_version") != BUILD_VERSION and _is_embedded_name(spec)
-    if (spec not in known or stale) and build_if_missing and _is_embedded_name(spec):
-        why = "was built by an older version of sqsp" if stale else "is not in the zoo"
-        print(f"sqsp.zoo: generator {spec!r} {why} at {zoo_dir(zoo)}; building the zoo (a few minutes, once)",
-              file=sys.stderr, flush=True)
-        build(zoo)
-        known = entries(zoo, manifests)
+    known = ensure(spec, zoo=zoo, manifests=manifests) if build_if_missing else entries(zoo, manifests)
     if spec not in known:
         raise LookupError(f"generator {spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec, or a checkpoint "
                        f"path; zoo names: {sorted(known) or '(none; run python -m sqsp.zoo build)'}")
@@ -272,11 +264,37 @@ def load_generator(spec: str, *, device: str | torch.device = "cpu", stylegan_re
     return load_checkpoint(e["path"], device=device, truncation=truncation)
 
 
+def ensure(spec: str, *, zoo: str | os.PathLike | None = None,
+           manifests: Sequence[str | os.PathLike] | None = None) -> dict[str, dict[str, Any]]:
+    """Make sure the embedded entry ``spec`` is built and current; return all known entries.
+
+    Only the GAN run that yields ``spec`` is trained (plus the FID classifier if missing):
+    a study on ``stylegan-digits`` should not wait for the DCGAN. Names that are not the
+    embedded zoo's (user manifests, paths) are left alone."""
+    known = entries(zoo, manifests)
+    if not _is_embedded_name(spec):
+        return known
+    stale = spec in known and known[spec].get("format", "sqsp") == "sqsp" and \
+        known[spec].get("build_version") != BUILD_VERSION
+    if spec in known and not stale:
+        return known
+    run = _run_of(spec)
+    why = "was built by an older version of sqsp" if stale else "is not in the zoo"
+    print(f"sqsp.zoo: generator {spec!r} {why} at {zoo_dir(zoo)}; training its GAN run {run.name!r} "
+          f"(a few minutes, once; `python -m sqsp.zoo build` builds the whole zoo)", file=sys.stderr, flush=True)
+    build(zoo, runs=(run,))
+    return entries(zoo, manifests)
+
+
+def _run_of(name: str) -> GANRun:
+    base = name.partition("@")[0]
+    return next(r for r in DEFAULT_RUNS if r.name == base)
+
+
 def _is_embedded_name(name: str) -> bool:
-    if name in zoo_names():
-        return True
-    base, _, step = name.partition("@")
-    return step.isdigit() and any(r.name == base for r in DEFAULT_RUNS)
+    """A name a default build yields: only those are worth minutes of training on first use
+    (``stylegan-digits@999``, a typo, fails at once with the list of names instead)."""
+    return name in zoo_names()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,6 +517,16 @@ def _run_complete(manifest: dict[str, Any], directory: Path, recipe: str, run: G
     return True
 
 
+@contextlib.contextmanager
+def _single_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _run_seed(seed: int, run: GANRun) -> int:
     """Each run's seed depends on the build seed and the run, not on the order or process it runs in."""
     return seed * 1000 + run.seed_offset
@@ -561,13 +589,14 @@ def build(zoo: str | os.PathLike | None = None, *, runs: Sequence[GANRun] = DEFA
     ``steps`` overrides every run's length (tests use a handful); snapshots stay at the same
     fractions of it. Runs whose entries are all present (same seed) are skipped unless
     ``force``. Runs train in ``workers`` processes (default: one per thread, at most one per
-    run) with ``threads // workers`` threads each: these small networks use one core far
-    better than two. The entries of a run enter the manifest when the run has finished.
-    Deterministic from ``seed`` on a given machine and torch version."""
+    run), each on one thread: these small networks use one core far better than two, and
+    results depend on the thread count (reduction order), so a zoo must not change with
+    how many cores built it. The entries of a run enter the manifest when the run has
+    finished. Deterministic from ``seed`` on a given CPU type and torch version."""
     directory = zoo_dir(zoo)
     threads = threads or torch.get_num_threads()
     t0 = time.perf_counter()
-    with _locked(directory):
+    with _locked(directory), _single_thread():
         _clean_temporaries(directory)
         mpath = directory / "manifest.json"
         manifest = _empty_manifest() if force else read_manifest(mpath)
@@ -618,8 +647,8 @@ def build(zoo: str | os.PathLike | None = None, *, runs: Sequence[GANRun] = DEFA
             from concurrent.futures import ProcessPoolExecutor, as_completed
             # spawn, not fork: forking a process whose OpenMP threads are running can deadlock
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = [pool.submit(_train_and_record, *a, position=i % workers,
-                                       threads=max(1, threads // workers)) for i, a in enumerate(args)]
+                futures = [pool.submit(_train_and_record, *a, position=i % workers, threads=1)
+                           for i, a in enumerate(args)]
                 for f in as_completed(futures):
                     record(f.result())
     manifest["build_seconds"] = round(time.perf_counter() - t0, 1)
@@ -663,7 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--fid-samples", type=int, default=2000)
     b.add_argument("--force", action="store_true", help="retrain everything, even entries that exist")
-    b.add_argument("--threads", type=int, default=None, help="threads in all (default: torch.get_num_threads())")
+    b.add_argument("--threads", type=int, default=None, help="cores to use, one run per core (default: torch.get_num_threads())")
     b.add_argument("--workers", type=int, default=None, help="parallel training processes (default: one per thread)")
     lst = sub.add_parser("list", help="print the manifest(s)")
     lst.add_argument("--manifest", action="append", default=[], help="a user manifest (repeatable)")

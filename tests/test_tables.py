@@ -26,6 +26,7 @@ ROWS = {  # the ablation's rows, as in studies/ablation.py
 }
 PROBE = {"a": [70.0, 72.0, 77.0], "b": [80.0, 81.0, 85.5], "c": [10.0, 11.0, 9.5], "e": [88.0, 90.0, None],
          "f": [93.0]}
+UNTRAINED = [60.0, 64.0, 59.0]  # the step-0 backbone of each seed (the same for every row)
 
 
 def write_study(folder: Path) -> None:
@@ -38,7 +39,7 @@ def write_study(folder: Path) -> None:
                 recs.append(TrialRecord(tid, cfg, row, [], error="RuntimeError: worker died"))
                 continue
             last = {"training_iteration": 1, "step": 10, "probe_acc": acc, "knn_acc": acc - 5, "done": True,
-                    "final": True, "collapsed": row == "c"}
+                    "final": True, "collapsed": row == "c", "init_probe_acc": UNTRAINED[seed]}
             recs.append(TrialRecord(tid, cfg, row, [last]))
     results.write_study(str(folder), "ablation", recs)
 
@@ -62,6 +63,12 @@ def test_mean_std_n_from_parquet(study):
             assert math.isnan(table.loc[row, "probe_std"])
         assert table.loc[row, "knn_mean"] == pytest.approx(statistics.mean(ok) - 5)
         assert table.loc[row, "paper_cifar10"] == TABLE3_CIFAR10[row]
+        gains = [a - UNTRAINED[seed] for seed, a in enumerate(accs) if a is not None]
+        assert table.loc[row, "gain_mean"] == pytest.approx(statistics.mean(gains))  # paired by seed
+        assert table.loc[row, "gain_n"] == len(gains)
+    assert table.loc["a", "gain_std"] == pytest.approx(statistics.stdev([10.0, 8.0, 18.0]))
+    mean, std, n = table.attrs["untrained"]
+    assert (mean, n) == (pytest.approx(statistics.mean(UNTRAINED)), 3) and std == pytest.approx(statistics.stdev(UNTRAINED))
     assert table.loc["e", "failed"] == 1 and table.loc["e", "trials"] == 3
     assert table.loc["c", "collapsed"] == 3 and table.loc["a", "collapsed"] == 0
 
@@ -75,7 +82,8 @@ def test_component_check_marks(study):
 def test_formats(study):
     table = ablation_table(pd.read_parquet(study / "trials.parquet"))
     md = format_table(table)
-    assert "| c | ✓ | ✓ | ✓ |  |  |  | 10.17 ± 0.76 (n=3) |" in md
+    assert "| c | ✓ | ✓ | ✓ |  |  |  | 10.17 ± 0.76 (n=3) | -50.83 ± 1.89 (n=3) |" in md
+    assert "untrained backbone (step 0, same seeds): 61.00 ± 2.65 (n=3)" in md
     assert "all 3/3" in md and "74.20" in md and "chance: 10.00%" in md
     assert "| f | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | 93.00 (n=1) |" in md
     latex = format_table(table, "latex")

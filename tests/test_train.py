@@ -48,6 +48,20 @@ def test_resume_from_checkpoint_is_bit_for_bit(gen, tmp_path):
     assert again["loss"] == full["loss"] and again["knn_acc"] == full["knn_acc"]
 
 
+def test_untrained_backbone_is_evaluated_without_changing_the_run(gen, tmp_path):
+    """eval_init reports the step-0 backbone's accuracy with every report (so the final row
+    has it), draws no random numbers, and survives a resume."""
+    with_init, reports = tiny(probe="fast", eval_init=True), []
+    m = train(with_init, lambda r, c: (reports.append(r), c and r["epoch"] == 1 and shutil.copytree(c, tmp_path / "e1")),
+              generator=gen)
+    plain = train(tiny(probe="fast", eval_init=False), generator=gen)
+    assert m["loss"] == plain["loss"] and m["probe_acc"] == plain["probe_acc"] and "init_probe_acc" not in plain
+    assert 0 < m["init_probe_acc"] <= 100 and 0 < m["init_knn_acc"] <= 100
+    assert all(r["init_probe_acc"] == m["init_probe_acc"] for r in reports)
+    resumed = train(with_init, resume_from=str(tmp_path / "e1"), generator=gen)
+    assert resumed["init_probe_acc"] == m["init_probe_acc"] and resumed["loss"] == m["loss"]
+
+
 def test_checkpoint_from_another_config_is_refused(gen, tmp_path):
     def keep(metrics, ckpt):
         if ckpt and not (tmp_path / "c").exists():

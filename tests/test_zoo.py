@@ -135,17 +135,30 @@ def test_interrupted_build_leaves_no_half_written_entry(tmp_path, monkeypatch):
     assert not list(directory.glob("*.tmp"))
 
 
-def test_missing_zoo_name_builds_on_first_use(tmp_path, monkeypatch, capsys):
+def test_missing_zoo_name_builds_only_its_run_on_first_use(tmp_path, monkeypatch, capsys):
     directory = tmp_path / "zoo"
     real_build = zoo.build
     calls = []
-    monkeypatch.setattr(zoo, "build", lambda z=None, **k: calls.append(z) or real_build(
-        z, runs=[r for r in zoo.DEFAULT_RUNS if r.name == "dcgan-digits"], **TINY))
+    monkeypatch.setattr(zoo, "build", lambda z=None, *, runs, **k: calls.append((z, [r.name for r in runs])) or
+                        real_build(z, runs=runs, **{**TINY, **k}))
     g = zoo.load_generator("dcgan-digits", zoo=directory)
-    assert calls == [directory] and g.arch == "dcgan"
-    assert "building the zoo" in capsys.readouterr().err
+    assert calls == [(directory, ["dcgan-digits"])] and g.arch == "dcgan"
+    assert "training its GAN run 'dcgan-digits'" in capsys.readouterr().err
+    assert {e["run"] for e in zoo.entries(directory).values()} == {"dcgan-digits"}  # no other run waited for
     zoo.load_generator("dcgan-digits", zoo=directory)
     assert len(calls) == 1  # built once
+
+    # an entry from an older build version is rebuilt on first use; a step the zoo has no
+    # snapshot of fails at once, without training anything
+    manifest = json.loads((directory / "manifest.json").read_text())
+    for e in manifest["entries"].values():
+        e["build_version"] = zoo.BUILD_VERSION - 1
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    zoo.ensure("dcgan-digits", zoo=directory)
+    assert len(calls) == 2 and "older version" in capsys.readouterr().err
+    with pytest.raises(LookupError, match="'stylegan-digits@999'"):
+        zoo.load_generator("stylegan-digits@999", zoo=directory)
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize("name", ["stylegan-digits", "dcgan-digits", "stylegan-digits-cond"])
