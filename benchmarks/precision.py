@@ -4,7 +4,11 @@ Trains the same run (the ``smoke`` preset unless told otherwise) under each sett
 seed, interleaved so that machine noise hits all settings alike, and prints linear-probe
 and kNN accuracy (mean ± std over seeds) beside images per second.
 
-    python benchmarks/precision.py [--preset smoke] [--seeds 2] [--set key=value ...]
+    python benchmarks/precision.py [--preset smoke] [--seeds 3] [--threads 1] [--set key=value ...]
+
+Seeds spread the smoke probe by several points, far more than precision can, so besides the
+mean ± std it prints each setting's paired difference from fp32 NCHW (same seed, same
+initialisation and data order; the runs still drift apart numerically).
 """
 from __future__ import annotations
 
@@ -15,13 +19,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch  # noqa: E402
+
 from sqsp.config import preset  # noqa: E402
 from sqsp.train import train  # noqa: E402
 
 SETTINGS = {
     "fp32 NCHW": {"precision": "fp32", "channels_last": False},
     "fp32 channels_last": {"precision": "fp32", "channels_last": True},
-    "bf16 channels_last (default)": {"precision": "bf16", "channels_last": True},
+    "bf16 channels_last": {"precision": "bf16", "channels_last": True},
 }
 
 
@@ -32,9 +38,11 @@ def ms(xs):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="smoke")
-    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (a study trial has 1)")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
     base = preset(args.preset, args.overrides)
     res: dict[str, list[dict]] = {k: [] for k in SETTINGS}
     for seed in range(args.seeds):
@@ -45,10 +53,15 @@ def main() -> None:
             res[name].append(m)
             print(f"  {name:<30} seed {seed}: probe {m['probe_acc']:.2f} knn {m['knn_acc']:.2f} "
                   f"{m['img_per_s']:.0f} img/s {m['wall_s']:.0f} s", flush=True)
-    print(f"\n{'setting':<30} {'probe acc %':>16} {'kNN acc %':>16} {'img/s':>8} {'wall s':>7}")
+    ref = res["fp32 NCHW"]
+    print(f"\n{'setting':<22} {'probe acc %':>16} {'Δ probe (paired)':>17} {'kNN acc %':>16} {'Δ kNN (paired)':>16} "
+          f"{'img/s':>7} {'wall s':>7}")
     for name, runs in res.items():
-        print(f"{name:<30} {ms([r['probe_acc'] for r in runs]):>16} {ms([r['knn_acc'] for r in runs]):>16} "
-              f"{statistics.mean(r['img_per_s'] for r in runs):>8.0f} {statistics.mean(r['wall_s'] for r in runs):>7.0f}")
+        dp = [r["probe_acc"] - f["probe_acc"] for r, f in zip(runs, ref)]
+        dk = [r["knn_acc"] - f["knn_acc"] for r, f in zip(runs, ref)]
+        print(f"{name:<22} {ms([r['probe_acc'] for r in runs]):>16} {ms(dp):>17} {ms([r['knn_acc'] for r in runs]):>16} "
+              f"{ms(dk):>16} {statistics.mean(r['img_per_s'] for r in runs):>7.0f} "
+              f"{statistics.mean(r['wall_s'] for r in runs):>7.0f}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
 """Images per second of the full squeeze-and-span step, side by side in one run.
 
-What it compares (each variant timed in interleaved rounds, since these machines are noisy):
-- per-sample augmentation (ours, default) vs the authors' batch-level augmentation;
-- fp32 NCHW, fp32 channels_last and bf16-autocast channels_last (the default on CPU);
-and it prints the share of the step spent in augmentation and the step's FLOP rate as a
-share of this machine's ceiling measured by shared/tools/cpu_peak.py in the same run.
+For two students — the smoke preset's (ResNet-18 CIFAR ×0.125 at 16 px) and the paper's
+(full-width ResNet-18 at 32 px, same batch) — it times fp32 NCHW, fp32 channels_last,
+bf16-autocast channels_last and bf16-autocast NCHW, plus the authors' batch-level
+augmentation on the preset's own setting; each variant in interleaved rounds, since these
+machines are noisy. It prints the step's FLOP rate as a share of this machine's ceiling
+(shared/tools/cpu_peak.py, measured in the same run at the same thread count) and the
+share of the step spent in augmentation.
 
-    python benchmarks/train_step.py [--preset smoke] [--steps 10] [--rounds 3] [--set key=value ...]
+    python benchmarks/train_step.py [--preset smoke] [--steps 5] [--rounds 3] [--threads 1] [--set key=value ...]
+
+``--threads 1`` by default: a study gives each trial one CPU (and one torch thread).
 """
 from __future__ import annotations
 
@@ -26,12 +30,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqsp.config import preset  # noqa: E402
 from sqsp.train import build_run, compute_loss, train_step  # noqa: E402
 
-VARIANTS = {
-    "bf16 + channels_last, per-sample aug (default)": {"precision": "bf16", "channels_last": True},
-    "bf16 + channels_last, batch aug (authors')": {"precision": "bf16", "channels_last": True,
-                                                   "aug_granularity": "batch"},
-    "fp32 + channels_last, per-sample aug": {"precision": "fp32", "channels_last": True},
-    "fp32 NCHW, per-sample aug": {"precision": "fp32", "channels_last": False},
+SETTINGS = {
+    "fp32 NCHW": {"precision": "fp32", "channels_last": False},
+    "fp32 channels_last": {"precision": "fp32", "channels_last": True},
+    "bf16 channels_last": {"precision": "bf16", "channels_last": True},
+    "bf16 NCHW": {"precision": "bf16", "channels_last": False},
+}
+STUDENTS = {  # name -> overrides of the preset
+    "preset student": {},
+    "ResNet-18 x1 @32px": {"student_width": 1.0, "image_size": 32},
 }
 
 
@@ -75,27 +82,38 @@ def aug_share(run, steps: int) -> float:
     return (time.perf_counter() - t) / steps
 
 
+def variants(base) -> dict[str, dict]:
+    out = {}
+    for student, sover in STUDENTS.items():
+        for setting, over in SETTINGS.items():
+            own = base.precision == over["precision"] and base.channels_last == over["channels_last"]
+            out[f"{student}, {setting}" + (" (preset)" if own and not sover else "")] = {**sover, **over}
+    out["preset student, preset setting, batch aug (authors')"] = {"aug_granularity": "batch"}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="smoke")
-    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--steps", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--set", dest="overrides", action="append", default=[])
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
     base = preset(args.preset, args.overrides)
     print(f"# {args.preset}: batch {base.batch_size} (α={base.syn_ratio}), {base.image_size}px, "
           f"student {base.student} x{base.student_width}, generator {base.generator}, "
           f"threads {torch.get_num_threads()}", flush=True)
     peak = cpu_peak()
-    runs = {name: build_run(base.replace(**over)) for name, over in VARIANTS.items()}
+    print(f"# cpu_peak: {peak}", flush=True)
+    runs = {name: build_run(base.replace(**over)) for name, over in variants(base).items()}
     for run in runs.values():  # warm-up (oneDNN primitive creation, kornia caches)
         time_steps(run, 2)
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.rounds):
         for name, run in runs.items():
             times[name].append(time_steps(run, args.steps))
-    default = next(iter(runs))
-    ref = statistics.median(times[default])
     rows = []
     for name, run in runs.items():
         sec = statistics.median(times[name])
@@ -103,14 +121,21 @@ def main() -> None:
         peak_key = "conv_bf16_gflops" if run.dtype == torch.bfloat16 else "conv_fp32_gflops"
         share = flops / sec / 1e9 / peak[peak_key] if peak.get(peak_key) else float("nan")
         rows.append({"variant": name, "img_per_s": round(base.batch_size / sec, 1),
-                     "step_ms": round(sec * 1e3, 1), "vs_default": round(ref / sec, 2),
-                     "gflop_per_step": round(flops / 1e9, 2), "share_of_peak": round(share, 3)})
-    aug = aug_share(runs[default], args.steps)
-    print(f"{'variant':<50} {'img/s':>8} {'ms/step':>9} {'x default':>10} {'GFLOP/step':>11} {'of peak':>8}")
+                     "step_ms": round(sec * 1e3, 1), "gflop_per_step": round(flops / 1e9, 2),
+                     "share_of_peak": round(share, 3)})
+    for student in STUDENTS:  # speed relative to fp32 NCHW of the same student
+        ref = next(r["step_ms"] for r in rows if r["variant"].startswith(f"{student}, fp32 NCHW"))
+        for r in rows:
+            if r["variant"].startswith(f"{student}, "):
+                r["vs_fp32_nchw"] = round(ref / r["step_ms"], 2)
+    preset_name = next(n for n in runs if n.endswith("(preset)"))
+    aug = aug_share(runs[preset_name], args.steps)
+    ref = statistics.median(times[preset_name])
+    print(f"{'variant':<58} {'img/s':>8} {'ms/step':>9} {'x fp32 NCHW':>12} {'GFLOP/step':>11} {'of peak':>8}")
     for r in rows:
-        print(f"{r['variant']:<50} {r['img_per_s']:>8} {r['step_ms']:>9} {r['vs_default']:>10} "
+        print(f"{r['variant']:<58} {r['img_per_s']:>8} {r['step_ms']:>9} {r['vs_fp32_nchw']:>12} "
               f"{r['gflop_per_step']:>11} {r['share_of_peak']:>8.1%}")
-    print(f"augmentation share of the default step: {aug / ref:.1%} ({aug * 1e3:.1f} ms of {ref * 1e3:.1f} ms)")
+    print(f"augmentation share of the preset's step: {aug / ref:.1%} ({aug * 1e3:.1f} ms of {ref * 1e3:.1f} ms)")
     print(json.dumps({"cpu_peak": peak, "rows": rows, "aug_ms": round(aug * 1e3, 2)}))
 
 
