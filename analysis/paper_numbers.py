@@ -64,3 +64,17 @@ APPENDIX_TABLE7 = {
     "stylegan-xl": (True, 1.85, 84.97),
     "biggan-diffaugment-cr": (True, 8.49, 86.41),
 }
+
+
+# The paper's CIFAR-10 figure for the row labels of our other studies (studies/*.py), where a
+# row has a counterpart in the paper. Generators: the zoo's main unconditional and conditional
+# StyleGAN2-like generators stand for StyleGAN2-ADA (Table 7); the zoo's DCGAN and the
+# checkpoints along training have no counterpart there (Fig. 6 plots them as a curve).
+PAPER_GENERATORS = {"stylegan-digits": APPENDIX_TABLE7["stylegan2-ada"][2],
+                    "stylegan-digits-cond": APPENDIX_TABLE7["stylegan2-ada-cond"][2]}
+PAPER_BLOCKS = {"b4-b8": APPENDIX_TABLE6["b4-b8"]["cifar10"], "b16": APPENDIX_TABLE6["b16-b32"]["cifar10"],
+                "all": APPENDIX_TABLE6["all"]["cifar10"]}
+PAPER_SSL = {f"{data}-{method}": TABLE2[(data, method)]["cifar10"]
+             for data, method in TABLE2 if method in ("simsiam", "vicreg")}
+PAPER_SSL |= {"syn-squeeze": TABLE2[("syn", "squeeze")]["cifar10"],
+              "syn+real-squeeze-and-span": TABLE2[("syn+real", "squeeze and span")]["cifar10"]}

@@ -26,13 +26,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.paper_numbers import TABLE3_CIFAR10, TABLE3_COMPONENTS  # noqa: E402
+from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_GENERATORS, PAPER_SSL, TABLE3_CIFAR10,  # noqa: E402
+                                    TABLE3_COMPONENTS)
 
 COMPONENT_LABELS = {"L_RD": "L_RD", "A": "A", "T_phi": "T_φ", "L_var": "L_var", "L_cov": "L_cov", "Span": "Span"}
 LATEX_LABELS = {"L_RD": r"$\mathcal{L}_{\text{RD}}$", "A": r"$\mathcal{A}$", "T_phi": r"$T_\phi$",
@@ -50,28 +52,63 @@ def components(cfg: pd.Series) -> dict[str, bool]:
 
 def ablation_table(trials: pd.DataFrame) -> pd.DataFrame:
     """One line per row label: components, probe and kNN mean/std/n, collapse and failure counts."""
-    if "row" not in trials or trials["row"].isna().all():
-        raise ValueError("ablation_table needs a study declared as named rows (a 'row' column)")
+    _need_rows(trials, "ablation_table")
     out = []
     for label, g in trials.groupby("row", sort=True):
-        line: dict = {"row": label, **components(g.iloc[0])}
-        for metric, name in (("probe_acc", "probe"), ("knn_acc", "knn")):
-            vals = pd.to_numeric(g[metric], errors="coerce").dropna() if metric in g else pd.Series(dtype=float)
-            line[f"{name}_mean"] = vals.mean() if len(vals) else float("nan")
-            line[f"{name}_std"] = vals.std(ddof=1) if len(vals) > 1 else float("nan")
-            line[f"{name}_n"] = int(len(vals))
-        gain = _gain(g)
-        line["gain_mean"] = gain.mean() if len(gain) else float("nan")
-        line["gain_std"] = gain.std(ddof=1) if len(gain) > 1 else float("nan")
-        line["gain_n"] = int(len(gain))
-        status = g["status"].astype(str)
-        line["trials"] = len(g)
-        line["collapsed"] = int((status == "collapsed").sum())
-        line["failed"] = int(status.isin(FAILED).sum())
-        line["unfinished"] = int((~status.isin(("completed", "collapsed", *FAILED))).sum())
-        line["paper_cifar10"] = TABLE3_CIFAR10.get(str(label), float("nan"))
+        out.append({"row": label, **components(g.iloc[0]), **row_stats(g),
+                    "paper_cifar10": TABLE3_CIFAR10.get(str(label), float("nan"))})
+    return _with_notes(pd.DataFrame(out), trials)
+
+
+def study_table(trials: pd.DataFrame, *, columns: Sequence[str] = (), paper: dict[str, float] | None = None,
+                paper_label: str = "paper") -> pd.DataFrame:
+    """The table of any study declared as named rows, rows in the study's order: the given
+    config/metric ``columns`` (taken from the row's first trial that has them), then the
+    same statistics as the ablation table, and ``paper[row]`` for reference when given."""
+    _need_rows(trials, "study_table")
+    ordered = trials.sort_values("trial_id") if "trial_id" in trials else trials
+    out = []
+    for label, g in ordered.groupby("row", sort=False):
+        line: dict = {"row": label}
+        for c in columns:
+            vals = g[c].dropna() if c in g else pd.Series(dtype=object)
+            line[c] = vals.iloc[0] if len(vals) else None
+        line.update(row_stats(g))
+        if paper is not None:
+            line[paper_label] = paper.get(str(label), float("nan"))
         out.append(line)
-    table = pd.DataFrame(out)
+    table = _with_notes(pd.DataFrame(out), trials)
+    table.attrs["columns"], table.attrs["paper_label"] = list(columns), paper_label if paper is not None else None
+    return table
+
+
+def row_stats(g: pd.DataFrame) -> dict:
+    """Probe and kNN mean/std/n over a row's trials, the paired gain over the untrained
+    backbone, and how many trials collapsed, failed or did not finish."""
+    line: dict = {}
+    for metric, name in (("probe_acc", "probe"), ("knn_acc", "knn")):
+        vals = pd.to_numeric(g[metric], errors="coerce").dropna() if metric in g else pd.Series(dtype=float)
+        line[f"{name}_mean"] = vals.mean() if len(vals) else float("nan")
+        line[f"{name}_std"] = vals.std(ddof=1) if len(vals) > 1 else float("nan")
+        line[f"{name}_n"] = int(len(vals))
+    gain = _gain(g)
+    line["gain_mean"] = gain.mean() if len(gain) else float("nan")
+    line["gain_std"] = gain.std(ddof=1) if len(gain) > 1 else float("nan")
+    line["gain_n"] = int(len(gain))
+    status = g["status"].astype(str)
+    line["trials"] = len(g)
+    line["collapsed"] = int((status == "collapsed").sum())
+    line["failed"] = int(status.isin(FAILED).sum())
+    line["unfinished"] = int((~status.isin(("completed", "collapsed", *FAILED))).sum())
+    return line
+
+
+def _need_rows(trials: pd.DataFrame, who: str) -> None:
+    if "row" not in trials or trials["row"].isna().all():
+        raise ValueError(f"{who} needs a study declared as named rows (a 'row' column)")
+
+
+def _with_notes(table: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
     table.attrs["chance"] = _chance(trials)
     table.attrs["untrained"] = _untrained(trials)
     table.attrs["dataset"] = ", ".join(sorted(trials["dataset"].dropna().astype(str).unique())) if "dataset" in trials else ""
@@ -115,23 +152,47 @@ def _collapse(line) -> str:
     return f"{'all' if line['collapsed'] == done else 'some'} {line['collapsed']}/{done}"
 
 
+COLUMN_LABELS = {"generator": "generator", "generator_arch": "architecture", "generator_conditional": "cond.",
+                 "generator_step": "GAN step", "generator_fid": "FID", "generator_fid_extractor": "FID extractor",
+                 "generator_blocks": "blocks", "method": "method", "syn_ratio": "α (syn. share)"}
+
+
+INTEGER_COLUMNS = ("generator_step",)  # Parquet keeps metrics train() adds as float64
+
+
+def _cell(v, check: str, *, integer: bool = False) -> str:
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return ""
+    if integer:
+        return str(int(v))
+    if isinstance(v, (bool,)) or type(v).__name__ == "bool_":
+        return check if v else ""
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
 def _display(table: pd.DataFrame, *, check: str, pm: str, labels: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    ablation = all(c in table for c in TABLE3_COMPONENTS)
+    cols = list(TABLE3_COMPONENTS) if ablation else list(table.attrs.get("columns", []))
+    paper_col = "paper_cifar10" if ablation else table.attrs.get("paper_label")
     gains = "gain_n" in table and table["gain_n"].sum() > 0
-    head = ["row", *(labels[c] for c in TABLE3_COMPONENTS), "linear probe", *(["vs untrained"] if gains else []),
-            "kNN", "collapsed", "failed", "paper (CIFAR-10)"]
+    head = ["row", *(labels[c] if ablation else COLUMN_LABELS.get(c, c) for c in cols), "linear probe",
+            *(["vs untrained"] if gains else []), "kNN", "collapsed", "failed",
+            *(["paper (CIFAR-10)" if ablation else paper_col] if paper_col else [])]
     body = []
     for _, line in table.iterrows():
         gain = [_mean_std(line["gain_mean"], line["gain_std"], line["gain_n"], pm=pm, signed=True)] if gains else []
-        body.append([str(line["row"]), *(check if line[c] else "" for c in TABLE3_COMPONENTS),
+        body.append([str(line["row"]), *(_cell(line[c], check, integer=c in INTEGER_COLUMNS) for c in cols),
                      _mean_std(line["probe_mean"], line["probe_std"], line["probe_n"], pm=pm), *gain,
                      _mean_std(line["knn_mean"], line["knn_std"], line["knn_n"], pm=pm),
                      _collapse(line), str(line["failed"]) if line["failed"] else "",
-                     "" if pd.isna(line["paper_cifar10"]) else f"{line['paper_cifar10']:.2f}"])
+                     *([_cell(line[paper_col], check)] if paper_col else [])])
     return head, body
 
 
 def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
-    """The ablation table as ``markdown``, ``latex`` or ``csv`` text."""
+    """A study table (``ablation_table``, ``study_table``) as ``markdown``, ``latex`` or ``csv`` text."""
     if fmt == "csv":
         return table.to_csv(index=False, float_format="%.4f")
     note = []
@@ -142,7 +203,9 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     if table.attrs.get("untrained"):
         m, sd, n = table.attrs["untrained"]
         note.append(f"untrained backbone (step 0, same seeds): {_mean_std(m, sd, n, pm='±')}")
-    note.append("accuracy: top-1 %, mean ± sample std over seeds (n); paper: Table 3, CIFAR-10")
+    note.append("accuracy: top-1 %, mean ± sample std over seeds (n)")
+    note.append(table.attrs.get("paper_note", "paper: Table 3, CIFAR-10"))
+    note += table.attrs.get("extra_notes", [])
     if fmt == "markdown":
         head, body = _display(table, check="✓", pm="±", labels=COMPONENT_LABELS)
         lines = ["| " + " | ".join(head) + " |",
@@ -164,6 +227,58 @@ def ablation_markdown(trials: pd.DataFrame) -> str:
     return format_table(ablation_table(trials), "markdown")
 
 
+# ---------------------------------------------------------------------------------------------
+# the other studies' tables (studies/<name>.py prints them; the command line picks by study name)
+# ---------------------------------------------------------------------------------------------
+GENERATOR_COLUMNS = ("generator_arch", "generator_conditional", "generator_step", "generator_fid",
+                     "generator_fid_extractor")
+
+
+def generators_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Appendix Table 7 and Fig. 6: accuracy by generator, with the FID each trial's generator
+    had (recorded at run time), and Spearman's ρ between FID and accuracy over the rows."""
+    table = study_table(trials, columns=GENERATOR_COLUMNS, paper=PAPER_GENERATORS, paper_label="paper (Table 7)")
+    table.attrs["paper_note"] = "paper: appendix Table 7 (CIFAR-10, squeeze), for the architecture that matches"
+    rho = fid_accuracy_correlation(table)
+    if rho is not None:
+        table.attrs["extra_notes"] = [f"Spearman ρ(FID, probe) over {rho[1]} generators = {rho[0]:+.2f} "
+                                      "(Fig. 6: lower FID, higher accuracy, means ρ < 0)"]
+    return table
+
+
+def fid_accuracy_correlation(table: pd.DataFrame) -> tuple[float, int] | None:
+    """Spearman's ρ between generator FID and mean probe accuracy over the table's rows (None
+    with fewer than 3 rows that have both, or FIDs from more than one extractor)."""
+    from scipy.stats import spearmanr
+    ok = table.dropna(subset=["generator_fid", "probe_mean"])
+    if len(ok) < 3 or ok["generator_fid_extractor"].nunique() > 1:
+        return None
+    return float(spearmanr(ok["generator_fid"], ok["probe_mean"]).statistic), len(ok)
+
+
+def blocks_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Appendix Table 6: accuracy by the generator blocks the teacher squeezes."""
+    table = study_table(trials, columns=("generator_blocks",), paper=PAPER_BLOCKS, paper_label="paper (Table 6)")
+    table.attrs["paper_note"] = "paper: appendix Table 6 (CIFAR-10, squeeze; b16 stands in for b16-b32 at 16 px)"
+    return table
+
+
+def ssl_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Table 2: SSL on real, synthetic and mixed data against squeeze and squeeze-and-span."""
+    table = study_table(trials, columns=("method", "syn_ratio"), paper=PAPER_SSL, paper_label="paper (Table 2)")
+    table.attrs["paper_note"] = "paper: Table 2, CIFAR-10"
+    return table
+
+
+TABLES = {"ablation": ablation_table, "generators": generators_table, "blocks": blocks_table, "ssl": ssl_table}
+"""Study name -> its table function (the command line picks by the study recorded in the file)."""
+
+
+def markdown(kind: str):
+    """The function a study prints its table with: ``table = markdown("blocks")``."""
+    return lambda trials: format_table(TABLES[kind](trials), "markdown")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python analysis/tables.py", description=__doc__.splitlines()[0])
     p.add_argument("results", help="a study folder (holding trials.parquet), the file itself, or a URI")
@@ -176,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         trials = read_trials(args.results)
     except (FileNotFoundError, OSError, ValueError) as e:
         p.error(str(e))
-    print(format_table(ablation_table(trials), args.fmt or "markdown").rstrip("\n"))
+    name = str(trials["study"].dropna().iloc[0]) if "study" in trials and trials["study"].notna().any() else "ablation"
+    make = TABLES.get(name, study_table)
+    print(format_table(make(trials), args.fmt or "markdown").rstrip("\n"))
     return 0
 
 

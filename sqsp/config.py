@@ -45,6 +45,10 @@ class TrainConfig:
     """``all``, block names (``b4,b8``), or groups ``b4-b8``, ``b16-b32``, ``b64-b128``, comma separated."""
     teacher_source: Literal["features", "w"] = "features"
     truncation: float = 1.0
+    stylegan_repo: str | None = None
+    """A checkout of NVlabs/stylegan2-ada-pytorch or stylegan3, needed to unpickle official
+    ``.pkl`` generators (else ``SQSP_STYLEGAN_REPO``). Unpickling runs code: name only
+    pickles you trust."""
     # --- squeeze -----------------------------------------------------------------------------
     squeeze: bool = True
     squeeze_depth: int = 3
@@ -81,6 +85,8 @@ class TrainConfig:
     # --- hardware ---------------------------------------------------------------------------
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Autocast dtype. ``auto``: bf16 on CUDA (fp16 + grad scaler where bf16 is missing), bf16
+    on a CPU with native bf16 (AVX512-BF16/AMX), fp32 on other CPUs, where bf16 is emulated."""
     channels_last: bool = True
     # --- evaluation and monitoring -------------------------------------------------------
     eval_every: int = 1
@@ -148,6 +154,9 @@ class TrainConfig:
                 raise ConfigError(f"data_root={self.data_root!r} is not a directory")
         _at_least("image_size", self.image_size, 8)
         _positive("truncation", self.truncation)
+        if self.stylegan_repo is not None and not os.path.isdir(os.path.expanduser(self.stylegan_repo)):
+            raise ConfigError(f"stylegan_repo={self.stylegan_repo!r} is not a directory; it must be a checkout of "
+                              "NVlabs/stylegan2-ada-pytorch (or stylegan3) holding dnnlib/ and torch_utils/")
         for name in ("sim_weight", "var_weight", "cov_weight", "weight_decay", "momentum"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is negative; it must be >= 0")

@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -54,15 +55,28 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 / AMX, which oneDNN uses for bf16 kernels. Without them bf16 is emulated:
+    on the AVX2-only EPYC development VM a bf16 matmul ran at 0.6 GFLOP/s against 28 in fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a private query; without it, assume the safe answer
+        return False
+
+
 def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None means fp32. ``auto``: bf16 autocast on CPU (2x on these CPUs, see benchmarks/) and
-    on CUDA where supported, else fp16 with a grad scaler."""
+    """None means fp32. ``auto``: bf16 autocast on CUDA where supported, else fp16 (with a
+    grad scaler); on CPU bf16 only where the CPU has native bf16 (about 2x over fp32 there),
+    else fp32 — emulated bf16 is several times slower (benchmarks/README.md)."""
     if precision == "fp32" or device.type == "mps":
         return None
     if precision == "auto":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            return torch.float16
-        return torch.bfloat16
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        warnings.warn("precision='bf16' on a CPU without native bf16 (AVX512-BF16/AMX): it is emulated and "
+                      "several times slower than fp32; precision='auto' picks fp32 here", RuntimeWarning, stacklevel=2)
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
@@ -96,6 +110,7 @@ class Run:
     total_steps: int
     step: int = 0
     init_metrics: dict[str, float] = field(default_factory=dict)   # the untrained backbone's (eval_init)
+    generator_info: dict[str, Any] = field(default_factory=dict)   # the zoo entry's FID etc. (zoo.describe)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -139,11 +154,13 @@ def build_run(config: TrainConfig, generator=None) -> Run:
     eval_train = load_split(cfg.dataset, cfg.data_root, "train", cfg.image_size)
     eval_test = load_split(cfg.dataset, cfg.data_root, "test", cfg.image_size)
 
-    synthetic = None
+    synthetic, generator_info = None, {}
     if cfg.syn_batch > 0:
         if generator is None:
-            from .zoo import load_generator  # imported late: the zoo may build on first use
-            generator = load_generator(cfg.generator, device=device, truncation=cfg.truncation)
+            from . import zoo  # imported late: the zoo may build on first use
+            generator = zoo.load_generator(cfg.generator, device=device, truncation=cfg.truncation,
+                                           stylegan_repo=cfg.stylegan_repo)
+            generator_info = zoo.describe(cfg.generator)
         synthetic = SyntheticSource(generator, parse_blocks(cfg.generator_blocks), cfg.teacher_source,
                                     device, cfg.seed + 1)
 
@@ -180,7 +197,7 @@ def build_run(config: TrainConfig, generator=None) -> Run:
         aug_syn=build_augment(syn_preset, cfg.image_size, cfg.aug_granularity),
         aug_real=build_augment(cfg.aug_preset, cfg.image_size, "sample"),
         data_rng=torch.Generator().manual_seed(cfg.seed + 2),
-        steps_per_epoch=steps_per_epoch, total_steps=total)
+        steps_per_epoch=steps_per_epoch, total_steps=total, generator_info=generator_info)
 
 
 def _lr_lambda(cfg: TrainConfig, total: int):
@@ -322,7 +339,8 @@ def train(config: TrainConfig, report: Report | None = None, *, resume_from: str
         epoch = math.ceil(run.step / spe)
         metrics = {k: float(v) / n for k, v in sums.items()}
         metrics.update(step=run.step, epoch=epoch, lr=run.scheduler.get_last_lr()[0],
-                       img_per_s=n * cfg.batch_size / (time.perf_counter() - t0), **run.init_metrics)
+                       img_per_s=n * cfg.batch_size / (time.perf_counter() - t0), **run.init_metrics,
+                       **run.generator_info)
         if not math.isfinite(metrics["loss"]):
             raise TrainingDiverged(f"loss became {metrics['loss']} by step {run.step} (epoch {epoch}); "
                                    f"lower base_lr={cfg.base_lr} or check the loss weights")

@@ -461,16 +461,18 @@ def _records(grid, fixed: dict[str, Any]) -> list[results.TrialRecord]:
 
 
 def prepare_generators(configs: list[TrainConfig]) -> None:
-    """Make sure the zoo entries the trials use exist, once, in the driver, before any trial runs."""
+    """Make sure the zoo entries the trials use exist, once, in the driver, before any trial
+    runs (missing runs train in parallel), and refuse a generator name nothing knows."""
     specs = sorted({c.generator for c in configs if c.syn_batch > 0})
-    for spec in specs:
-        if spec.startswith("random:") or os.path.exists(spec) or "/" in spec or os.sep in spec:
-            continue  # untrained generators need nothing; paths are the user's (and a worker's) business
-        from . import zoo
-        known = zoo.ensure(spec)
-        if spec not in known:
-            raise ConfigError(f"generator={spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec or a "
-                              f"checkpoint path; zoo names: {sorted(known)}")
+    names = [s for s in specs if not (s.startswith("random:") or os.path.exists(s) or "/" in s or os.sep in s)]
+    if not names:
+        return  # untrained generators need nothing; paths are the user's (and a worker's) business
+    from . import zoo
+    known = zoo.ensure(names)
+    unknown = [s for s in names if s not in known]
+    if unknown:
+        raise ConfigError(f"generator(s) {unknown} are not zoo names, 'random:<arch>[@<res>]' specs or "
+                          f"checkpoint paths; zoo names: {sorted(known)}")
 
 
 def _describe(study: Study, trials: list, path: str, cpus: float, gpus: float, restoring: bool) -> None:

@@ -264,26 +264,46 @@ def load_generator(spec: str, *, device: str | torch.device = "cpu", stylegan_re
     return load_checkpoint(e["path"], device=device, truncation=truncation)
 
 
-def ensure(spec: str, *, zoo: str | os.PathLike | None = None,
+def ensure(specs: str | Sequence[str], *, zoo: str | os.PathLike | None = None,
            manifests: Sequence[str | os.PathLike] | None = None) -> dict[str, dict[str, Any]]:
-    """Make sure the embedded entry ``spec`` is built and current; return all known entries.
+    """Make sure the embedded entries ``specs`` are built and current; return all known entries.
 
-    Only the GAN run that yields ``spec`` is trained (plus the FID classifier if missing):
-    a study on ``stylegan-digits`` should not wait for the DCGAN. Names that are not the
-    embedded zoo's (user manifests, paths) are left alone."""
+    Only the GAN runs that yield them are trained (plus the FID classifier if missing), in
+    parallel when there are several: a study on ``stylegan-digits`` should not wait for the
+    DCGAN. Names that are not the embedded zoo's (user manifests, paths) are left alone."""
+    specs = [specs] if isinstance(specs, str) else list(specs)
     known = entries(zoo, manifests)
-    if not _is_embedded_name(spec):
+    todo: dict[str, tuple[GANRun, str]] = {}
+    for spec in specs:
+        if not _is_embedded_name(spec):
+            continue
+        stale = spec in known and known[spec].get("format", "sqsp") == "sqsp" and \
+            known[spec].get("build_version") != BUILD_VERSION
+        if spec not in known or stale:
+            run = _run_of(spec)
+            todo.setdefault(run.name, (run, "was built by an older version of sqsp" if stale else "is not in the zoo"))
+    if not todo:
         return known
-    stale = spec in known and known[spec].get("format", "sqsp") == "sqsp" and \
-        known[spec].get("build_version") != BUILD_VERSION
-    if spec in known and not stale:
-        return known
-    run = _run_of(spec)
-    why = "was built by an older version of sqsp" if stale else "is not in the zoo"
-    print(f"sqsp.zoo: generator {spec!r} {why} at {zoo_dir(zoo)}; training its GAN run {run.name!r} "
-          f"(a few minutes, once; `python -m sqsp.zoo build` builds the whole zoo)", file=sys.stderr, flush=True)
-    build(zoo, runs=(run,))
+    for name, (_, why) in todo.items():
+        print(f"sqsp.zoo: generator {name!r} {why} at {zoo_dir(zoo)}; training its GAN run (a few minutes, "
+              f"once; `python -m sqsp.zoo build` builds the whole zoo)", file=sys.stderr, flush=True)
+    build(zoo, runs=tuple(run for run, _ in todo.values()))
     return entries(zoo, manifests)
+
+
+def describe(spec: str, *, zoo: str | os.PathLike | None = None,
+             manifests: Sequence[str | os.PathLike] | None = None) -> dict[str, Any]:
+    """What the manifest records of generator ``spec``, as flat values a run reports with its
+    metrics (so a study's results carry the FID of the generator each trial used, with its
+    extractor, even if the zoo is rebuilt later). Empty for specs that are not named entries."""
+    e = entries(zoo, manifests).get(spec)
+    if e is None:
+        return {}
+    fid = e.get("fid") or {}
+    return {"generator_fid": float(fid["value"]) if fid.get("value") is not None else math.nan,
+            "generator_fid_extractor": str(fid.get("extractor", "")), "generator_arch": str(e.get("arch", "")),
+            "generator_conditional": bool(e.get("conditional", False)),
+            "generator_step": int(e["step"]) if e.get("step") is not None else -1}
 
 
 def _run_of(name: str) -> GANRun:

@@ -245,6 +245,20 @@ def test_official_pickle_loader(fake_official, monkeypatch):
     assert not any(p.requires_grad for p in g.parameters())
 
 
+def test_training_runs_on_an_official_pickle_named_in_the_config(fake_official):
+    """The config's stylegan_repo reaches the loader: no environment variable needed."""
+    from sqsp.config import ConfigError, preset
+    from sqsp.train import build_run, train_step
+    repo, pkl = fake_official
+    small = {"generator": str(pkl), "steps": 1, "batch_size": 16, "squeeze_width": 16, "teacher_dim": 16,
+             "projector_dim": 16, "eval_init": False, "device": "cpu"}
+    with pytest.raises(ConfigError, match=r"stylegan_repo='/no/such/checkout' is not a directory"):
+        preset("smoke", {**small, "stylegan_repo": "/no/such/checkout"})
+    run = build_run(preset("smoke", {**small, "stylegan_repo": str(repo)}))
+    assert run.synthetic.generator.conditional and run.synthetic.teacher_dims == [16, 8]
+    assert torch.isfinite(train_step(run)["loss"])
+
+
 def test_official_loader_refuses_non_pickles_and_missing_files(tmp_path):
     with pytest.raises(ValueError, match="not a .pkl"):
         load_official(tmp_path / "g.safetensors")

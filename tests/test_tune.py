@@ -284,7 +284,8 @@ def test_bad_set_is_refused_before_ray_starts(tmp_path):
     env = {**os.environ, "RAY_ADDRESS": ""}
     for bad, says in ((["--set", "syn_ratio=1.5"], "syn_ratio=1.5 is outside (0, 1]"),
                       (["--set", "batch_size=abc"], "batch_size='abc' is not a valid int"),
-                      (["--set", "no_such_field=1"], "unknown config field 'no_such_field'")):
+                      (["--set", "no_such_field=1"], "unknown config field 'no_such_field'"),
+                      (["--set", "generator=no-such-gan"], "['no-such-gan'] are not zoo names")):
         t0 = time.time()
         out = subprocess.run([sys.executable, "studies/ablation.py", "--storage", str(tmp_path), *bad], cwd=ROOT,
                              capture_output=True, text=True, timeout=120, env=env)

@@ -143,7 +143,7 @@ def test_missing_zoo_name_builds_only_its_run_on_first_use(tmp_path, monkeypatch
                         real_build(z, runs=runs, **{**TINY, **k}))
     g = zoo.load_generator("dcgan-digits", zoo=directory)
     assert calls == [(directory, ["dcgan-digits"])] and g.arch == "dcgan"
-    assert "training its GAN run 'dcgan-digits'" in capsys.readouterr().err
+    assert "generator 'dcgan-digits' is not in the zoo" in capsys.readouterr().err
     assert {e["run"] for e in zoo.entries(directory).values()} == {"dcgan-digits"}  # no other run waited for
     zoo.load_generator("dcgan-digits", zoo=directory)
     assert len(calls) == 1  # built once

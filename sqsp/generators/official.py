@@ -30,7 +30,7 @@ from .base import FeatureGenerator
 REPO_ENV = "SQSP_STYLEGAN_REPO"
 _REQUIRED = ("dnnlib", "torch_utils")
 _HOW_TO = (f"clone https://github.com/NVlabs/stylegan2-ada-pytorch (or NVlabs/stylegan3) and either set "
-           f"{REPO_ENV}=/path/to/checkout or pass its path as stylegan_repo (zoo.load_generator) / the config")
+           f"{REPO_ENV}=/path/to/checkout or set the config's stylegan_repo (--set stylegan_repo=/path/to/checkout)")
 
 
 def resolve_repo(repo: str | os.PathLike | None) -> Path | None:

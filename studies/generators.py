@@ -1,0 +1,43 @@
+"""Appendix Table 7 and Fig. 6: how the generator — its architecture, conditioning and how far
+it was trained (FID) — changes what squeeze distils.
+
+    python studies/generators.py                          # every zoo generator x 3 seeds (builds the zoo)
+    python studies/generators.py --set syn_ratio=0.5      # squeeze and span instead of squeeze
+    python studies/generators.py --preset paper-cifar10 --data-root data/   # with a user manifest of
+                                                          # official checkpoints: edit GENERATORS
+    python analysis/plots.py results/generators           # Fig. 6: accuracy against FID
+
+Rows are zoo names: the main StyleGAN2-like run at five points along training (FID ~90 to
+~12), the DCGAN-like generator and the class-conditional StyleGAN2-like one. Every trial
+reports the FID its generator had (``generator_fid`` with its extractor), so the table and
+the plot read it from the results, not from a zoo that may have been rebuilt since.
+Squeeze only (α = 1), as appendix Table 7 reports.
+"""
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analysis.tables import markdown  # noqa: E402
+from sqsp import zoo  # noqa: E402
+from sqsp.tune import Study, study_main  # noqa: E402
+
+# every entry a default build yields, once (``stylegan-digits@2000`` is ``stylegan-digits``)
+GENERATORS = [n for n in zoo.zoo_names() if not any(n == f"{r.name}@{r.steps}" for r in zoo.DEFAULT_RUNS)]
+
+STUDY = Study(
+    name="generators",
+    preset="smoke",
+    grid=[{"row": g, "generator": g} for g in GENERATORS],
+    overrides={"syn_ratio": 1.0},
+    seeds=(0, 1, 2),
+    metric="probe_acc",
+    mode="max",
+    table=markdown("generators"),
+    description="Appendix Table 7 / Fig. 6: squeeze with each generator of the zoo (architectures, "
+                "conditioning, checkpoints along training).",
+)
+
+if __name__ == "__main__":
+    sys.exit(study_main(STUDY))

@@ -1,0 +1,84 @@
+"""The study declarations beyond the ablation, their tables and Fig. 6 (no Ray run: the
+study machinery itself is exercised in test_tune.py; here, what each study asks for)."""
+from __future__ import annotations
+
+import importlib
+
+import pandas as pd
+import pytest
+
+from analysis.plots import fid_figure
+from analysis.tables import fid_accuracy_correlation, format_table, generators_table
+from sqsp import results, zoo
+from sqsp.config import preset
+from sqsp.results import TrialRecord
+from sqsp.tune import base_config, expand
+
+
+def configs(name: str, overrides=()):
+    study = importlib.import_module(f"studies.{name}").STUDY
+    return study, {(row, c.seed): c for row, c in expand(study, base_config(study, list(overrides)))}
+
+
+def test_generators_study_covers_every_zoo_entry_once():
+    study, cfgs = configs("generators")
+    rows = {r for r, _ in cfgs}
+    assert rows == set(zoo.zoo_names()) - {"stylegan-digits@2000", "dcgan-digits@800", "stylegan-digits-cond@1000"}
+    assert all(c.generator == r and c.syn_ratio == 1.0 for (r, _), c in cfgs.items())  # squeeze, as Table 7
+    assert len(cfgs) == len(rows) * 3
+    _, mixed = configs("generators", ["syn_ratio=0.5"])
+    assert {c.syn_ratio for c in mixed.values()} == {0.5}
+
+
+def test_blocks_and_ssl_studies_ask_for_what_the_paper_compares():
+    _, blocks = configs("blocks")
+    assert {c.generator_blocks for c in blocks.values()} == {"b4-b8", "b16", "all"}
+    _, ssl = configs("ssl")
+    by_row = {r: c for (r, s), c in ssl.items() if s == 0}
+    assert (by_row["real-vicreg"].method, by_row["real-vicreg"].syn_batch) == ("vicreg", 0)
+    assert by_row["syn-simsiam"].real_batch == 0 and by_row["syn+real-simsiam"].syn_ratio == 0.5
+    assert (by_row["syn-squeeze"].method, by_row["syn-squeeze"].syn_ratio) == ("distill", 1.0)
+    assert by_row["syn+real-squeeze-and-span"].syn_ratio == 0.5
+    assert len(by_row) == 8
+
+
+# a generators study's results, written by the test: accuracy falls as FID rises
+FIDS = {"g@40": 90.0, "g@400": 50.0, "g": 12.0, "dcgan": 15.0}
+ACC = {"g@40": [60.0, 62.0], "g@400": [70.0, 74.0], "g": [85.0, 87.0], "dcgan": [80.0, 78.0]}
+
+
+def write_generators(folder, extractor=lambda row: "classifier-digits"):
+    recs = []
+    for row, accs in ACC.items():
+        for seed, acc in enumerate(accs):
+            cfg = preset("smoke", {"seed": seed, "syn_ratio": 1.0}).to_dict() | {"generator": row}
+            last = {"training_iteration": 1, "step": 84, "probe_acc": acc, "knn_acc": acc - 3, "done": True,
+                    "collapsed": False, "init_probe_acc": 55.0, "generator_fid": FIDS[row],
+                    "generator_fid_extractor": extractor(row), "generator_arch": "dcgan" if row == "dcgan" else "stylegan",
+                    "generator_step": int(row.partition("@")[2] or 2000)}
+            recs.append(TrialRecord(f"t{len(recs):02d}", cfg, row, [last]))
+    results.write_study(str(folder), "generators", recs)
+    return pd.read_parquet(folder / "trials.parquet")
+
+
+def test_generators_table_reports_fid_and_its_correlation_with_accuracy(tmp_path):
+    trials = write_generators(tmp_path / "generators")
+    table = generators_table(trials)
+    assert list(table["row"]) == list(ACC)  # the study's order, not alphabetical
+    assert table.set_index("row").loc["g@400", "generator_fid"] == 50.0
+    assert table.set_index("row").loc["g", "probe_mean"] == 86.0
+    rho, n = fid_accuracy_correlation(table)
+    assert n == 4 and rho == pytest.approx(-1.0)  # ranks: FID 90 > 50 > 15 > 12, accuracy 61 < 72 < 79 < 86
+    md = format_table(table)
+    assert "| g@400 | stylegan |  | 400 | 50.00 | classifier-digits | 72.00 ± 2.83 (n=2) | +17.00 ± 2.83 (n=2) |" in md
+    assert "Spearman ρ(FID, probe) over 4 generators = -1.00" in md
+
+    png = fid_figure(trials, tmp_path / "fig6.png")
+    assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fids_from_different_extractors_are_not_compared(tmp_path):
+    trials = write_generators(tmp_path / "generators", extractor=lambda r: "inception" if r == "g" else "classifier-digits")
+    assert fid_accuracy_correlation(generators_table(trials)) is None
+    with pytest.raises(ValueError, match="different extractors"):
+        fid_figure(trials, tmp_path / "fig6.png")
