@@ -270,6 +270,38 @@ def ssl_table(trials: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def search_table(trials: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The trials of a searched study (no rows), best probe accuracy first: the searched
+    ``columns``, probe and kNN accuracy, status and error."""
+    keep = ["trial_id", *[c for c in columns if c in trials], "probe_acc", "knn_acc", "status", "error"]
+    table = trials[[c for c in keep if c in trials]].sort_values("probe_acc", ascending=False, na_position="last")
+    return table.reset_index(drop=True)
+
+
+def format_search(table: pd.DataFrame, fmt: str = "markdown") -> str:
+    if fmt == "csv":
+        return table.to_csv(index=False, float_format="%.4f")
+    if fmt != "markdown":
+        raise ValueError(f"format {fmt!r} for a search table; allowed: markdown, csv")
+    cols = [c for c in table.columns if c != "error"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(":-:" for _ in cols) + "|"]
+    for _, r in table.iterrows():
+        lines.append("| " + " | ".join(_cell(r[c], "✓") if c != "status" else str(r[c]) for c in cols) + " |")
+    failed = table[table["status"].isin(FAILED)] if "status" in table else table.iloc[:0]
+    notes = [f"{len(table)} trials, best first; top-1 %, one seed each"]
+    notes += [f"{r['trial_id']}: {r['error']}" for _, r in failed.iterrows() if isinstance(r.get("error"), str)]
+    return "\n".join(lines + ["", "; ".join(notes)])
+
+
+def search_markdown(columns: Sequence[str]):
+    """What a searched study prints at the end."""
+    return lambda trials: format_search(search_table(trials, columns))
+
+
+SEARCHES = {"loss_weights": ("sim_weight", "var_weight", "cov_weight")}
+"""Searched study name -> the fields its table shows."""
+
+
 TABLES = {"ablation": ablation_table, "generators": generators_table, "blocks": blocks_table, "ssl": ssl_table}
 """Study name -> its table function (the command line picks by the study recorded in the file)."""
 
@@ -292,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, OSError, ValueError) as e:
         p.error(str(e))
     name = str(trials["study"].dropna().iloc[0]) if "study" in trials and trials["study"].notna().any() else "ablation"
+    if name in SEARCHES:
+        print(format_search(search_table(trials, SEARCHES[name]), args.fmt or "markdown").rstrip("\n"))
+        return 0
     make = TABLES.get(name, study_table)
     print(format_table(make(trials), args.fmt or "markdown").rstrip("\n"))
     return 0

@@ -73,6 +73,13 @@ def test_generators_table_reports_fid_and_its_correlation_with_accuracy(tmp_path
     assert "| g@400 | stylegan |  | 400 | 50.00 | classifier-digits | 72.00 ± 2.83 (n=2) | +17.00 ± 2.83 (n=2) |" in md
     assert "Spearman ρ(FID, probe) over 4 generators = -1.00" in md
 
+    import subprocess
+    import sys
+    from pathlib import Path
+    cli = subprocess.run([sys.executable, "analysis/tables.py", str(tmp_path / "generators")], capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert cli.returncode == 0 and "| row | architecture | cond. | GAN step | FID |" in cli.stdout  # picked by study name
+
     png = fid_figure(trials, tmp_path / "fig6.png")
     assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
 
@@ -82,3 +89,22 @@ def test_fids_from_different_extractors_are_not_compared(tmp_path):
     assert fid_accuracy_correlation(generators_table(trials)) is None
     with pytest.raises(ValueError, match="different extractors"):
         fid_figure(trials, tmp_path / "fig6.png")
+
+
+def test_loss_weight_search_is_declared_on_the_three_weights_and_its_table_ranks_trials(tmp_path):
+    study = importlib.import_module("studies.loss_weights").STUDY
+    assert set(study.search_space) == {"sim_weight", "var_weight", "cov_weight"} and type(study.searcher).__name__ == "OptunaSearch"
+    corners = expand(study, base_config(study, []))  # the ends of every range are validated configs
+    assert {c.var_weight for _, c in corners} == {1.0, 100.0}
+    recs = []
+    for i, (lam, acc) in enumerate([(5.0, 70.0), (25.0, 90.0), (60.0, None)]):
+        cfg = preset("smoke", {"sim_weight": lam}).to_dict()
+        reports = [] if acc is None else [{"training_iteration": 1, "step": 84, "probe_acc": acc, "knn_acc": acc,
+                                            "done": True, "collapsed": False}]
+        recs.append(TrialRecord(f"t{i}", cfg, None, reports, error=None if acc else "FloatingPointError: loss nan"))
+    results.write_study(str(tmp_path / "loss_weights"), "loss_weights", recs)
+    from analysis.tables import format_search, search_table
+    table = search_table(pd.read_parquet(tmp_path / "loss_weights" / "trials.parquet"), tuple(study.search_space))
+    assert list(table["sim_weight"]) == [25.0, 5.0, 60.0]  # best first, the failed trial last
+    md = format_search(table)
+    assert md.splitlines()[2].startswith("| t1 | 25.00 |") and "t2: FloatingPointError: loss nan" in md
