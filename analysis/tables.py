@@ -302,7 +302,7 @@ SEARCHES = {"loss_weights": ("sim_weight", "var_weight", "cov_weight")}
 """Searched study name -> the fields its table shows."""
 
 
-TABLES = {"ablation": ablation_table, "generators": generators_table, "blocks": blocks_table, "ssl": ssl_table}
+TABLES = {"ablation": ablation_table, "generators": generators_table, "blocks": blocks_table, "ssl_baselines": ssl_table}
 """Study name -> its table function (the command line picks by the study recorded in the file)."""
 
 

@@ -164,6 +164,9 @@ def build_run(config: TrainConfig, generator=None) -> Run:
         synthetic = SyntheticSource(generator, parse_blocks(cfg.generator_blocks), cfg.teacher_source,
                                     device, cfg.seed + 1)
 
+    # the student's (and squeeze module's) initialisation depends on the seed alone, not on what
+    # loading the generator drew before: rows that differ in generator, or have none, start alike
+    torch.manual_seed(cfg.seed)
     backbone = build_backbone(cfg.student, cfg.student_width, mean, std)
     teacher: nn.Module | None = None
     out_dim = cfg.teacher_dim

@@ -33,7 +33,7 @@ def test_generators_study_covers_every_zoo_entry_once():
 def test_blocks_and_ssl_studies_ask_for_what_the_paper_compares():
     _, blocks = configs("blocks")
     assert {c.generator_blocks for c in blocks.values()} == {"b4-b8", "b16", "all"}
-    _, ssl = configs("ssl")
+    _, ssl = configs("ssl_baselines")
     by_row = {r: c for (r, s), c in ssl.items() if s == 0}
     assert (by_row["real-vicreg"].method, by_row["real-vicreg"].syn_batch) == ("vicreg", 0)
     assert by_row["syn-simsiam"].real_batch == 0 and by_row["syn+real-simsiam"].syn_ratio == 0.5
@@ -108,3 +108,13 @@ def test_loss_weight_search_is_declared_on_the_three_weights_and_its_table_ranks
     assert list(table["sim_weight"]) == [25.0, 5.0, 60.0]  # best first, the failed trial last
     md = format_search(table)
     assert md.splitlines()[2].startswith("| t1 | 25.00 |") and "t2: FloatingPointError: loss nan" in md
+
+
+def test_no_study_file_shadows_a_module_it_imports():
+    """``python studies/x.py`` puts studies/ first on sys.path: a study named like a standard
+    module (ssl.py did) breaks every import of that module, Ray's included."""
+    import sys
+    from pathlib import Path
+    names = {p.stem for p in (Path(__file__).resolve().parents[1] / "studies").glob("*.py")}
+    assert not names & set(sys.stdlib_module_names), names & set(sys.stdlib_module_names)
+    assert not names & {"ray", "torch", "optuna", "pandas", "numpy", "sqsp", "analysis", "studies"}

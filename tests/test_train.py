@@ -62,6 +62,18 @@ def test_untrained_backbone_is_evaluated_without_changing_the_run(gen, tmp_path)
     assert resumed["init_probe_acc"] == m["init_probe_acc"] and resumed["loss"] == m["loss"]
 
 
+def test_student_initialisation_depends_on_the_seed_not_on_the_generator():
+    """Rows of a study that differ in generator (or use none) must start from the same student,
+    else a generator comparison is confounded by initialisation."""
+    from sqsp.train import build_run
+    def backbone(**kw):
+        return build_run(tiny(**kw)).student.backbone.state_dict()
+    ref = backbone(generator="random:stylegan@16")
+    for other in (backbone(generator="random:dcgan@16"), backbone(method="vicreg", syn_ratio=0.0)):
+        assert all(torch.equal(ref[k], other[k]) for k in ref)
+    assert not all(torch.equal(ref[k], v) for k, v in backbone(generator="random:stylegan@16", seed=1).items())
+
+
 def test_checkpoint_from_another_config_is_refused(gen, tmp_path):
     def keep(metrics, ckpt):
         if ckpt and not (tmp_path / "c").exists():

@@ -1,8 +1,8 @@
 """Table 2: SSL baselines (VICReg, SimSiam) on real, synthetic and mixed data against squeeze
 (synthetic) and squeeze-and-span (mixed).
 
-    python studies/ssl.py                                  # smoke: 8 rows x 3 seeds
-    python studies/ssl.py --preset paper-cifar10 --data-root data/
+    python studies/ssl_baselines.py                                  # smoke: 8 rows x 3 seeds
+    python studies/ssl_baselines.py --preset paper-cifar10 --data-root data/
 
 "syn" rows train on generated images only (α = 1), "real" rows on real images only (α = 0),
 "syn+real" rows on batches of both in the preset's proportion α (``syn_ratio``). VICReg and
@@ -26,13 +26,13 @@ ROWS = [
 ]
 
 STUDY = Study(
-    name="ssl",
+    name="ssl_baselines",
     preset="smoke",
     grid=ROWS,
     seeds=(0, 1, 2),
     metric="probe_acc",
     mode="max",
-    table=markdown("ssl"),
+    table=markdown("ssl_baselines"),
     description="Table 2: VICReg and SimSiam on real / synthetic / mixed data against squeeze and span.",
 )
 
