@@ -41,6 +41,9 @@ def fid_figure(trials: pd.DataFrame, path: str | Path, *, reference: float | Non
         g = g.sort_values("generator_step")
         ax.errorbar(g["generator_fid"], g["probe_mean"], yerr=g["probe_std"].fillna(0), marker="o", capsize=3,
                     linestyle="-" if len(g) > 1 else "none", label=run)
+        if len(g) > 1:  # FID need not fall monotonically along training: label the steps
+            for x, y, step in zip(g["generator_fid"], g["probe_mean"], g["generator_step"]):
+                ax.annotate(f"{int(step)}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if reference is None and table.attrs.get("untrained"):
         reference = table.attrs["untrained"][0]
     if reference is not None:
