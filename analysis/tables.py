@@ -33,7 +33,8 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_GENERATORS, PAPER_SSL, TABLE3_CIFAR10,  # noqa: E402
+from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_DOMAIN_GAP, PAPER_GENERATORS, PAPER_SSL,  # noqa: E402
+                                    TABLE3_CIFAR10,
                                     TABLE3_COMPONENTS)
 
 COMPONENT_LABELS = {"L_RD": "L_RD", "A": "A", "T_phi": "T_φ", "L_var": "L_var", "L_cov": "L_cov", "Span": "Span"}
@@ -91,6 +92,10 @@ def row_stats(g: pd.DataFrame) -> dict:
         line[f"{name}_mean"] = vals.mean() if len(vals) else float("nan")
         line[f"{name}_std"] = vals.std(ddof=1) if len(vals) > 1 else float("nan")
         line[f"{name}_n"] = int(len(vals))
+    mmd = pd.to_numeric(g["mmd_syn_real"], errors="coerce").dropna() if "mmd_syn_real" in g else pd.Series(dtype=float)
+    line["mmd_mean"] = mmd.mean() if len(mmd) else float("nan")
+    line["mmd_std"] = mmd.std(ddof=1) if len(mmd) > 1 else float("nan")
+    line["mmd_n"] = int(len(mmd))
     gain = _gain(g)
     line["gain_mean"] = gain.mean() if len(gain) else float("nan")
     line["gain_std"] = gain.std(ddof=1) if len(gain) > 1 else float("nan")
@@ -137,11 +142,11 @@ def _chance(trials: pd.DataFrame) -> float | None:
     return 100.0 / CLASSES[ds[0]] if len(ds) == 1 and ds[0] in CLASSES else None
 
 
-def _mean_std(mean, std, n, *, pm: str = "±", signed: bool = False) -> str:
+def _mean_std(mean, std, n, *, pm: str = "±", signed: bool = False, digits: int = 2) -> str:
     if not n:
         return "–"
-    s = f"{mean:+.2f}" if signed else f"{mean:.2f}"
-    s += f" {pm} {std:.2f}" if n > 1 else ""
+    s = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
+    s += f" {pm} {std:.{digits}f}" if n > 1 else ""
     return f"{s} (n={n})"
 
 
@@ -177,8 +182,9 @@ def _display(table: pd.DataFrame, *, check: str, pm: str, labels: dict[str, str]
     cols = list(TABLE3_COMPONENTS) if ablation else list(table.attrs.get("columns", []))
     paper_col = "paper_cifar10" if ablation else table.attrs.get("paper_label")
     gains = "gain_n" in table and table["gain_n"].sum() > 0
+    mmd = "mmd_n" in table and table["mmd_n"].sum() > 0 and table.attrs.get("show_mmd", False)
     head = ["row", *(labels[c] if ablation else COLUMN_LABELS.get(c, c) for c in cols), "linear probe",
-            *(["vs untrained"] if gains else []), "kNN", "collapsed", "failed",
+            *(["vs untrained"] if gains else []), "kNN", *(["MMD² syn-real"] if mmd else []), "collapsed", "failed",
             *(["paper (CIFAR-10)" if ablation else paper_col] if paper_col else [])]
     body = []
     for _, line in table.iterrows():
@@ -186,6 +192,7 @@ def _display(table: pd.DataFrame, *, check: str, pm: str, labels: dict[str, str]
         body.append([str(line["row"]), *(_cell(line[c], check, integer=c in INTEGER_COLUMNS) for c in cols),
                      _mean_std(line["probe_mean"], line["probe_std"], line["probe_n"], pm=pm), *gain,
                      _mean_std(line["knn_mean"], line["knn_std"], line["knn_n"], pm=pm),
+                     *([_mean_std(line["mmd_mean"], line["mmd_std"], line["mmd_n"], pm=pm, digits=4)] if mmd else []),
                      _collapse(line), str(line["failed"]) if line["failed"] else "",
                      *([_cell(line[paper_col], check)] if paper_col else [])])
     return head, body
@@ -302,7 +309,18 @@ SEARCHES = {"loss_weights": ("sim_weight", "var_weight", "cov_weight")}
 """Searched study name -> the fields its table shows."""
 
 
-TABLES = {"ablation": ablation_table, "generators": generators_table, "blocks": blocks_table, "ssl_baselines": ssl_table}
+def domain_gap_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Table 5: MMD² between synthetic and real representations, by method and data."""
+    table = study_table(trials, columns=("method", "syn_ratio"), paper=PAPER_DOMAIN_GAP,
+                        paper_label="paper MMD² (Table 5)")
+    table.attrs["paper_note"] = ("paper: Table 5, CIFAR-10 (its scale factor was lost in extraction: compare "
+                                 "ratios between rows)")
+    table.attrs["show_mmd"] = True
+    return table
+
+
+TABLES = {"ablation": ablation_table, "generators": generators_table, "blocks": blocks_table, "ssl_baselines": ssl_table,
+          "domain_gap": domain_gap_table}
 """Study name -> its table function (the command line picks by the study recorded in the file)."""
 
 

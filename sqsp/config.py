@@ -102,6 +102,10 @@ class TrainConfig:
     """Also evaluate the untrained backbone (step 0; reported as ``init_knn_acc``,
     ``init_probe_acc`` with every report). Training must beat this floor to mean anything:
     on an easy dataset a random network's features are already linearly separable."""
+    eval_mmd: bool = False
+    """At the end, also report ``mmd_syn_real``: the squared MMD (KID's cubic kernel) between
+    the backbone's features of generated images and of the real test images, paper Table 5's
+    measure of the domain gap. Needs a generator (``syn_ratio`` > 0)."""
     collapse_std: float = 0.1
     """A run is reported as collapsed when its student's per-dimension std falls below this
     share of the spread it is asked for (see ``train.is_collapsed``)."""
@@ -235,7 +239,7 @@ def _paper(dataset, *, aug, epochs, lr, wd, size, lam, mu, student, batch=512, d
                 base_lr=lr, weight_decay=wd, image_size=size, sim_weight=lam, var_weight=mu,
                 cov_weight=1.0, syn_ratio=0.5, student=student, generator_blocks="all",
                 squeeze_width=2048, teacher_dim=2048, projector_dim=2048, projector_depth=5,
-                squeeze_depth=3, probe="paper", eval_every=10, checkpoint_every=10)
+                squeeze_depth=3, probe="paper", eval_every=10, checkpoint_every=10, eval_mmd=True)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -246,7 +250,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         base_lr=0.5, warmup_steps=10, weight_decay=5e-4, student_width=0.125, projector_depth=3,
         projector_dim=128, squeeze_width=128, teacher_dim=128, squeeze_depth=3, aug_preset="mocov2-noblur",
         sim_weight=25.0, var_weight=25.0, cov_weight=1.0, syn_ratio=0.5, knn_k=20,
-        eval_every=2, checkpoint_every=1, probe="fast", eval_init=True, device="auto",
+        eval_every=2, checkpoint_every=1, probe="fast", eval_init=True, eval_mmd=True, device="auto",
         # at width x0.125 bf16 autocast and channels_last cost more than they save (benchmarks/README.md)
         precision="fp32", channels_last=False),
     # Appendix Table 2, exactly (generator: the paper's checkpoint file names, see README).

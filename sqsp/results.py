@@ -24,6 +24,8 @@ loss, loss_sim, …     float64         metrics of the last report; ``knn_acc`` 
                                       train() reports gets a column here too
 init_knn_acc,         float64         the untrained backbone's accuracies (step 0, same
  init_probe_acc                       seed), when the config has ``eval_init``
+mmd_syn_real          float64         MMD² of synthetic vs real representations at the
+                                      end (``eval_mmd``, paper Table 5)
 collapsed             bool, null      the final report's collapse flag
 reports               int64           rows of this trial in history.parquet
 wall_time_s           float64         Ray's time_total_s (counts time before a restore)
@@ -90,7 +92,7 @@ _CONFIG_KIND = {f.name: {bool: "boolean", int: "Int64", float: "float64"}.get(ty
                 for f in dataclasses.fields(TrainConfig)}
 METRICS = ("step", "epoch", "loss", "loss_sim", "loss_var", "loss_cov", "loss_syn", "loss_real", "lr",
            "student_std", "teacher_std", "student_nstd", "backbone_nstd", "img_per_s", "knn_acc", "probe_acc",
-           "init_knn_acc", "init_probe_acc", "collapsed")
+           "init_knn_acc", "init_probe_acc", "mmd_syn_real", "collapsed")
 """The metrics train() reports, in column order; others it adds follow them."""
 _INT_METRICS = ("step", "epoch")
 _BOOL_METRICS = ("collapsed", "done")

@@ -50,3 +50,17 @@ class SyntheticSource:
             # Eq. 4: global average pooling of each block's output.
             teacher_in = [out.features[b.name].float().mean(dim=(2, 3)) for b in self.blocks]
         return SynBatch(images=images, teacher_in=teacher_in)
+
+    @torch.no_grad()
+    def sample_images(self, n: int, seed: int, batch_size: int = 256) -> torch.Tensor:
+        """``n`` images as uint8 (N, C, H, W) at the generator's resolution, like real data.
+
+        From a latent stream of their own (``seed``): an evaluation must not move the
+        training latents, or a run with it would differ from one without."""
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        out = []
+        for i in range(0, n, batch_size):
+            z, c = self.generator.sample_inputs(min(batch_size, n - i), self.device, g)
+            img = (self.generator(z, c, blocks=[]).images.float().clamp(-1, 1) + 1) * 127.5
+            out.append(img.round().to(torch.uint8))
+        return torch.cat(out)

@@ -32,7 +32,7 @@ from . import losses
 from .augment import build_augment
 from .config import PRESETS, ConfigError, TrainConfig, parse_blocks, preset
 from .data import channel_stats, load_split
-from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper
+from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2
 from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp
 from .synthetic import SyntheticSource
 
@@ -300,12 +300,26 @@ def evaluate(run: Run, *, probe: bool) -> dict[str, float]:
     out = {"knn_acc": knn_accuracy(ftr, run.eval_train.labels, fte, run.eval_test.labels,
                                    num_classes=run.eval_train.num_classes, k=cfg.knn_k, t=cfg.knn_t),
            "backbone_nstd": float(losses.normalized_std(fte))}
+    if probe and cfg.eval_mmd and run.synthetic is not None:
+        out["mmd_syn_real"] = _syn_real_mmd(run, fte, kw)
     if probe and cfg.probe == "fast":
         out["probe_acc"] = linear_probe_fast(ftr, run.eval_train.labels, fte, run.eval_test.labels, seed=cfg.seed)
     elif probe and cfg.probe == "paper":
         out["probe_acc"] = linear_probe_paper(bb, run.eval_train, run.eval_test, epochs=cfg.probe_epochs,
                                               lr=cfg.probe_lr, seed=cfg.seed, **kw)
     return out
+
+
+def _syn_real_mmd(run: Run, real_feats: torch.Tensor, kw: dict) -> float:
+    """Table 5: MMD² between features of as many generated images as there are real test images."""
+    cfg = run.config
+    devices = [run.device.index or 0] if run.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # a generator with noise inputs draws from it
+        syn = run.synthetic.sample_images(len(real_feats), seed=cfg.seed + 3)
+    if syn.shape[-1] != cfg.image_size:
+        syn = nn.functional.interpolate(syn.float(), size=cfg.image_size, mode="bilinear", antialias=True,
+                                        align_corners=False).round().clamp(0, 255).to(torch.uint8)
+    return mmd2(extract_features(run.student.backbone, syn, **kw), real_feats)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -118,3 +118,25 @@ def test_no_study_file_shadows_a_module_it_imports():
     names = {p.stem for p in (Path(__file__).resolve().parents[1] / "studies").glob("*.py")}
     assert not names & set(sys.stdlib_module_names), names & set(sys.stdlib_module_names)
     assert not names & {"ray", "torch", "optuna", "pandas", "numpy", "sqsp", "analysis", "studies"}
+
+
+def test_domain_gap_study_and_its_mmd_column(tmp_path):
+    study, cfgs = configs("domain_gap")
+    assert (study.metric, study.mode) == ("mmd_syn_real", "min")
+    assert all(c.eval_mmd and c.syn_batch > 0 for c in cfgs.values())  # every row has synthetic images to compare
+    mmd = {"syn-squeeze": [0.04, 0.06], "syn+real-squeeze-and-span": [0.01, 0.005]}
+    recs = []
+    for row, vals in mmd.items():
+        for seed, v in enumerate(vals):
+            cfg = cfgs[(row, seed)].to_dict()
+            last = {"training_iteration": 1, "step": 84, "probe_acc": 90.0, "knn_acc": 80.0, "done": True,
+                    "collapsed": False, "mmd_syn_real": v}
+            recs.append(TrialRecord(f"t{len(recs)}", cfg, row, [last]))
+    results.write_study(str(tmp_path / "domain_gap"), "domain_gap", recs)
+    from analysis.tables import domain_gap_table
+    table = domain_gap_table(pd.read_parquet(tmp_path / "domain_gap" / "trials.parquet"))
+    by_row = table.set_index("row")
+    assert by_row.loc["syn-squeeze", "mmd_mean"] == pytest.approx(0.05)
+    assert by_row.loc["syn+real-squeeze-and-span", "mmd_std"] == pytest.approx(0.0035355, rel=1e-4)
+    md = format_table(table)
+    assert "| syn-squeeze | distill | 1.00 | 90.00 ± 0.00 (n=2) | 80.00 ± 0.00 (n=2) | 0.0500 ± 0.0141 (n=2) |" in md

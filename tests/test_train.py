@@ -74,6 +74,21 @@ def test_student_initialisation_depends_on_the_seed_not_on_the_generator():
     assert not all(torch.equal(ref[k], v) for k, v in backbone(generator="random:stylegan@16", seed=1).items())
 
 
+def test_domain_gap_mmd_is_reported_without_changing_the_run(gen):
+    """Table 5's measure at the end of a run: finite, from its own latent stream (the training
+    latents do not move), so the run is the same with or without it."""
+    with_mmd = train(tiny(probe="fast", eval_init=False, eval_mmd=True), generator=gen)
+    plain = train(tiny(probe="fast", eval_init=False, eval_mmd=False), generator=gen)
+    assert math.isfinite(with_mmd["mmd_syn_real"]) and "mmd_syn_real" not in plain
+    assert with_mmd["loss"] == plain["loss"] and with_mmd["probe_acc"] == plain["probe_acc"]
+    from sqsp.synthetic import SyntheticSource
+    src = SyntheticSource(gen, None, "features", torch.device("cpu"), seed=5)
+    before = src.rng.get_state()
+    a, b = src.sample_images(7, seed=3), src.sample_images(7, seed=3)
+    assert a.dtype == torch.uint8 and a.shape == (7, 3, 16, 16) and torch.equal(a, b)
+    assert torch.equal(src.rng.get_state(), before)
+
+
 def test_checkpoint_from_another_config_is_refused(gen, tmp_path):
     def keep(metrics, ckpt):
         if ckpt and not (tmp_path / "c").exists():
