@@ -33,7 +33,8 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_DOMAIN_GAP, PAPER_GENERATORS, PAPER_SSL,  # noqa: E402
+from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_DOMAIN_GAP, PAPER_GENERATORS,  # noqa: E402
+                                    PAPER_KNOWLEDGE_SOURCE, PAPER_SSL,
                                     TABLE3_CIFAR10,
                                     TABLE3_COMPONENTS)
 
@@ -159,7 +160,8 @@ def _collapse(line) -> str:
 
 COLUMN_LABELS = {"generator": "generator", "generator_arch": "architecture", "generator_conditional": "cond.",
                  "generator_step": "GAN step", "generator_fid": "FID", "generator_fid_extractor": "FID extractor",
-                 "generator_blocks": "blocks", "method": "method", "syn_ratio": "α (syn. share)"}
+                 "generator_blocks": "blocks", "method": "method", "syn_ratio": "α (syn. share)",
+                 "teacher_source": "knowledge", "squeeze": "T_φ"}
 
 
 INTEGER_COLUMNS = ("generator_step",)  # Parquet keeps metrics train() adds as float64
@@ -319,8 +321,16 @@ def domain_gap_table(trials: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def knowledge_source_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Table 1: the generator's latent or its features, distilled three ways."""
+    table = study_table(trials, columns=("teacher_source", "squeeze", "syn_ratio"), paper=PAPER_KNOWLEDGE_SOURCE,
+                        paper_label="paper (Table 1)")
+    table.attrs["paper_note"] = "paper: Table 1, CIFAR-10"
+    return table
+
+
 TABLES = {"ablation": ablation_table, "generators": generators_table, "blocks": blocks_table, "ssl_baselines": ssl_table,
-          "domain_gap": domain_gap_table}
+          "domain_gap": domain_gap_table, "knowledge_source": knowledge_source_table}
 """Study name -> its table function (the command line picks by the study recorded in the file)."""
 
 

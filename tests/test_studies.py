@@ -140,3 +140,13 @@ def test_domain_gap_study_and_its_mmd_column(tmp_path):
     assert by_row.loc["syn+real-squeeze-and-span", "mmd_std"] == pytest.approx(0.0035355, rel=1e-4)
     md = format_table(table)
     assert "| syn-squeeze | distill | 1.00 | 90.00 ± 0.00 (n=2) | 80.00 ± 0.00 (n=2) | 0.0500 ± 0.0141 (n=2) |" in md
+
+
+def test_knowledge_source_study_distils_w_or_features_three_ways():
+    _, cfgs = configs("knowledge_source")
+    by_row = {r: c for (r, s), c in cfgs.items() if s == 0}
+    assert sorted(by_row) == sorted(f"{s}-{h}" for s in ("latent", "feature") for h in ("vanilla", "squeeze", "squeeze-and-span"))
+    assert {by_row[f"latent-{h}"].teacher_source for h in ("vanilla", "squeeze", "squeeze-and-span")} == {"w"}
+    v = by_row["latent-vanilla"]
+    assert (v.squeeze, v.var_weight, v.cov_weight, v.syn_augment, v.syn_ratio) == (False, 0.0, 0.0, True, 1.0)
+    assert by_row["feature-squeeze-and-span"].syn_ratio == 0.5 and by_row["feature-squeeze"].cov_weight == 1.0
