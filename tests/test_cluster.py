@@ -1,0 +1,43 @@
+"""The main job on a multi-node Ray cluster, unchanged: ``studies/ablation.py --address``.
+
+Two nodes of one CPU each (``ray.cluster_utils.Cluster``, real raylets), the real train() at a
+tiny size, the study's own command line as a user would type it. With one CPU per node, the
+two concurrent trials Ray reports can only be running on different nodes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ray.cluster_utils import Cluster
+
+from sqsp import results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster():
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+def test_ablation_runs_on_a_two_node_cluster_through_address(two_node_cluster, tmp_path):
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": ""}
+    cmd = [sys.executable, "studies/ablation.py", "--address", two_node_cluster.address, "--storage", str(tmp_path),
+           "--seeds", "1", "--set", "steps=3", "--set", "batch_size=16", "--set", "generator=random:stylegan@16",
+           "--set", "eval_every=0", "--set", "probe=none", "--set", "eval_init=false", "--set", "eval_mmd=false"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-4000:]
+    assert "Started a local Ray instance" not in log  # it joined the cluster
+    assert "2.0/2 CPUs" in log, log[-4000:]  # two trials at once, one per one-CPU node
+    trials = results.read_trials(str(tmp_path / "ablation"))
+    assert sorted(trials["row"]) == list("abcdef") and trials["trial_id"].is_unique
+    assert set(trials["status"]) <= {"completed", "collapsed"}, trials[["row", "status", "error"]]
+    assert "| a | ✓ |" in out.stdout  # the table at the end
