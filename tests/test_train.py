@@ -89,6 +89,16 @@ def test_domain_gap_mmd_is_reported_without_changing_the_run(gen):
     assert torch.equal(src.rng.get_state(), before)
 
 
+def test_auto_precision_never_picks_emulated_bf16_on_cpu():
+    from sqsp.train import amp_dtype, cpu_has_native_bf16
+    cpu = torch.device("cpu")
+    assert amp_dtype("auto", cpu) == (torch.bfloat16 if cpu_has_native_bf16() else None)
+    assert amp_dtype("fp32", cpu) is None
+    if not cpu_has_native_bf16():  # asked for explicitly it runs, with a warning that says why it is slow
+        with pytest.warns(RuntimeWarning, match="emulated"):
+            assert amp_dtype("bf16", cpu) == torch.bfloat16
+
+
 def test_checkpoint_from_another_config_is_refused(gen, tmp_path):
     def keep(metrics, ckpt):
         if ckpt and not (tmp_path / "c").exists():
@@ -119,7 +129,8 @@ def test_divergence_raises(gen):
     {"method": "simsiam", "syn_ratio": 1.0},
     {"teacher_source": "w"},
     {"squeeze": False, "syn_augment": False, "var_weight": 0.0, "cov_weight": 0.0, "syn_ratio": 1.0},
-    {"aug_granularity": "batch", "generator_blocks": "b4-b8", "precision": "bf16"},
+    pytest.param({"aug_granularity": "batch", "generator_blocks": "b4-b8", "precision": "bf16"},
+                 marks=pytest.mark.filterwarnings("ignore:precision='bf16' on a CPU")),
 ])
 def test_every_variant_runs(gen, over):
     m = train(tiny(steps=3, probe="fast", **over), generator=gen)
