@@ -94,8 +94,11 @@ PAPER_DOMAIN_GAP = {"syn-vicreg": TABLE5[("vicreg", "syn")]["cifar10"],
                     "syn+real-squeeze-and-span": TABLE5[("squeeze and span", "syn+real")]["cifar10"]}
 
 PAPER_KNOWLEDGE_SOURCE = {
+    "discriminator-single": TABLE1[("discriminator", "direct use (single feature)", "syn+real")][0],
+    "discriminator-multi": TABLE1[("discriminator", "direct use (multi-feature)", "syn+real")][0],
+    **{
     f"{src}-{how}": TABLE1[(source, method, domain)][0]
     for src, source in (("latent", "latent"), ("feature", "generator feature"))
     for how, method, domain in (("vanilla", "vanilla distillation (w/ aug)", "syn"), ("squeeze", "squeeze", "syn"),
-                                ("squeeze-and-span", "squeeze and span", "syn+real"))
+                                ("squeeze-and-span", "squeeze and span", "syn+real"))},
 }

@@ -323,7 +323,7 @@ def domain_gap_table(trials: pd.DataFrame) -> pd.DataFrame:
 
 def knowledge_source_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Table 1: the generator's latent or its features, distilled three ways."""
-    table = study_table(trials, columns=("teacher_source", "squeeze", "syn_ratio"), paper=PAPER_KNOWLEDGE_SOURCE,
+    table = study_table(trials, columns=("method", "teacher_source", "squeeze", "syn_ratio"), paper=PAPER_KNOWLEDGE_SOURCE,
                         paper_label="paper (Table 1)")
     table.attrs["paper_note"] = "paper: Table 1, CIFAR-10"
     return table

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args, get_origin
 
 DATASETS = ("digits", "cifar10", "cifar100", "stl10", "imagefolder")
-METHODS = ("distill", "vicreg", "simsiam")
+METHODS = ("distill", "vicreg", "simsiam", "discriminator")
 STUDENTS = ("resnet18-cifar", "resnet18", "resnet50")
 BLOCK_GROUPS = {"b4-b8": ("b4", "b8"), "b16-b32": ("b16", "b32"), "b64-b128": ("b64", "b128")}
 _BLOCK_RE = re.compile(r"^b(\d+)$")
@@ -32,8 +32,12 @@ class ConfigError(ValueError):
 @dataclass
 class TrainConfig:
     # --- what is learned ---------------------------------------------------------------
-    method: Literal["distill", "vicreg", "simsiam"] = "distill"
-    """distill: teacher-student from the generator (Table 3 rows a-f); vicreg/simsiam: two-view SSL (Table 2)."""
+    method: Literal["distill", "vicreg", "simsiam", "discriminator"] = "distill"
+    """distill: teacher-student from the generator (Table 3 rows a-f); vicreg/simsiam: two-view SSL (Table 2);
+    discriminator: no training, the zoo GAN's discriminator as the feature extractor (Table 1)."""
+    disc_features: Literal["single", "multi"] = "multi"
+    """For method='discriminator': its penultimate vector, or Eq. 2's pooled features of every
+    resolution, concatenated."""
     # --- data ------------------------------------------------------------------------------
     dataset: str = "digits"
     data_root: str | None = None
@@ -147,6 +151,11 @@ class TrainConfig:
         for f in fields(self):
             _check_type(f, getattr(self, f.name))
         _one_of("method", self.method, METHODS)
+        _one_of("disc_features", self.disc_features, ("single", "multi"))
+        if self.method == "discriminator" and (self.generator.startswith("random:") or "/" in self.generator
+                                               or self.generator.endswith((".pkl", ".safetensors", ".pt"))):
+            raise ConfigError(f"method='discriminator' reads the discriminator kept with an embedded zoo entry; "
+                              f"generator={self.generator!r} is not a zoo name (see python -m sqsp.zoo list)")
         _one_of("dataset", self.dataset, DATASETS)
         _one_of("student", self.student, STUDENTS)
         if self.dataset not in ("digits",):

@@ -334,6 +334,9 @@ def train(config: TrainConfig, report: Report | None = None, *, resume_from: str
     and always on the last report. Passing it back as ``resume_from`` resumes bit-for-bit.
     """
     config.validate()
+    if config.method == "discriminator":  # Table 1's direct use: nothing to train
+        from .discriminator import direct_use
+        return direct_use(config, report)
     run = build_run(config, generator)
     if resume_from:
         run.load_state_dict(torch.load(os.path.join(resume_from, CHECKPOINT_FILE), weights_only=True))

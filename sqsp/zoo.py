@@ -132,7 +132,7 @@ DEFAULT_RUNS: tuple[GANRun, ...] = (
 )
 # Bump when a change to the architectures or the training code makes old zoo files stale:
 # entries record it (with their run's settings), and a build retrains what does not match.
-BUILD_VERSION = 1
+BUILD_VERSION = 2  # 2: entries keep their discriminator (Table 1's direct-use baseline)
 
 
 def zoo_names(runs: Sequence[GANRun] = DEFAULT_RUNS, steps: int | None = None) -> list[str]:
@@ -404,11 +404,12 @@ def _clamped(images: torch.Tensor) -> torch.Tensor:
 
 
 def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, seed: int,
-              steps: int | None = None, on_snapshot: Callable[[int, nn.Module], None] | None = None,
+              steps: int | None = None, on_snapshot: Callable[[int, nn.Module, nn.Module], None] | None = None,
               snapshot_steps: Sequence[int] = (), progress: bool = True, position: int = 0) -> nn.Module:
     """Non-saturating GAN loss with lazy R1 on real images, Adam, and an exponential moving
     average of the generator's weights (the ``G_ema`` the paper distils from, as in
-    StyleGAN2-ADA). ``images`` are uint8; ``on_snapshot(step, G_ema)`` gets a frozen copy."""
+    StyleGAN2-ADA). ``images`` are uint8; ``on_snapshot(step, G_ema, D)`` gets frozen copies
+    (the discriminator is kept for Table 1's "direct use" baseline)."""
     steps = steps or run.steps
     c_dim = num_classes if run.conditional else 0
     x_all = fidlib.to_model_range(images)
@@ -475,7 +476,7 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
         if on_snapshot is not None and step in snaps:
             snap = copy.deepcopy(G_ema)
             _recalibrate_batchnorm(snap, Z_DIM, c_dim, labels, seed)
-            on_snapshot(step, snap.eval().requires_grad_(False))
+            on_snapshot(step, snap.eval().requires_grad_(False), copy.deepcopy(D).eval().requires_grad_(False))
     bar.close()
     return G_ema
 
@@ -493,6 +494,37 @@ def _locked(directory: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _save_discriminator(disc: nn.Module, kwargs: dict[str, Any], path: Path) -> None:
+    """Weights only, via a temp file and ``os.replace``; ``kwargs`` go in the manifest entry."""
+    from safetensors.torch import save_file
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in disc.state_dict().items()}, str(tmp),
+              metadata={"format": "sqsp-discriminator/1", "kwargs": json.dumps(kwargs)})
+    os.replace(tmp, path)
+
+
+def load_discriminator(spec: str, *, device: str | torch.device = "cpu", zoo: str | os.PathLike | None = None,
+                       manifests: Sequence[str | os.PathLike] | None = None) -> Discriminator:
+    """The discriminator trained alongside zoo entry ``spec`` (built on first use), checked
+    against the manifest's sha256, frozen, in eval mode."""
+    known = ensure(spec, zoo=zoo, manifests=manifests)
+    e = known.get(spec)
+    if e is None or not e.get("discriminator"):
+        have = sorted(n for n, x in known.items() if x.get("discriminator"))
+        raise LookupError(f"generator {spec!r} has no discriminator in the zoo (only the embedded zoo keeps them); "
+                          f"entries with one: {have}")
+    path = Path(e["path"]).parent / e["discriminator"]
+    got = fidlib.file_sha256(path) if path.is_file() else "missing"
+    if got != e["discriminator_sha256"]:
+        raise ValueError(f"zoo entry {spec!r}: discriminator {str(path)!r} has sha256 {got} but the manifest says "
+                         f"{e['discriminator_sha256']}; rebuild with `python -m sqsp.zoo build --force`")
+    from safetensors.torch import load_file
+    disc = Discriminator(**e["discriminator_kwargs"])
+    disc.load_state_dict(load_file(str(path)))
+    disc.resolution = e["discriminator_kwargs"]["resolution"]
+    return disc.to(device).eval().requires_grad_(False)
 
 
 def save_sample_grid(generator: FeatureGenerator, path: Path, *, seed: int = 0, per_row: int = 10,
@@ -571,13 +603,17 @@ def _train_and_record(directory: str, run: GANRun, steps: int | None, seed: int,
     fid_labels = y_train[torch.randint(len(y_train), (fid_samples,), generator=torch.Generator().manual_seed(seed))]
     out: dict[str, dict[str, Any]] = {}
 
-    def on_snapshot(step: int, net: nn.Module) -> None:
+    def on_snapshot(step: int, net: nn.Module, disc: nn.Module) -> None:
         fg = wrap(net, run.arch)
         stem = f"{run.name}@{step}"
         path = directory / f"{stem}.safetensors"
         kwargs = {"resolution": RESOLUTION, "channels": CHANNELS, "z_dim": Z_DIM, "c_dim": fg.c_dim, **run.kwargs}
         save_checkpoint(net, run.arch, kwargs, path, extra={"zoo_entry": stem, "step": step})
         save_sample_grid(fg, path.with_suffix(".png"), seed=seed)
+        d_path = directory / f"{stem}.disc.safetensors"
+        d_kwargs = {"resolution": RESOLUTION, "img_channels": CHANNELS, "c_dim": fg.c_dim, "width": run.d_width,
+                    "max_width": 2 * run.d_width}
+        _save_discriminator(disc, d_kwargs, d_path)
         result = fidlib.fid_of_generator(fg, extractor, x_train, n_samples=fid_samples, reference=f"{DATASET}/train",
                                          seed=seed, labels=fid_labels if fg.conditional else None,
                                          reference_features=ref_feats)
@@ -589,6 +625,8 @@ def _train_and_record(directory: str, run: GANRun, steps: int | None, seed: int,
                  "sidecar": path.with_suffix(".json").name,
                  "sidecar_sha256": fidlib.file_sha256(path.with_suffix(".json")),
                  "samples": path.with_suffix(".png").name, "fid": result.to_dict(),
+                 "discriminator": d_path.name, "discriminator_sha256": fidlib.file_sha256(d_path),
+                 "discriminator_kwargs": d_kwargs,
                  "blocks": {b.name: b.channels for b in fg.blocks}, "description": run.description}
         for name, s in plan:
             if s == step:

@@ -1,14 +1,17 @@
-"""Table 1: which knowledge of the generator to distil — its latent ``w`` or its block
-features — and how: vanilla distillation (with augmentation), squeeze, squeeze and span.
+"""Table 1: which knowledge of the GAN to transfer — its discriminator, the generator's latent
+``w`` or its block features — and how: direct use, vanilla distillation (with augmentation),
+squeeze, squeeze and span.
 
-    python studies/knowledge_source.py                     # smoke: 6 rows x 3 seeds
+    python studies/knowledge_source.py                     # smoke: 8 rows x 3 seeds
     python studies/knowledge_source.py --preset paper-cifar10 --data-root data/
 
 Vanilla distillation regresses the raw target (w, or the concatenated pooled features) with
 MSE alone, as row b of the ablation; squeeze adds T_φ with L_var and L_cov (row e); squeeze
-and span mixes in real images (row f). Table 1's discriminator and encoder rows are other
-methods (features of the GAN's discriminator; an encoder trained to invert G with LPIPS)
-that sqsp does not implement yet.
+and span mixes in real images (row f). The discriminator rows train nothing: the
+discriminator kept with the zoo's GAN reads the real images directly (its penultimate
+vector, or Eq. 2's pooled maps of every resolution). Table 1's encoder rows (a post-hoc
+encoder inverting G under LPIPS) are not implemented: LPIPS needs pretrained weights that
+cannot be fetched offline.
 """
 import sys
 from pathlib import Path
@@ -26,15 +29,17 @@ SPAN = {"squeeze": True}  # α from the preset
 STUDY = Study(
     name="knowledge_source",
     preset="smoke",
-    grid=[{"row": f"{source}-{how}", "teacher_source": ts, **over}
-          for source, ts in (("latent", "w"), ("feature", "features"))
-          for how, over in (("vanilla", VANILLA), ("squeeze", SQUEEZE), ("squeeze-and-span", SPAN))],
+    grid=[*({"row": f"discriminator-{mode}", "method": "discriminator", "disc_features": mode}
+            for mode in ("single", "multi")),
+          *({"row": f"{source}-{how}", "teacher_source": ts, **over}
+            for source, ts in (("latent", "w"), ("feature", "features"))
+            for how, over in (("vanilla", VANILLA), ("squeeze", SQUEEZE), ("squeeze-and-span", SPAN)))],
     overrides={"syn_augment": True},
     seeds=(0, 1, 2),
     metric="probe_acc",
     mode="max",
     table=markdown("knowledge_source"),
-    description="Table 1: distil the generator's latent w or its block features; vanilla, squeeze, squeeze and span.",
+    description="Table 1: the discriminator used directly, or the generator's latent w or block features distilled.",
 )
 
 if __name__ == "__main__":

@@ -145,7 +145,9 @@ def test_domain_gap_study_and_its_mmd_column(tmp_path):
 def test_knowledge_source_study_distils_w_or_features_three_ways():
     _, cfgs = configs("knowledge_source")
     by_row = {r: c for (r, s), c in cfgs.items() if s == 0}
-    assert sorted(by_row) == sorted(f"{s}-{h}" for s in ("latent", "feature") for h in ("vanilla", "squeeze", "squeeze-and-span"))
+    assert sorted(by_row) == sorted([f"{s}-{h}" for s in ("latent", "feature") for h in ("vanilla", "squeeze", "squeeze-and-span")]
+                                    + ["discriminator-single", "discriminator-multi"])
+    assert (by_row["discriminator-multi"].method, by_row["discriminator-multi"].disc_features) == ("discriminator", "multi")
     assert {by_row[f"latent-{h}"].teacher_source for h in ("vanilla", "squeeze", "squeeze-and-span")} == {"w"}
     v = by_row["latent-vanilla"]
     assert (v.squeeze, v.var_weight, v.cov_weight, v.syn_augment, v.syn_ratio) == (False, 0.0, 0.0, True, 1.0)

@@ -175,3 +175,36 @@ def test_training_step_runs_with_every_zoo_architecture(tiny_zoo, name, monkeypa
     assert run.synthetic.generator.arch == zoo.entries(directory)[name]["arch"]
     terms = train.train_step(run)
     assert torch.isfinite(terms["loss"])
+
+
+def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_path, monkeypatch):
+    """Table 1's direct-use baseline: the discriminator trained with each snapshot is kept,
+    hash-checked, and yields the single (penultimate) or multi-resolution (Eq. 2) features."""
+    from sqsp.config import ConfigError, preset
+    from sqsp.discriminator import discriminator_features
+    from sqsp.train import train
+    directory, manifest = tiny_zoo
+    e = manifest["entries"]["stylegan-digits-cond"]
+    assert (directory / e["discriminator"]).is_file() and e["discriminator_kwargs"]["c_dim"] == 10
+    disc = zoo.load_discriminator("stylegan-digits-cond", zoo=directory)
+    assert not any(p.requires_grad for p in disc.parameters())
+    x = zoo._digits("test")[0][:9]
+    single = discriminator_features(disc, x, "single", device="cpu")
+    multi = discriminator_features(disc, x, "multi", device="cpu")
+    width = e["discriminator_kwargs"]["width"]
+    assert single.shape == (9, 2 * width)                      # the fc's output
+    # GAP of the last map at 16 px (the widening conv before the pool), 8 px, and 4 px (final_conv)
+    assert multi.shape == (9, 3 * 2 * width)
+    assert torch.isfinite(multi).all()
+
+    monkeypatch.setenv("SQSP_ZOO_DIR", str(directory))
+    m = train(preset("smoke", {"method": "discriminator", "generator": "dcgan-digits", "disc_features": "single"}))
+    assert m["done"] and 10 < m["probe_acc"] <= 100 and m["generator_arch"] == "dcgan"
+    with pytest.raises(ConfigError, match="method='discriminator'.*not a zoo name"):
+        preset("smoke", {"method": "discriminator", "generator": "random:stylegan"})
+
+    copy = tmp_path / "zoo"
+    shutil.copytree(directory, copy)
+    (copy / e["discriminator"]).write_bytes(b"not the trained discriminator")
+    with pytest.raises(ValueError, match="discriminator .* has sha256"):
+        zoo.load_discriminator("stylegan-digits-cond", zoo=copy)
