@@ -326,6 +326,9 @@ def knowledge_source_table(trials: pd.DataFrame) -> pd.DataFrame:
     table = study_table(trials, columns=("method", "teacher_source", "squeeze", "syn_ratio"), paper=PAPER_KNOWLEDGE_SOURCE,
                         paper_label="paper (Table 1)")
     table.attrs["paper_note"] = "paper: Table 1, CIFAR-10"
+    direct = table["method"] == "discriminator"  # trains nothing: the distillation settings do not apply
+    table[["teacher_source", "squeeze", "syn_ratio"]] = table[["teacher_source", "squeeze", "syn_ratio"]].astype(object)
+    table.loc[direct, ["teacher_source", "squeeze", "syn_ratio"]] = None
     return table
 
 

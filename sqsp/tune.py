@@ -463,7 +463,7 @@ def _records(grid, fixed: dict[str, Any]) -> list[results.TrialRecord]:
 def prepare_generators(configs: list[TrainConfig]) -> None:
     """Make sure the zoo entries the trials use exist, once, in the driver, before any trial
     runs (missing runs train in parallel), and refuse a generator name nothing knows."""
-    specs = sorted({c.generator for c in configs if c.syn_batch > 0})
+    specs = sorted({c.generator for c in configs if c.syn_batch > 0 or c.method == "discriminator"})
     names = [s for s in specs if not (s.startswith("random:") or os.path.exists(s) or "/" in s or os.sep in s)]
     if not names:
         return  # untrained generators need nothing; paths are the user's (and a worker's) business
