@@ -7,8 +7,8 @@ a linear probe (and kNN) is fitted on its features, either
 - ``multi``: Eq. 2's multi-feature form, the global average of the last feature map at each
   resolution, concatenated.
 
-Blocks are found as for generators (appendix B.3, ``generators/base.py``): the last module
-output at each spatial resolution.
+Blocks follow the rule used for generators (appendix B.3, ``generators/base.py``): the last
+module output at each spatial resolution, here from D's body and its final convolution.
 """
 from __future__ import annotations
 
