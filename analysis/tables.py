@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 if __package__ in (None, ""):  # run as a script: make the project importable
@@ -168,13 +169,13 @@ INTEGER_COLUMNS = ("generator_step",)  # Parquet keeps metrics train() adds as f
 
 
 def _cell(v, check: str, *, integer: bool = False) -> str:
-    if v is None or (isinstance(v, float) and pd.isna(v)):
+    if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)):  # None, NaN and pandas' NA
         return ""
     if integer:
         return str(int(v))
-    if isinstance(v, (bool,)) or type(v).__name__ == "bool_":
+    if isinstance(v, (bool, np.bool_)):
         return check if v else ""
-    if isinstance(v, float):
+    if isinstance(v, (float, np.floating)):
         return f"{v:.2f}"
     return str(v)
 
@@ -355,11 +356,14 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, OSError, ValueError) as e:
         p.error(str(e))
     name = str(trials["study"].dropna().iloc[0]) if "study" in trials and trials["study"].notna().any() else "ablation"
-    if name in SEARCHES:
-        print(format_search(search_table(trials, SEARCHES[name]), args.fmt or "markdown").rstrip("\n"))
-        return 0
-    make = TABLES.get(name, study_table)
-    print(format_table(make(trials), args.fmt or "markdown").rstrip("\n"))
+    try:  # the study's own table; a format it has no form for, or a study without rows, is refused
+        if name in SEARCHES:
+            text = format_search(search_table(trials, SEARCHES[name]), args.fmt or "markdown")
+        else:
+            text = format_table(TABLES.get(name, study_table)(trials), args.fmt or "markdown")
+    except ValueError as e:
+        p.error(f"study {name!r}: {e}")
+    print(text.rstrip("\n"))
     return 0
 
 

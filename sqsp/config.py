@@ -151,11 +151,12 @@ class TrainConfig:
         for f in fields(self):
             _check_type(f, getattr(self, f.name))
         _one_of("method", self.method, METHODS)
-        _one_of("disc_features", self.disc_features, ("single", "multi"))
-        if self.method == "discriminator" and (self.generator.startswith("random:") or "/" in self.generator
-                                               or self.generator.endswith((".pkl", ".safetensors", ".pt"))):
+        if self.method == "discriminator" and not is_zoo_name(self.generator):
             raise ConfigError(f"method='discriminator' reads the discriminator kept with an embedded zoo entry; "
                               f"generator={self.generator!r} is not a zoo name (see python -m sqsp.zoo list)")
+        if self.method == "discriminator" and self.probe == "paper":
+            raise ConfigError("probe='paper' trains on augmented images through a backbone, which "
+                              "method='discriminator' does not have; allowed with it: probe='fast' or 'none'")
         _one_of("dataset", self.dataset, DATASETS)
         _one_of("student", self.student, STUDENTS)
         if self.dataset not in ("digits",):
@@ -218,6 +219,13 @@ class TrainConfig:
         if part == "synthetic":
             return self.method == "distill" or self.syn_ratio > 0
         return self.syn_ratio < 1
+
+
+def is_zoo_name(spec: str) -> bool:
+    """Whether a ``generator`` spec names a zoo entry, rather than ``random:<arch>`` or a path
+    to a checkpoint (ours or an official pickle). Only zoo names can be built on first use."""
+    return not (spec.startswith("random:") or "/" in spec or os.sep in spec
+                or spec.endswith((".pkl", ".safetensors", ".pt", ".pth")))
 
 
 def parse_blocks(spec: str) -> tuple[str, ...] | None:

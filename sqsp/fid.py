@@ -30,8 +30,10 @@ import numpy as np
 import scipy.linalg
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
+
+from .weights import save_weights
 
 EXTRACTORS = ("classifier", "inception")
 
@@ -248,16 +250,9 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def save_classifier(model: SmallClassifier, path: str | os.PathLike, extra: dict | None = None) -> str:
     """Weights (safetensors) + JSON sidecar, each written atomically; returns the weights' sha256."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": "sqsp-classifier/1", "resolution": model.resolution, "channels": model.channels,
             "num_classes": model.num_classes, **(extra or {})}
-    tmp_w, tmp_j = path.with_name(path.name + ".tmp"), path.with_suffix(".json.tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_w))
-    tmp_j.write_text(json.dumps(meta, indent=1, sort_keys=True))
-    os.replace(tmp_w, path)
-    os.replace(tmp_j, path.with_suffix(".json"))
-    return file_sha256(path)
+    return file_sha256(save_weights(model, path, sidecar=meta))
 
 
 def load_classifier_extractor(path: str | os.PathLike, *, name: str, expected_sha256: str | None = None,

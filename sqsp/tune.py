@@ -61,7 +61,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from . import results
-from .config import ConfigError, TrainConfig, parse_overrides, preset
+from .config import ConfigError, TrainConfig, is_zoo_name, parse_overrides, preset
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 STUDY_FILE = "study.json"
@@ -464,7 +464,7 @@ def prepare_generators(configs: list[TrainConfig]) -> None:
     """Make sure the zoo entries the trials use exist, once, in the driver, before any trial
     runs (missing runs train in parallel), and refuse a generator name nothing knows."""
     specs = sorted({c.generator for c in configs if c.syn_batch > 0 or c.method == "discriminator"})
-    names = [s for s in specs if not (s.startswith("random:") or os.path.exists(s) or "/" in s or os.sep in s)]
+    names = [s for s in specs if is_zoo_name(s)]
     if not names:
         return  # untrained generators need nothing; paths are the user's (and a worker's) business
     from . import zoo

@@ -80,6 +80,7 @@ from .data import load_split
 from .generators import ARCHITECTURES, FeatureGenerator, build_architecture, is_checkpoint_path, load_checkpoint, \
     make_network, save_checkpoint, wrap
 from .generators.stylegan import EqualConv2d, EqualLinear
+from .weights import save_weights
 
 MANIFEST_FORMAT = "sqsp-zoo/1"
 DATASET = "digits"
@@ -215,10 +216,11 @@ def verify(entry: dict[str, Any]) -> None:
         raise FileNotFoundError(f"zoo entry {entry['name']!r}: file {str(path)!r} is missing "
                                 f"(manifest {entry['manifest']!r})")
     checks = [(path, entry["sha256"])]
-    if entry.get("sidecar"):
-        checks.append((path.parent / entry["sidecar"], entry.get("sidecar_sha256")))
+    for part in ("sidecar", "discriminator"):  # every file of the entry, not only the one asked for
+        if entry.get(part):
+            checks.append((path.parent / entry[part], entry.get(f"{part}_sha256")))
     for p, want in checks:
-        got = fidlib.file_sha256(p)
+        got = fidlib.file_sha256(p) if p.is_file() else "(missing file)"
         if want is not None and got != want:
             raise ValueError(f"zoo entry {entry['name']!r}: {str(p)!r} has sha256 {got} but the manifest "
                              f"{entry['manifest']!r} records {want}; refusing to load a file that changed. "
@@ -337,7 +339,7 @@ class Discriminator(nn.Module):
     def __init__(self, *, resolution: int, img_channels: int, c_dim: int = 0, width: int = 16, max_width: int = 32,
                  mbstd_group: int = 4):
         super().__init__()
-        self.mbstd_group = mbstd_group
+        self.resolution, self.mbstd_group = resolution, mbstd_group
         ch = width
         layers: list[nn.Module] = [EqualConv2d(img_channels, ch, 1)]
         r = resolution
@@ -496,15 +498,6 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _save_discriminator(disc: nn.Module, kwargs: dict[str, Any], path: Path) -> None:
-    """Weights only, via a temp file and ``os.replace``; ``kwargs`` go in the manifest entry."""
-    from safetensors.torch import save_file
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in disc.state_dict().items()}, str(tmp),
-              metadata={"format": "sqsp-discriminator/1", "kwargs": json.dumps(kwargs)})
-    os.replace(tmp, path)
-
-
 def load_discriminator(spec: str, *, device: str | torch.device = "cpu", zoo: str | os.PathLike | None = None,
                        manifests: Sequence[str | os.PathLike] | None = None) -> Discriminator:
     """The discriminator trained alongside zoo entry ``spec`` (built on first use), checked
@@ -515,15 +508,10 @@ def load_discriminator(spec: str, *, device: str | torch.device = "cpu", zoo: st
         have = sorted(n for n, x in known.items() if x.get("discriminator"))
         raise LookupError(f"generator {spec!r} has no discriminator in the zoo (only the embedded zoo keeps them); "
                           f"entries with one: {have}")
-    path = Path(e["path"]).parent / e["discriminator"]
-    got = fidlib.file_sha256(path) if path.is_file() else "missing"
-    if got != e["discriminator_sha256"]:
-        raise ValueError(f"zoo entry {spec!r}: discriminator {str(path)!r} has sha256 {got} but the manifest says "
-                         f"{e['discriminator_sha256']}; rebuild with `python -m sqsp.zoo build --force`")
+    verify(e)
     from safetensors.torch import load_file
     disc = Discriminator(**e["discriminator_kwargs"])
-    disc.load_state_dict(load_file(str(path)))
-    disc.resolution = e["discriminator_kwargs"]["resolution"]
+    disc.load_state_dict(load_file(str(Path(e["path"]).parent / e["discriminator"])))
     return disc.to(device).eval().requires_grad_(False)
 
 
@@ -613,7 +601,7 @@ def _train_and_record(directory: str, run: GANRun, steps: int | None, seed: int,
         d_path = directory / f"{stem}.disc.safetensors"
         d_kwargs = {"resolution": RESOLUTION, "img_channels": CHANNELS, "c_dim": fg.c_dim, "width": run.d_width,
                     "max_width": 2 * run.d_width}
-        _save_discriminator(disc, d_kwargs, d_path)
+        save_weights(disc, d_path)  # its constructor arguments go in the manifest entry
         result = fidlib.fid_of_generator(fg, extractor, x_train, n_samples=fid_samples, reference=f"{DATASET}/train",
                                          seed=seed, labels=fid_labels if fg.conditional else None,
                                          reference_features=ref_feats)

@@ -31,9 +31,6 @@ STUDY = Study(
         {"row": "e", "syn_augment": True, "squeeze": True, "syn_ratio": 1.0},            # + L_cov (ν)
         {"row": "f", "syn_augment": True, "squeeze": True},                              # + span (α)
     ],
-    seeds=(0, 1, 2),
-    metric="probe_acc",
-    mode="max",
     table=ablation_markdown,
     description="Table 3 of the paper (rows a-f) as a Ray Tune grid over rows × seeds.",
 )

@@ -25,9 +25,6 @@ STUDY = Study(
     preset="smoke",
     grid=[{"row": b, "generator_blocks": b} for b in ROWS],
     overrides={"syn_ratio": 1.0},
-    seeds=(0, 1, 2),
-    metric="probe_acc",
-    mode="max",
     table=markdown("blocks"),
     description="Appendix Table 6: squeeze on low, high or all generator blocks.",
 )

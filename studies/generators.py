@@ -31,9 +31,6 @@ STUDY = Study(
     preset="smoke",
     grid=[{"row": g, "generator": g} for g in GENERATORS],
     overrides={"syn_ratio": 1.0},
-    seeds=(0, 1, 2),
-    metric="probe_acc",
-    mode="max",
     table=markdown("generators"),
     description="Appendix Table 7 / Fig. 6: squeeze with each generator of the zoo (architectures, "
                 "conditioning, checkpoints along training).",

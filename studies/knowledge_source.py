@@ -35,9 +35,6 @@ STUDY = Study(
             for source, ts in (("latent", "w"), ("feature", "features"))
             for how, over in (("vanilla", VANILLA), ("squeeze", SQUEEZE), ("squeeze-and-span", SPAN)))],
     overrides={"syn_augment": True},
-    seeds=(0, 1, 2),
-    metric="probe_acc",
-    mode="max",
     table=markdown("knowledge_source"),
     description="Table 1: the discriminator used directly, or the generator's latent w or block features distilled.",
 )

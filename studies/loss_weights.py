@@ -36,8 +36,6 @@ STUDY = Study(
     search_space=SPACE,
     searcher=OptunaSearch(seed=0),
     num_samples=16,
-    metric="probe_acc",
-    mode="max",
     table=search_markdown(tuple(SPACE)),
     description="Optuna (TPE) search over the loss weights λ, μ, ν of squeeze and span.",
 )

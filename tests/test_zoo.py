@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-import sqsp.generators
+import sqsp.weights
 from sqsp import zoo
 from sqsp.generators import FeatureGenerator
 
@@ -105,7 +105,7 @@ def test_user_manifest(tiny_zoo, tmp_path, monkeypatch):
 
 def test_interrupted_build_leaves_no_half_written_entry(tmp_path, monkeypatch):
     directory = tmp_path / "zoo"
-    real_save_file = sqsp.generators.save_file
+    real_save_file = sqsp.weights.save_file
 
     def crash_in_cond_write(tensors, filename, *a, **k):
         if "cond" in str(filename):
@@ -114,7 +114,7 @@ def test_interrupted_build_leaves_no_half_written_entry(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_save_file(tensors, filename, *a, **k)
 
-    monkeypatch.setattr("sqsp.generators.save_file", crash_in_cond_write)
+    monkeypatch.setattr("sqsp.weights.save_file", crash_in_cond_write)
     with pytest.raises(KeyboardInterrupt):
         zoo.build(directory, **TINY)
     entries = json.loads((directory / "manifest.json").read_text())["entries"]
@@ -125,7 +125,7 @@ def test_interrupted_build_leaves_no_half_written_entry(tmp_path, monkeypatch):
         zoo.verify(zoo.entries(directory)[name])
 
     # the next build resumes: finished runs are not retrained, the rest completes
-    monkeypatch.setattr("sqsp.generators.save_file", real_save_file)
+    monkeypatch.setattr("sqsp.weights.save_file", real_save_file)
     trained = []
     real_train = zoo.train_gan
     monkeypatch.setattr(zoo, "train_gan", lambda run, *a, **k: trained.append(run.name) or real_train(run, *a, **k))
@@ -202,9 +202,11 @@ def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_pat
     assert m["done"] and 10 < m["probe_acc"] <= 100 and m["generator_arch"] == "dcgan"
     with pytest.raises(ConfigError, match="method='discriminator'.*not a zoo name"):
         preset("smoke", {"method": "discriminator", "generator": "random:stylegan"})
+    with pytest.raises(ConfigError, match="probe='paper'.*allowed with it: probe='fast' or 'none'"):
+        preset("smoke", {"method": "discriminator", "probe": "paper"})
 
     copy = tmp_path / "zoo"
     shutil.copytree(directory, copy)
     (copy / e["discriminator"]).write_bytes(b"not the trained discriminator")
-    with pytest.raises(ValueError, match="discriminator .* has sha256"):
+    with pytest.raises(ValueError, match=r"disc\.safetensors' has sha256"):
         zoo.load_discriminator("stylegan-digits-cond", zoo=copy)

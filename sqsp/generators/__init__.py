@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
+from ..weights import save_weights
 from .base import Block, FeatureGenerator, GeneratorOutput
 from .dcgan import DCGANGenerator
 from .stylegan import StyleGANGenerator
@@ -87,19 +88,9 @@ def save_checkpoint(net: nn.Module, arch: str, kwargs: dict[str, Any], path: str
     constructor arguments of ``make_network`` (everything but ``arch`` and ``seed``); the
     sidecar records them completed with the constructor's defaults, so that a later change of
     a default does not change what an old checkpoint loads as."""
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        raise ValueError(f"checkpoint path {str(path)!r} must end in .safetensors")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
     meta = {"format": CHECKPOINT_FORMAT, "arch": arch, "kwargs": full_kwargs(arch, kwargs), **(extra or {})}
-    side = sidecar_path(path)
-    tmp_w, tmp_j = path.with_name(path.name + ".tmp"), side.with_name(side.name + ".tmp")
-    save_file(state, str(tmp_w))
-    tmp_j.write_text(json.dumps(meta, indent=1, sort_keys=True))
-    os.replace(tmp_w, path)
-    os.replace(tmp_j, side)
-    return path, side
+    path = save_weights(net, path, sidecar=meta)
+    return path, sidecar_path(path)
 
 
 def full_kwargs(arch: str, kwargs: dict[str, Any]) -> dict[str, Any]:
