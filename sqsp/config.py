@@ -18,15 +18,19 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args, get_origin
 
+from .errors import UserError
+
 DATASETS = ("digits-m", "digits", "cifar10", "cifar100", "stl10", "imagefolder")
 EMBEDDED_DATASETS = ("digits-m", "digits")  # built from scikit-learn's own data: no data_root
+MAX_SEED = 2**32 - 1  # scikit-learn's random_state (the fast probe) takes seeds below 2**32
+_INT64_MAX = 2**63 - 1  # every int field is an Int64 column of trials.parquet
 METHODS = ("distill", "vicreg", "simsiam", "discriminator")
 STUDENTS = ("resnet18-cifar", "resnet18", "resnet50")
 BLOCK_GROUPS = {"b4-b8": ("b4", "b8"), "b16-b32": ("b16", "b32"), "b64-b128": ("b64", "b128")}
 _BLOCK_RE = re.compile(r"^b(\d+)$")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value is not allowed; the message names the field, the value and what is allowed."""
 
 
@@ -164,7 +168,12 @@ class TrainConfig:
                               "method='discriminator' does not have; allowed with it: probe='fast' or 'none'")
         _one_of("dataset", self.dataset, DATASETS)
         _one_of("student", self.student, STUDENTS)
-        if self.dataset not in EMBEDDED_DATASETS:
+        if self.dataset in EMBEDDED_DATASETS:
+            if self.data_root is not None:
+                raise ConfigError(f"data_root={self.data_root!r} is given, but dataset={self.dataset!r} is embedded "
+                                  "and reads no files; drop --data-root (or set data_root=none), or choose a dataset "
+                                  f"that reads it: {[d for d in DATASETS if d not in EMBEDDED_DATASETS]}")
+        else:
             if not self.data_root:
                 raise ConfigError(
                     f"data_root is required for dataset={self.dataset!r} (got {self.data_root!r}); "
@@ -214,6 +223,8 @@ class TrainConfig:
             raise ConfigError(f"epochs={self.epochs} and steps={self.steps}: one of them must be >= 1")
         for name in ("steps", "warmup_steps", "eval_every", "checkpoint_every", "seed"):
             _at_least(name, getattr(self, name), 0)
+        if self.seed > MAX_SEED:
+            raise ConfigError(f"seed={self.seed!r} is too large; seeds must be in 0..{MAX_SEED}")
         _positive("knn_t", self.knn_t)
         _positive("probe_lr", self.probe_lr)
         _positive("collapse_std", self.collapse_std)
@@ -360,13 +371,16 @@ def _coerce(name: str, value: Any) -> Any:
                 return False
             raise ValueError
         if base is int:
-            f = float(s)
-            if f != int(f):
-                raise ValueError
-            return int(f)
+            try:
+                return int(s)  # exact, however large; validate() bounds it
+            except ValueError:
+                f = float(s)  # 1e3 and 2.0 are ints too
+                if f != int(f):
+                    raise ValueError from None
+                return int(f)
         if base is float:
             return float(s)
-    except ValueError:
+    except (ValueError, OverflowError):  # int(float("inf")) overflows
         raise ConfigError(f"{name}={value!r} is not a valid {base.__name__}") from None
     return s
 
@@ -400,6 +414,10 @@ def _check_type(f: dataclasses.Field, value: Any) -> None:
         raise ConfigError(f"{f.name}={value!r} has type {type(value).__name__}; expected {base.__name__}")
     if base is float and value != value:
         raise ConfigError(f"{f.name}=nan is not a number")
+    if base is float and value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{f.name}={value!r} is not a finite number")
+    if base is int and not -_INT64_MAX <= value <= _INT64_MAX:
+        raise ConfigError(f"{f.name}={value!r} is out of range (a 64-bit int)")
 
 
 def _one_of(name, value, allowed):

@@ -28,10 +28,13 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .errors import UserError
 
 DATASETS = ("digits-m", "digits", "cifar10", "cifar100", "stl10", "imagefolder")
 EMBEDDED = ("digits-m", "digits")  # built from data inside scikit-learn: no data_root
@@ -41,7 +44,7 @@ NATIVE_SIZE = {"digits-m": 32, "digits": 8, "cifar10": 32, "cifar100": 32, "stl1
 _RESIZE_CHUNK = 2048  # images per interpolation call: bounds the float32 copy (~300 MB at 96 px)
 
 
-class DatasetLayoutError(RuntimeError):
+class DatasetLayoutError(UserError, RuntimeError):
     """The data root is missing, laid out differently, or holds malformed files."""
 
 
@@ -156,6 +159,27 @@ def load_split(dataset: str, root: str | None, split: str, image_size: int) -> I
     if images.shape[-1] != image_size or images.shape[-2] != image_size:
         images = resize_uint8(images, image_size)
     return ImageData(images, labels, NUM_CLASSES[dataset], dataset)
+
+
+def check_layout(dataset: str, root: str | None, splits: tuple[str, ...] | list[str] = SPLITS) -> None:
+    """Raise DatasetLayoutError unless ``root`` holds ``splits`` of ``dataset`` laid out as
+    expected. Cheap (folder listings, file sizes, STL-10's label files): a study checks
+    every data root once in the driver, before any trial starts. Whether the files parse
+    is found out by ``load_split``."""
+    for split in splits:
+        _check_split_args(dataset, split, 1)
+    if dataset in EMBEDDED:  # nothing on disk
+        return
+    if root is None or not Path(root).expanduser().is_dir():
+        raise _layout_error(dataset, root, f"data root {root!r} is not a directory")
+    path = Path(root).expanduser()
+    for split in splits:
+        if dataset in ("cifar10", "cifar100"):
+            _check_cifar_layout(dataset, path, split != "test")
+        elif dataset == "stl10":
+            _check_stl_layout(path, split)
+        else:
+            _check_imagefolder_layout(path, split)
 
 
 def resize_uint8(images: torch.Tensor, size: int, chunk: int = _RESIZE_CHUNK) -> torch.Tensor:
@@ -285,36 +309,14 @@ def digits_m_scans(split: str) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # CIFAR-10 / CIFAR-100
 
-@functools.lru_cache(maxsize=1)
-def _cifar_classes():
+def _cifar_files(dataset: str):
+    """torchvision's description of the official archive: folder, batch file names, meta file."""
     from torchvision.datasets import CIFAR10, CIFAR100
-
-    class _Unverified:
-        """torchvision checks the md5 of every batch file and of the meta file even with
-        ``download=False`` (``_check_integrity`` in ``__init__``, ``check_integrity`` in
-        ``_load_meta``). That rejects any file that is not byte-identical to the official
-        archive, including the tiny ones the tests write. We check the layout ourselves
-        (``_check_cifar_layout``) and skip only the checksum; the parsing stays torchvision's."""
-
-        def _check_integrity(self) -> bool:
-            return True
-
-        def _load_meta(self) -> None:
-            with open(os.path.join(self.root, self.base_folder, self.meta["filename"]), "rb") as f:
-                self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
-            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
-
-    class UnverifiedCIFAR10(_Unverified, CIFAR10):
-        pass
-
-    class UnverifiedCIFAR100(_Unverified, CIFAR100):
-        pass
-
-    return {"cifar10": UnverifiedCIFAR10, "cifar100": UnverifiedCIFAR100}
+    return {"cifar10": CIFAR10, "cifar100": CIFAR100}[dataset]
 
 
 def _check_cifar_layout(dataset: str, root: Path, train: bool) -> Path:
-    cls = _cifar_classes()[dataset]
+    cls = _cifar_files(dataset)
     folder = root / _DATASET_DIR[dataset] / cls.base_folder
     if not folder.is_dir():
         raise _layout_error(dataset, root, f"folder {folder} does not exist")
@@ -325,16 +327,84 @@ def _check_cifar_layout(dataset: str, root: Path, train: bool) -> Path:
     return folder
 
 
+class CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what the official CIFAR batches hold: dicts, lists, strings, numbers
+    and numpy arrays. Any other global (``os.system``, a class with a ``__reduce__``) is
+    refused before it is looked up, so a tampered batch runs no code.
+
+    torchvision's CIFAR classes call ``pickle.load`` inline in ``__init__`` (and check md5s
+    that only the official archive passes, so tests and re-packed copies need them off), and
+    cannot be given another unpickler without patching the pickle module for the whole
+    process; so the batches are read here, with torchvision's file lists and its parsing
+    (``data`` rows of 3072 bytes, ``labels`` or ``fine_labels``)."""
+
+    # The official files were pickled by Python 2 with numpy 1 (numpy.core...); numpy 2
+    # pickles name numpy._core; Python 3 at protocol 2 writes bytes via _codecs.encode, and
+    # protocol 5 writes arrays via _frombuffer.
+    _ALLOWED = {("numpy", "ndarray"): "ndarray", ("numpy", "dtype"): "dtype",
+                **{(f"numpy.{core}.multiarray", name): name for core in ("core", "_core")
+                   for name in ("_reconstruct", "scalar")},
+                **{(f"numpy.{core}.numeric", "_frombuffer"): "_frombuffer" for core in ("core", "_core")},
+                ("_codecs", "encode"): "encode"}
+
+    def __init__(self, file, path: Path):
+        super().__init__(file, encoding="latin1")  # as torchvision: Python 2 str -> str
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        what = self._ALLOWED.get((module, name))
+        if what is None:
+            raise pickle.UnpicklingError(
+                f"{self.path} refers to the global {module}.{name}, which a CIFAR batch never holds (only dicts, "
+                "lists, strings, numbers and numpy arrays); refusing to unpickle it, since that could run code. "
+                "Replace the file with the one from the official archive")
+        if what == "encode":
+            return _latin1_encode
+        if what in ("ndarray", "dtype"):
+            return getattr(np, what)
+        try:
+            from numpy._core import multiarray, numeric  # numpy >= 2
+        except ImportError:  # pragma: no cover - numpy 1
+            from numpy.core import multiarray, numeric
+        return getattr(numeric if what == "_frombuffer" else multiarray, what)
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` as Python 3 pickles bytes at protocol 2, and nothing else."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode({type(text).__name__}, {encoding!r}) is not how a pickle "
+                                     "stores bytes; refusing it")
+    return text.encode("latin1")
+
+
+def read_cifar_pickle(path: Path) -> Any:
+    """One CIFAR pickle (a batch or the meta file) through ``CifarUnpickler``."""
+    with open(path, "rb") as f:
+        return CifarUnpickler(f, path).load()
+
+
 def _load_cifar(dataset: str, root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     train = split != "test"
-    _check_cifar_layout(dataset, root, train)
-    cls = _cifar_classes()[dataset]
-    try:
-        ds = cls(str(root / _DATASET_DIR[dataset]), train=train, download=False)
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as e:
-        raise _layout_error(dataset, root, f"malformed batch file ({type(e).__name__}: {e})") from e
-    images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))  # NHWC -> NCHW
-    labels = torch.as_tensor(ds.targets, dtype=torch.int64)
+    folder = _check_cifar_layout(dataset, root, train)
+    cls = _cifar_files(dataset)
+    xs, ys = [], []
+    for name, _md5 in (cls.train_list if train else cls.test_list):
+        path = folder / name
+        try:
+            entry = read_cifar_pickle(path)
+            x = entry["data"]
+            y = entry["labels"] if "labels" in entry else entry["fine_labels"]
+            if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32:
+                raise ValueError(f"'data' is {type(x).__name__} {getattr(x, 'dtype', '')} "
+                                 f"{getattr(x, 'shape', '')}, not uint8 rows of 3072 bytes")
+            y = np.asarray(y, dtype=np.int64)
+        except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+            raise _layout_error(dataset, root, f"malformed batch file {path} ({type(e).__name__}: {e})") from None
+        xs.append(x)
+        ys.append(y)
+    # rows hold the 1024 red values (row-major 32x32), then green, then blue: NCHW as it is
+    images = torch.from_numpy(np.ascontiguousarray(np.concatenate(xs).reshape(-1, 3, 32, 32)))
+    labels = torch.from_numpy(np.concatenate(ys))
     if labels.shape[0] != images.shape[0] or (labels.numel() and (labels.min() < 0 or labels.max() >= NUM_CLASSES[dataset])):
         raise _layout_error(dataset, root, f"labels do not match the images ({labels.shape[0]} labels, "
                                            f"{images.shape[0]} images, range {labels.min()}..{labels.max()})")

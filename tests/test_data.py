@@ -204,8 +204,8 @@ def test_cifar_missing_batch_fails_before_loading(tmp_path, monkeypatch):
     (tmp_path / "CIFAR10" / "cifar-10-batches-py" / "data_batch_3").unlink()
 
     def boom(*a, **k):
-        raise AssertionError("torchvision was asked to load before the layout check")
-    monkeypatch.setattr(data._cifar_classes()["cifar10"], "__init__", boom)
+        raise AssertionError("a batch was unpickled before the layout check")
+    monkeypatch.setattr(data, "read_cifar_pickle", boom)
     with pytest.raises(DatasetLayoutError, match="data_batch_3"):
         load_split("cifar10", str(tmp_path), "train", 32)
     # the test split does not need the train batches
@@ -225,6 +225,63 @@ def test_malformed_cifar_batch(tmp_path):
     with pytest.raises(DatasetLayoutError, match="malformed") as e:
         load_split("cifar10", str(tmp_path), "test", 32)
     assert "batches.meta" in str(e.value)
+
+
+class _Payload:
+    """What a crafted batch holds: unpickling it runs ``os.system`` (creates ``marker``)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("where", ["data", "whole"])
+def test_crafted_cifar_pickle_runs_no_code(tmp_path, where):
+    write_cifar10(tmp_path)
+    folder = tmp_path / "CIFAR10" / "cifar-10-batches-py"
+    marker = tmp_path / "marker"
+    payload = _Payload(marker)
+    _pickle(folder / "data_batch_2", {"data": payload, "labels": [1]} if where == "data" else payload)
+    with pytest.raises(DatasetLayoutError) as e:
+        load_split("cifar10", str(tmp_path), "train", 32)
+    msg = str(e.value)
+    assert not marker.exists()
+    assert "data_batch_2" in msg and "posix.system" in msg and "refusing" in msg
+    # the file is effective: a plain unpickler (what torchvision uses) runs it
+    with open(folder / "data_batch_2", "rb") as f:
+        pickle.load(f, encoding="latin1")
+    assert marker.exists()
+
+
+def test_cifar_pickles_of_every_numpy_and_protocol_load(tmp_path):
+    """Files as numpy 1 (numpy.core...) or 2 (numpy._core...) wrote them, at protocols 2-5."""
+    x, y, tx, ty = write_cifar10(tmp_path)
+    folder = tmp_path / "CIFAR10" / "cifar-10-batches-py"
+    for protocol in (2, 3, 4, 5):
+        for name in ("numpy._core", "numpy.core"):
+            blob = pickle.dumps({"batch_label": "testing batch 1 of 1", "data": tx.reshape(len(tx), -1),
+                                 "labels": list(ty)}, protocol=protocol)
+            if protocol <= 3:  # text GLOBAL opcodes: rename the module as numpy 1 spelled it
+                blob = blob.replace(b"numpy._core.", name.encode() + b".")
+            (folder / "test_batch").write_bytes(blob)
+            test = load_split("cifar10", str(tmp_path), "test", 32)
+            assert torch.equal(test.images, torch.from_numpy(tx)) and test.labels.tolist() == ty.tolist()
+
+
+def test_check_layout_is_cheap_and_names_the_problem(tmp_path, monkeypatch):
+    write_cifar10(tmp_path)
+    monkeypatch.setattr(data, "read_cifar_pickle", lambda *a: pytest.fail("check_layout read a batch"))
+    data.check_layout("cifar10", str(tmp_path), ["train", "test"])
+    data.check_layout("digits", None)
+    (tmp_path / "CIFAR10" / "cifar-10-batches-py" / "test_batch").unlink()
+    data.check_layout("cifar10", str(tmp_path), ["train"])
+    with pytest.raises(DatasetLayoutError, match="test_batch"):
+        data.check_layout("cifar10", str(tmp_path))
+    with pytest.raises(DatasetLayoutError, match="not a directory"):
+        data.check_layout("stl10", str(tmp_path / "nope"))
 
 
 # ---------------------------------------------------------------------------------------------
