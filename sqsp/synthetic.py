@@ -11,6 +11,7 @@ from typing import Sequence
 
 import torch
 
+from .config import ConfigError
 from .generators.base import FeatureGenerator
 
 
@@ -27,7 +28,7 @@ class SyntheticSource:
         self.blocks = generator.select(blocks)
         self.teacher_source = teacher_source
         if teacher_source == "w" and not generator.mapping_name:
-            raise ValueError(f"teacher_source='w' needs a generator with a mapping network; "
+            raise ConfigError(f"teacher_source='w' needs a generator with a mapping network; "
                              f"{generator.arch!r} has none (use teacher_source='features')")
         self.device = device
         # Latents come from their own stream so that resuming restores them exactly.

@@ -75,8 +75,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import cli
 from . import fid as fidlib
+from .config import ConfigError, is_zoo_name, parse_blocks
 from .data import load_split
+from .errors import UserError
 from .generators import ARCHITECTURES, FeatureGenerator, build_architecture, is_checkpoint_path, load_checkpoint, \
     make_network, save_checkpoint, wrap
 from .generators.stylegan import EqualConv2d, EqualLinear
@@ -88,6 +91,15 @@ RESOLUTION = 16
 CHANNELS = 3
 CLASSIFIER = "classifier-digits-m"
 Z_DIM = 64
+
+
+class ZooError(UserError, ValueError):
+    """A manifest or a zoo file the user must fix: invalid, tampered with, or naming a pickle
+    where sqsp never writes one."""
+
+
+class UnknownGenerator(UserError, LookupError):
+    """A generator spec that names nothing the zoo, the user manifests or the file system hold."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,9 +182,9 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     try:
         m = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"zoo manifest {str(path)!r} is not valid JSON ({e})") from None
+        raise ZooError(f"zoo manifest {str(path)!r} is not valid JSON ({e})") from None
     if not isinstance(m, dict) or not isinstance(m.get("entries", {}), dict):
-        raise ValueError(f"zoo manifest {str(path)!r} must be a JSON object with an 'entries' object (name -> entry)")
+        raise ZooError(f"zoo manifest {str(path)!r} must be a JSON object with an 'entries' object (name -> entry)")
     return {**_empty_manifest(), **m}
 
 
@@ -198,13 +210,13 @@ def entries(zoo: str | os.PathLike | None = None,
                                     "(from $SQSP_ZOO_MANIFESTS or --manifest)")
         for name, e in read_manifest(mpath)["entries"].items():
             if name in out:
-                raise ValueError(f"zoo entry {name!r} is defined in both {out[name]['manifest']!r} and "
+                raise ZooError(f"zoo entry {name!r} is defined in both {out[name]['manifest']!r} and "
                                  f"{str(mpath)!r}; rename one of them")
             for key in ("file", "sha256"):
                 if key not in e:
-                    raise ValueError(f"zoo entry {name!r} in {str(mpath)!r} has no {key!r}; every entry needs "
+                    raise ZooError(f"zoo entry {name!r} in {str(mpath)!r} has no {key!r}; every entry needs "
                                      "'file' and 'sha256' (compute it with `sha256sum FILE`)")
-            out[name] = {**e, "name": name, "manifest": str(mpath),
+            out[name] = {**e, "name": name, "manifest": str(mpath), "origin": "user" if i else "zoo",
                          "path": str((mpath.parent / Path(e["file"]).expanduser()).resolve())}
     return out
 
@@ -222,7 +234,7 @@ def verify(entry: dict[str, Any]) -> None:
     for p, want in checks:
         got = fidlib.file_sha256(p) if p.is_file() else "(missing file)"
         if want is not None and got != want:
-            raise ValueError(f"zoo entry {entry['name']!r}: {str(p)!r} has sha256 {got} but the manifest "
+            raise ZooError(f"zoo entry {entry['name']!r}: {str(p)!r} has sha256 {got} but the manifest "
                              f"{entry['manifest']!r} records {want}; refusing to load a file that changed. "
                              "Rebuild it (`python -m sqsp.zoo build --force`) or fix the manifest.")
 
@@ -245,7 +257,7 @@ def load_generator(spec: str, *, device: str | torch.device = "cpu", stylegan_re
     if m:
         arch, res = m["arch"], int(m["res"] or RESOLUTION)
         if arch not in ARCHITECTURES:
-            raise ValueError(f"generator {spec!r}: unknown architecture {arch!r}; allowed: {sorted(ARCHITECTURES)}")
+            raise ConfigError(f"generator {spec!r}: unknown architecture {arch!r}; allowed: {sorted(ARCHITECTURES)}")
         return build_architecture(arch, resolution=res, channels=CHANNELS, z_dim=Z_DIM, seed=seed,
                                   truncation=truncation).to(device)
     if spec.endswith(".pkl"):
@@ -256,14 +268,89 @@ def load_generator(spec: str, *, device: str | torch.device = "cpu", stylegan_re
 
     known = ensure(spec, zoo=zoo, manifests=manifests) if build_if_missing else entries(zoo, manifests)
     if spec not in known:
-        raise LookupError(f"generator {spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec, or a checkpoint "
-                       f"path; zoo names: {sorted(known) or '(none; run python -m sqsp.zoo build)'}")
+        raise UnknownGenerator(f"generator {spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec, or a "
+                               f"checkpoint path; zoo names: {sorted(known) or '(none; run python -m sqsp.zoo build)'}")
     e = known[spec]
     verify(e)
-    if e.get("format", "sqsp") == "stylegan-pkl":
+    if _is_pickle(e):
+        _refuse_zoo_pickle(e)
         from .generators.official import load_official
         return load_official(e["path"], device=device, repo=stylegan_repo, truncation=truncation)
     return load_checkpoint(e["path"], device=device, truncation=truncation)
+
+
+def _is_pickle(entry: dict[str, Any]) -> bool:
+    return entry.get("format", "sqsp") == "stylegan-pkl"
+
+
+def _refuse_zoo_pickle(entry: dict[str, Any]) -> None:
+    """Official pickles are unpickled only from a path the user named: a user manifest or a
+    config value. sqsp writes the zoo's own manifest and never with a pickle in it, so one
+    there was put by someone else, and the default smoke run must not unpickle it."""
+    if entry.get("origin") != "user":
+        raise ZooError(f"zoo entry {entry['name']!r} in the zoo's own manifest {entry['manifest']!r} names a pickle "
+                       f"({entry.get('file')!r}); sqsp never writes pickles there, so refusing to unpickle it (that "
+                       "runs code). List official pickles in a manifest of your own ($SQSP_ZOO_MANIFESTS or "
+                       "--manifest) or name the .pkl path as the generator")
+
+
+def check_generator(spec: str, *, blocks: str = "all", teacher_source: str = "features",
+                    discriminator: bool = False, stylegan_repo: str | None = None,
+                    zoo: str | os.PathLike | None = None,
+                    manifests: Sequence[str | os.PathLike] | None = None) -> None:
+    """Raise a UserError unless generator ``spec`` loads and has the blocks (``generator_blocks``)
+    and, for ``teacher_source='w'``, the mapping network a config asks of it.
+
+    What a study checks in its driver, once per distinct generator, before any trial starts.
+    Cheap: zoo entries are hash-checked and their blocks read from the manifest; other
+    generators of ours (random specs, our checkpoints) are built or loaded on the CPU (tensors
+    and JSON, no code runs). An official pickle is only found and its authors' code located:
+    unpickling it runs code and may take long, so its blocks are checked when a trial loads
+    it (a missing block then fails that trial at once, without retries). An embedded zoo
+    name that is not built yet is built first (``ensure``)."""
+    pickle_entry = None
+    if is_zoo_name(spec):
+        known = ensure(spec, zoo=zoo, manifests=manifests)  # an embedded name is built first
+        if spec not in known:
+            raise UnknownGenerator(f"generator {spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec, or a "
+                                   f"checkpoint path; zoo names: {sorted(known) or '(none; run python -m sqsp.zoo build)'}")
+        e = known[spec]
+        verify(e)
+        if discriminator and not e.get("discriminator"):
+            have = sorted(n for n, x in known.items() if x.get("discriminator"))
+            raise UnknownGenerator(f"generator {spec!r} has no discriminator in the zoo (only the embedded zoo keeps "
+                                   f"them); entries with one: {have}")
+        if _is_pickle(e):
+            _refuse_zoo_pickle(e)
+            pickle_entry = e
+        elif e.get("blocks") and e.get("arch") in ARCHITECTURES:
+            _check_blocks(spec, list(e["blocks"]), ARCHITECTURES[e["arch"]][1], blocks, teacher_source)
+            return
+    if pickle_entry is not None or spec.endswith(".pkl"):
+        from .generators.official import resolve_repo
+        path = Path(pickle_entry["path"] if pickle_entry else spec).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"generator {spec!r}: official StyleGAN pickle {str(path)!r} does not exist")
+        resolve_repo(stylegan_repo)
+        return
+    try:
+        g = load_generator(spec, zoo=zoo, manifests=manifests, build_if_missing=False)
+    except (ValueError, KeyError, RuntimeError, json.JSONDecodeError) as e:  # a file of ours that does not load
+        if isinstance(e, UserError):
+            raise
+        raise ZooError(f"generator {spec!r} does not load ({type(e).__name__}: {e})") from None
+    _check_blocks(spec, g.block_names, g.mapping_name, blocks, teacher_source)
+
+
+def _check_blocks(spec: str, have: list[str], mapping: str | None, blocks: str, teacher_source: str) -> None:
+    have = sorted(have, key=lambda b: int(b[1:]) if b[1:].isdigit() else 0)  # manifests sort keys by name
+    wanted = parse_blocks(blocks)
+    missing = [b for b in wanted or () if b not in have]
+    if missing:
+        raise ConfigError(f"generator_blocks={blocks!r}: generator {spec!r} has no block(s) {missing}; it has {have}")
+    if teacher_source == "w" and not mapping:
+        raise ConfigError(f"teacher_source='w' needs a generator with a mapping network; {spec!r} has none "
+                          "(use teacher_source='features')")
 
 
 def ensure(specs: str | Sequence[str], *, zoo: str | os.PathLike | None = None,
@@ -506,7 +593,7 @@ def load_discriminator(spec: str, *, device: str | torch.device = "cpu", zoo: st
     e = known.get(spec)
     if e is None or not e.get("discriminator"):
         have = sorted(n for n, x in known.items() if x.get("discriminator"))
-        raise LookupError(f"generator {spec!r} has no discriminator in the zoo (only the embedded zoo keeps them); "
+        raise UnknownGenerator(f"generator {spec!r} has no discriminator in the zoo (only the embedded zoo keeps them); "
                           f"entries with one: {have}")
     verify(e)
     from safetensors.torch import load_file
@@ -743,6 +830,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     lst = sub.add_parser("list", help="print the manifest(s)")
     lst.add_argument("--manifest", action="append", default=[], help="a user manifest (repeatable)")
     args = p.parse_args(argv)
+    return cli.run(p.prog, lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.cmd == "build":
         t0 = time.perf_counter()
         m = build(args.dir, steps=args.steps, seed=args.seed, fid_samples=args.fid_samples, force=args.force,

@@ -210,3 +210,84 @@ def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_pat
     (copy / e["discriminator"]).write_bytes(b"not the trained discriminator")
     with pytest.raises(ValueError, match=r"disc\.safetensors' has sha256"):
         zoo.load_discriminator("stylegan-digits-m-cond", zoo=copy)
+
+
+class _Payload:
+    """A pickle that creates ``marker`` when it is unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pickle_in_the_zoos_own_manifest_is_never_unpickled(tiny_zoo, tmp_path, monkeypatch):
+    """sqsp writes the zoo's manifest and never with a pickle: an entry there that names one
+    was put by someone else. Only a user manifest (or a path in the config) may name one."""
+    import pickle
+    directory, _ = tiny_zoo
+    copy = tmp_path / "zoo"
+    shutil.copytree(directory, copy)
+    marker = tmp_path / "marker"
+    evil = copy / "evil.pkl"
+    evil.write_bytes(pickle.dumps({"G_ema": _Payload(marker)}))
+    entry = {"file": "evil.pkl", "sha256": zoo.fidlib.file_sha256(evil), "format": "stylegan-pkl", "arch": "stylegan"}
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["entries"]["stylegan-digits-m"] = {**manifest["entries"]["stylegan-digits-m"], **entry}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    repo = tmp_path / "repo"  # an importable dnnlib/torch_utils, so nothing else stops the unpickling
+    for m in ("dnnlib", "torch_utils"):
+        (repo / m).mkdir(parents=True)
+        (repo / m / "__init__.py").write_text("")
+    for call in (lambda: zoo.load_generator("stylegan-digits-m", zoo=copy, stylegan_repo=str(repo)),
+                 lambda: zoo.check_generator("stylegan-digits-m", zoo=copy, stylegan_repo=str(repo))):
+        with pytest.raises(zoo.ZooError, match="zoo's own manifest.*names a pickle.*SQSP_ZOO_MANIFESTS"):
+            call()
+    assert not marker.exists()
+
+    # the same entry in a user manifest is the user's choice: it is unpickled (the payload runs)
+    user = tmp_path / "user.json"
+    user.write_text(json.dumps({"entries": {"theirs": {**entry, "file": str(evil)}}}))
+    monkeypatch.setenv("SQSP_ZOO_MANIFESTS", str(user))
+    zoo.check_generator("theirs", zoo=copy, stylegan_repo=str(repo))  # found, hash ok, code located; not unpickled
+    assert not marker.exists()
+    with pytest.raises(AttributeError):  # the payload's return value is not a network
+        zoo.load_generator("theirs", zoo=copy, stylegan_repo=str(repo))
+    assert marker.exists()
+
+
+def test_check_generator_finds_what_would_fail_every_trial(tiny_zoo, tmp_path):
+    from sqsp.config import ConfigError
+    directory, manifest = tiny_zoo
+    zoo.check_generator("stylegan-digits-m", blocks="b4,b16", teacher_source="w", zoo=directory)
+    zoo.check_generator("dcgan-digits-m", blocks="b4-b8", discriminator=True, zoo=directory)
+    with pytest.raises(ConfigError, match=r"generator_blocks='b999'.*'stylegan-digits-m' has no block\(s\) \['b999'\]; "
+                                          r"it has \['b4', 'b8', 'b16'\]"):
+        zoo.check_generator("stylegan-digits-m", blocks="b999", zoo=directory)
+    with pytest.raises(ConfigError, match="teacher_source='w'.*mapping"):
+        zoo.check_generator("dcgan-digits-m", teacher_source="w", zoo=directory)
+    with pytest.raises(zoo.UnknownGenerator, match="'stylegan-digits-m@999'"):
+        zoo.check_generator("stylegan-digits-m@999", zoo=directory)
+    # random specs and our checkpoints are built or loaded (cheap) to read their blocks
+    zoo.check_generator("random:stylegan@32", blocks="b32")
+    with pytest.raises(ConfigError, match=r"has no block\(s\) \['b32'\]"):
+        zoo.check_generator("random:dcgan@16", blocks="b32")
+    ckpt = directory / manifest["entries"]["dcgan-digits-m"]["file"]
+    with pytest.raises(ConfigError, match="b64"):
+        zoo.check_generator(str(ckpt), blocks="b64")
+    with pytest.raises(FileNotFoundError, match="nope.safetensors"):
+        zoo.check_generator(str(tmp_path / "nope.safetensors"))
+    with pytest.raises(FileNotFoundError, match="nope.pkl"):
+        zoo.check_generator(str(tmp_path / "nope.pkl"))
+    (tmp_path / "there.pkl").write_bytes(b"never unpickled by a check")
+    with pytest.raises(ModuleNotFoundError, match="dnnlib"):  # the authors' code must be findable
+        zoo.check_generator(str(tmp_path / "there.pkl"), stylegan_repo=str(tmp_path))
+    # a tampered file is found by its hash
+    copy = tmp_path / "zoo"
+    shutil.copytree(directory, copy)
+    (copy / manifest["entries"]["dcgan-digits-m"]["file"]).write_bytes(b"truncated")
+    with pytest.raises(zoo.ZooError, match="sha256"):
+        zoo.check_generator("dcgan-digits-m", zoo=copy)
+    assert issubclass(zoo.ZooError, ValueError) and issubclass(zoo.UnknownGenerator, LookupError)

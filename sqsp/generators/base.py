@@ -21,6 +21,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from ..config import ConfigError
+
 
 @dataclass(frozen=True)
 class Block:
@@ -89,8 +91,8 @@ class FeatureGenerator(nn.Module):
         by_name = {b.name: b for b in self.blocks}
         missing = [n for n in names if n not in by_name]
         if missing:
-            raise ValueError(f"generator ({self.arch}, {self.resolution}px) has no block(s) {missing}; "
-                             f"it has {self.block_names}")
+            raise ConfigError(f"generator_blocks: the generator ({self.arch}, {self.resolution}px) has no block(s) "
+                              f"{missing}; it has {self.block_names}")
         return [by_name[n] for n in names]
 
     def sample_inputs(self, n: int, device, gen: torch.Generator | None = None):
