@@ -105,7 +105,8 @@ def row_stats(g: pd.DataFrame) -> dict:
     status = g["status"].astype(str)
     line["trials"] = len(g)
     line["collapsed"] = int((status == "collapsed").sum())
-    line["failed"] = int(status.isin(FAILED).sum())
+    line["failed"] = int((status == "failed").sum())
+    line["diverged"] = int((status == "diverged").sum())
     line["unfinished"] = int((~status.isin(("completed", "collapsed", *FAILED))).sum())
     return line
 
@@ -179,9 +180,11 @@ def _mean_std(mean, std, n, *, pm: str = "±", signed: bool = False, digits: int
 
 
 def _collapse(line) -> str:
+    done = line["trials"] - line["failed"] - line.get("diverged", 0) - line["unfinished"]
+    if done <= 0:  # no trial ran to its end: nothing to say either way
+        return "–"
     if not line["collapsed"]:
         return "no"
-    done = line["trials"] - line["failed"] - line["unfinished"]
     return f"{'all' if line['collapsed'] == done else 'some'} {line['collapsed']}/{done}"
 
 
@@ -212,8 +215,10 @@ def _display(table: pd.DataFrame, *, check: str, pm: str, labels: dict[str, str]
     paper_col = "paper_cifar10" if ablation else table.attrs.get("paper_label")
     gains = "gain_n" in table and table["gain_n"].sum() > 0
     mmd = "mmd_n" in table and table["mmd_n"].sum() > 0 and table.attrs.get("show_mmd", False)
+    diverged = "diverged" in table and table["diverged"].sum() > 0
     head = ["row", *(labels[c] if ablation else COLUMN_LABELS.get(c, c) for c in cols), "linear probe",
             *(["vs untrained"] if gains else []), "kNN", *(["MMD² syn-real"] if mmd else []), "collapsed", "failed",
+            *(["diverged"] if diverged else []),
             *(["paper (CIFAR-10)" if ablation else paper_col] if paper_col else [])]
     body = []
     for _, line in table.iterrows():
@@ -223,6 +228,7 @@ def _display(table: pd.DataFrame, *, check: str, pm: str, labels: dict[str, str]
                      _mean_std(line["knn_mean"], line["knn_std"], line["knn_n"], pm=pm),
                      *([_mean_std(line["mmd_mean"], line["mmd_std"], line["mmd_n"], pm=pm, digits=4)] if mmd else []),
                      _collapse(line), str(line["failed"]) if line["failed"] else "",
+                     *([str(line["diverged"]) if line["diverged"] else ""] if diverged else []),
                      *([_cell(line[paper_col], check)] if paper_col else [])])
     for ref in table.attrs.get("references", []):
         cell = lambda v: (f"{v[0]:.2f}" if v[2] == 1 and ref["row"] != "untrained backbone"  # noqa: E731
@@ -379,20 +385,26 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--latex", dest="fmt", action="store_const", const="latex")
     g.add_argument("--csv", dest="fmt", action="store_const", const="csv")
     args = p.parse_args(argv)
-    from sqsp.results import read_trials  # pandas + pyarrow only
-    try:
-        trials = read_trials(args.results)
-    except (FileNotFoundError, OSError, ValueError) as e:
-        p.error(str(e))
+    from sqsp import cli  # pandas + pyarrow only
+    return cli.run(p.prog, lambda: _print_table(args.results, args.fmt or "markdown"))
+
+
+def _print_table(location: str, fmt: str) -> int:
+    from sqsp.results import ResultsError, failure_summary, read_trials
+    trials = read_trials(location)
     name = str(trials["study"].dropna().iloc[0]) if "study" in trials and trials["study"].notna().any() else "ablation"
     try:  # the study's own table; a format it has no form for, or a study without rows, is refused
         if name in SEARCHES:
-            text = format_search(search_table(trials, SEARCHES[name]), args.fmt or "markdown")
+            text = format_search(search_table(trials, SEARCHES[name]), fmt)
         else:
-            text = format_table(TABLES.get(name, study_table)(trials), args.fmt or "markdown")
+            text = format_table(TABLES.get(name, study_table)(trials), fmt)
     except ValueError as e:
-        p.error(f"study {name!r}: {e}")
+        raise ResultsError(f"study {name!r}: {e}") from None
     print(text.rstrip("\n"))
+    reasons = failure_summary(trials)
+    if reasons:  # under a Markdown table; beside CSV or LaTeX, which must stay machine-readable
+        out = sys.stdout if fmt == "markdown" else sys.stderr
+        print("\nTrials without a result:\n" + "\n".join(f"- {r}" for r in reasons), file=out)
     return 0
 
 

@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     t_pair = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     t_init = time.perf_counter() - t0
     try:
         one = dataclasses.replace(ablation, name="one", seeds=(0,), grid=[r for r in STUDY.grid if r["row"] == args.row])

@@ -74,6 +74,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from .config import TrainConfig
+from .errors import UserError
 
 SCHEMA_VERSION = "1"
 TRIALS_FILE = "trials.parquet"
@@ -103,9 +104,11 @@ _RAY_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "
              "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
              "iterations_since_restore", "should_checkpoint", "experiment_tag", "config"}
 _HISTORY_RAY_KEYS = ("training_iteration", "time_total_s", "done")
-TRAINABLE_KEYS = ("final", "diverged", "error")
+TRAINABLE_KEYS = ("final", "diverged", "failed", "error")
 """Added by sqsp/tune.py's trainable: ``final`` marks train()'s own last report (to tell it
-from a scheduler's stop), ``diverged``/``error`` a run that ended with TrainingDiverged."""
+from a scheduler's stop), ``diverged``/``error`` a run that ended with TrainingDiverged,
+``failed``/``error`` one that raised a user error (a bad config or file: not retried). The
+report of a failure carries no metrics, so it is no row of history.parquet."""
 
 
 @dataclass
@@ -141,6 +144,8 @@ def trial_status(last: dict[str, Any], error: BaseException | str | None) -> str
     """The status of a trial from its last report and the error it raised, if any."""
     if error is not None:
         return "diverged" if "TrainingDiverged" in (error_text(error) or "") else "failed"
+    if last.get("failed"):
+        return "failed"
     if last.get("diverged"):
         return "diverged"
     if last.get("final"):
@@ -152,9 +157,10 @@ def history_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
     """One row per report of every trial; replayed reports are dropped (keep the newest)."""
     frames = []
     for r in records:
-        if not r.reports:
+        reports = [x for x in r.reports if not x.get("failed")]
+        if not reports:
             continue
-        df = pd.DataFrame([_flat(x) for x in r.reports])
+        df = pd.DataFrame([_flat(x) for x in reports])
         df = df.drop(columns=[c for c in df.columns if c in _RAY_KEYS and c not in _HISTORY_RAY_KEYS])
         if "training_iteration" not in df:
             df["training_iteration"] = range(1, len(df) + 1)
@@ -195,7 +201,7 @@ def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, A
         row: dict[str, Any] = {"trial_id": r.trial_id, "study": study, "row": r.row}
         row.update({k: r.config.get(k) for k in CONFIG_FIELDS})
         row["status"] = trial_status(last, r.error)
-        row["error"] = error_text(r.error) or (last.get("error") if last.get("diverged") else None)
+        row["error"] = error_text(r.error) or (last.get("error") if last.get("diverged") or last.get("failed") else None)
         if h is not None:
             for m in h.columns:
                 if _is_metric(m) and m not in CONFIG_FIELDS:
@@ -218,6 +224,20 @@ def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, A
         if c not in df:
             df[c] = None
     return _typed(df[cols])
+
+
+def failure_summary(trials: pd.DataFrame) -> list[str]:
+    """One line per distinct reason trials failed or diverged, with their count and ids:
+    what a study prints under its table (a "failed 3" in a table says nothing of why)."""
+    if "status" not in trials:
+        return []
+    groups: dict[tuple[str, str], list[str]] = {}
+    for _, t in trials[trials["status"].isin(FAILED)].iterrows():
+        err = t.get("error")
+        reason = str(err).strip().splitlines()[0] if isinstance(err, str) and err.strip() else "(no error recorded)"
+        groups.setdefault((str(t["status"]), reason), []).append(str(t["trial_id"]))
+    return [f"{len(ids)} trial{'s' if len(ids) > 1 else ''} {status} ({', '.join(sorted(ids))}): {reason}"
+            for (status, reason), ids in sorted(groups.items(), key=lambda kv: (kv[0][0], -len(kv[1])))]
 
 
 def collect_provenance() -> dict[str, Any]:
@@ -351,13 +371,30 @@ def schema_metadata(location: str, name: str = TRIALS_FILE) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"sqsp_")}
 
 
+class ResultsError(UserError, ValueError):
+    """A file that is not the study file asked for (another kind, another schema, not Parquet)."""
+
+
 def _read(location: str, name: str) -> pd.DataFrame:
     fs, path = filesystem(_file(location, name))
-    table = pq.read_table(path, filesystem=fs)
-    version = (table.schema.metadata or {}).get(b"sqsp_schema_version", b"").decode()
+    kind = "trials" if name == TRIALS_FILE else "history"
+    found = fs.get_file_info(path).type
+    if found != pafs.FileType.File:
+        what = "does not exist" if found == pafs.FileType.NotFound else "is a folder"
+        raise FileNotFoundError(f"{path} {what}; give a study folder written by a study (e.g. results/ablation "
+                                f"from python studies/ablation.py) or its {name}")
+    try:
+        table = pq.read_table(path, filesystem=fs)
+    except pa.ArrowInvalid as e:
+        raise ResultsError(f"{path} is not a Parquet file ({e})") from None
+    meta = table.schema.metadata or {}
+    got = meta.get(b"sqsp_kind", b"").decode()
+    if got and got != kind:
+        raise ResultsError(f"{path} is sqsp's {got} file, not its {kind} file; give the study folder or its {name}")
+    version = meta.get(b"sqsp_schema_version", b"").decode()
     if version != SCHEMA_VERSION:
-        raise ValueError(f"{path}: sqsp_schema_version={version or 'missing'!r}; this sqsp reads "
-                         f"version {SCHEMA_VERSION} (see sqsp/results.py)")
+        raise ResultsError(f"{path}: sqsp_schema_version={version or 'missing'!r}; this sqsp reads "
+                           f"version {SCHEMA_VERSION} (see sqsp/results.py)")
     return table.to_pandas()
 
 

@@ -46,22 +46,29 @@ runs the study as it was started, and a ``--resume`` with another ``--preset``/`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import itertools
 import json
+import math
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
+import pyarrow.fs as pafs
 import ray
 from ray import tune
 from ray.tune.search import Searcher
 
-from . import results
+from . import cli, lockfile, results
 from .config import ConfigError, TrainConfig, is_zoo_name, parse_overrides, preset
+from .errors import USER_ERRORS
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 STUDY_FILE = "study.json"
@@ -196,6 +203,9 @@ def expand(study: Study, base: dict[str, Any]) -> list[tuple[str | None, TrainCo
     seeds = [study.seeds[0]] if study.searcher is not None else list(study.seeds)
     if not seeds:
         raise ConfigError(f"study {study.name!r}: seeds is empty; at least one seed is needed")
+    twice = sorted({s for s in seeds if list(seeds).count(s) > 1})
+    if twice:
+        raise ConfigError(f"study {study.name!r}: seed(s) {twice} appear more than once in seeds; each seed runs once")
     out = []
     for p in points:
         for s in seeds:
@@ -271,6 +281,8 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
             tune.report(last)
     except FloatingPointError as e:  # TrainingDiverged: a result, not a crash to retry
         tune.report({"diverged": True, "error": f"{type(e).__name__}: {e}", "done": True})
+    except USER_ERRORS as e:  # a bad config or file fails the same way again: no retry either
+        tune.report({"failed": True, "error": f"{type(e).__name__}: {e}", "done": True})
 
 
 def _trial_dirname(trial) -> str:
@@ -308,6 +320,7 @@ class FinalMetricSearcher(Searcher):
             self.searcher.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id, result=None, error=False):
+        error = error or bool(result and result.get("failed"))  # a user error, reported as a result
         self.searcher.on_trial_complete(trial_id, result=result, error=error)
 
     def add_evaluated_point(self, *args, **kwargs):
@@ -348,69 +361,94 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
               reuse_actors: bool = True, train_fn: Callable | None = None, verbose: int = 1):
     """Run (or ``resume``) a study and write its Parquet files; returns the trials DataFrame.
 
-    Raises ConfigError before Ray starts if any trial's config is invalid.
+    Raises a UserError before Ray starts if any trial could not run (``preflight``: its
+    config, generator, data layout or device), or if another run holds the study folder.
+    Without ``address`` the study runs on a private local Ray, never on a cluster that
+    happens to be running here.
     """
     user = parse_overrides(overrides)
+    _check_run_options(cpus_per_trial, gpus_per_trial, max_failures, max_concurrent)
     base = base_config(study, user)
     trials = expand(study, base)
     path = study_dir(study, storage)
     spec = _spec(study, base, user)
     fixed = spec["fixed"]
+    check_devices([cfg for _, cfg in trials], local=address is None, gpus_per_trial=gpus_per_trial)
 
-    restoring = False
-    if tune.Tuner.can_restore(path):
-        if not resume:
-            raise ConfigError(f"{path} already holds study {study.name!r}; pass --resume to continue it "
-                              "(finished trials are kept), or choose another --storage")
-        fixed = _check_same_study(path, spec)
-        restoring = True
-    elif resume:
-        print(f"[sqsp] nothing to resume in {path}; starting the study", file=sys.stderr)
+    with study_lock(path):
+        restoring = False
+        if tune.Tuner.can_restore(path):
+            if not resume:
+                raise ConfigError(f"{path} already holds study {study.name!r}; pass --resume to continue it "
+                                  "(finished trials are kept), or choose another --storage")
+            fixed = _check_same_study(path, spec)
+            trials = expand(study, fixed["base"])  # the configs it started with
+            restoring = True
+        elif resume:
+            print(f"[sqsp] nothing to resume in {path}; starting the study", file=sys.stderr)
 
-    if address and address.startswith("ray://") and "://" not in storage_root(storage):
-        print(f"[sqsp] warning: with a Ray Client address the trials write to {path} on the cluster; "
-              "give --storage a bucket URI or a shared filesystem so this machine can read it too",
-              file=sys.stderr)
-    prepare_generators([cfg for _, cfg in trials])  # here, not in 18 trials at once (zoo builds lock per node)
-    _describe(study, trials, path, cpus_per_trial, gpus_per_trial, restoring)
+        if address and address.startswith("ray://") and "://" not in storage_root(storage):
+            print(f"[sqsp] warning: with a Ray Client address the trials write to {path} on the cluster; "
+                  "give --storage a bucket URI or a shared filesystem so this machine can read it too",
+                  file=sys.stderr)
+        preflight([cfg for _, cfg in trials])
+        _describe(study, trials, path, cpus_per_trial, gpus_per_trial, restoring)
 
-    started = False
-    if not ray.is_initialized():
-        ray.init(address=address, runtime_env=_runtime_env(address))
-        started = True
-    try:
-        # probe_acc comes with the final report only; Tune's strict check would refuse the others
-        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
-        # Tune snapshots the experiment state at most every 10 s by default; a driver killed
-        # in between forgets that a trial ended and resumes it from an older checkpoint.
-        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
-        trainable = tune.with_resources(
-            tune.with_parameters(sqsp_trial, fixed=fixed, threads=max(1, int(cpus_per_trial)), train_fn=train_fn),
-            {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
-        if restoring:
-            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
-                                       restart_errored=False)
-        else:
-            _write_json(results.join(path, STUDY_FILE), spec)
-            tuner = tune.Tuner(trainable, param_space=param_space(study),
-                               tune_config=_tune_config(study, max_concurrent, reuse_actors),
-                               run_config=_run_config(study, storage, max_failures, verbose))
-        t0 = time.perf_counter()
-        grid = tuner.fit()
-        elapsed = time.perf_counter() - t0
-        records = _records(grid, fixed)
-        trials_df, _ = results.write_study(path, study.name, records)
-        counts = trials_df["status"].value_counts().to_dict()
-        print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
-              f"wrote {results.join(path, results.TRIALS_FILE)} and {results.HISTORY_FILE}", file=sys.stderr)
-        expected = study.num_samples if study.searcher is not None else len(trials)
-        trials_df.attrs["interrupted"] = bool(counts.get("unfinished")) or len(trials_df) < expected
-        if trials_df.attrs["interrupted"]:
-            print("[sqsp] the study was interrupted; continue it with --resume", file=sys.stderr)
-        return trials_df
-    finally:
-        if started:
-            ray.shutdown()
+        started = False
+        if not ray.is_initialized():
+            # "local": a private Ray; None would join whatever RAY_ADDRESS or Ray's "current
+            # cluster" file names (a dead one hangs, someone else's runs our trials)
+            ray.init(address=address or "local", runtime_env=_runtime_env(address))
+            started = True
+        try:
+            check_resources(cpus_per_trial, gpus_per_trial, strict=address is None)
+            # probe_acc comes with the final report only; Tune's strict check would refuse the others
+            os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+            # Tune snapshots the experiment state at most every 10 s by default; a driver killed
+            # in between forgets that a trial ended and resumes it from an older checkpoint.
+            os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+            trainable = tune.with_resources(
+                tune.with_parameters(sqsp_trial, fixed=fixed, threads=max(1, int(cpus_per_trial)),
+                                     train_fn=train_fn),
+                {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+            if restoring:
+                tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
+                                           restart_errored=False)
+            else:
+                _write_json(results.join(path, STUDY_FILE), spec)
+                tuner = tune.Tuner(trainable, param_space=param_space(study),
+                                   tune_config=_tune_config(study, max_concurrent, reuse_actors),
+                                   run_config=_run_config(study, storage, max_failures, verbose))
+            with _terminate_as_interrupt() as signals:
+                t0 = time.perf_counter()
+                grid = tuner.fit()
+                elapsed = time.perf_counter() - t0
+                signals.writing = True  # a SIGTERM now waits for the Parquet files
+                records = _records(grid, fixed)
+                trials_df, _ = results.write_study(path, study.name, records)
+            counts = trials_df["status"].value_counts().to_dict()
+            print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
+                  f"wrote {results.join(path, results.TRIALS_FILE)} and {results.HISTORY_FILE}", file=sys.stderr)
+            expected = study.num_samples if study.searcher is not None else len(trials)
+            trials_df.attrs["interrupted"] = (bool(counts.get("unfinished")) or len(trials_df) < expected
+                                              or signals.terminated)
+            if trials_df.attrs["interrupted"]:
+                print("[sqsp] the study was interrupted; continue it with --resume", file=sys.stderr)
+            return trials_df
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def _check_run_options(cpus: float, gpus: float, max_failures: int, max_concurrent: int | None) -> None:
+    if not cpus > 0:
+        raise ConfigError(f"--cpus-per-trial {cpus!r} must be > 0 (fractions share a core)")
+    if not gpus >= 0:
+        raise ConfigError(f"--gpus-per-trial {gpus!r} must be >= 0 (fractions share a GPU)")
+    if max_failures < 0:
+        raise ConfigError(f"--max-failures {max_failures!r} must be >= 0")
+    if max_concurrent is not None and max_concurrent < 1:
+        raise ConfigError(f"--max-concurrent {max_concurrent!r} must be >= 1")
 
 
 def _runtime_env(address: str | None) -> dict[str, Any]:
@@ -473,6 +511,140 @@ def prepare_generators(configs: list[TrainConfig]) -> None:
     if unknown:
         raise ConfigError(f"generator(s) {unknown} are not zoo names, 'random:<arch>[@<res>]' specs or "
                           f"checkpoint paths; zoo names: {sorted(known)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# driver-side checks: what would fail every trial is refused before Ray starts
+# ---------------------------------------------------------------------------------------------
+def preflight(configs: list[TrainConfig]) -> None:
+    """Raise a UserError if a trial could not run, checking each distinct data root and
+    generator once: the data layout (``data.check_layout``), then the generator (zoo entries
+    built if missing, hash-checked; blocks and mapping network present; ``zoo.check_generator``).
+    Without this, every trial found the same error, was retried, and the study exited 0."""
+    from .data import check_layout
+    for dataset, root in sorted({(c.dataset, c.data_root) for c in configs}, key=str):
+        check_layout(dataset, root)
+    used = [c for c in configs if c.syn_batch > 0 or c.method == "discriminator"]
+    prepare_generators(used)
+    from . import zoo
+    seen = set()
+    for c in used:
+        direct = c.method == "discriminator"  # reads the discriminator, not blocks or w
+        key = (c.generator, "all" if direct else c.generator_blocks, "features" if direct else c.teacher_source,
+               direct, c.stylegan_repo)
+        if key not in seen:
+            seen.add(key)
+            zoo.check_generator(key[0], blocks=key[1], teacher_source=key[2], discriminator=direct,
+                                stylegan_repo=c.stylegan_repo)
+
+
+def check_devices(configs: list[TrainConfig], *, local: bool, gpus_per_trial: float) -> None:
+    """Refuse GPUs or a ``device`` no trial would have. Ray hides the GPUs from a trial that asks for
+    none and numbers a trial's own GPUs from cuda:0; on a local Ray, this machine's devices
+    are the trials' devices."""
+    import torch
+    if local and gpus_per_trial > 0 and torch.cuda.device_count() < math.ceil(gpus_per_trial):
+        raise ConfigError(f"--gpus-per-trial {gpus_per_trial:g}, but this machine has {torch.cuda.device_count()} "
+                          "CUDA GPU(s), so no trial could start; use --gpus-per-trial 0 (or --address to run on a "
+                          "cluster with GPUs)")
+    for device in sorted({c.device for c in configs}):
+        if device.startswith("cuda"):
+            if gpus_per_trial <= 0:
+                raise ConfigError(f"device={device!r} needs --gpus-per-trial > 0: Ray hides the GPUs from trials that "
+                                  "ask for none (device='auto' takes a GPU where a trial has one)")
+            if device not in ("cuda", "cuda:0"):
+                raise ConfigError(f"device={device!r}: Ray gives each trial its own GPU(s), numbered from cuda:0 "
+                                  "inside the trial; use device='cuda' or 'auto'")
+            if local and not torch.cuda.is_available():
+                raise ConfigError(f"device={device!r}, but CUDA is not available on this machine; use device='auto' "
+                                  "or 'cpu' (or --address to run on a cluster with GPUs)")
+        if device == "mps" and local and not torch.backends.mps.is_available():
+            raise ConfigError("device='mps', but MPS is not available on this machine; use device='auto' or 'cpu'")
+
+
+def check_resources(cpus: float, gpus: float, *, strict: bool) -> None:
+    """Refuse (``strict``: a local Ray) or warn about a trial larger than any node of the
+    cluster: Tune would keep it pending forever. A cluster may grow (an autoscaler), hence
+    only a warning there."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in nodes):
+        return
+    most = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)), default={})
+    where = "this machine's Ray" if strict else "the Ray cluster"
+    msg = (f"--cpus-per-trial {cpus:g} --gpus-per-trial {gpus:g}: no node of {where} has that much (the largest "
+           f"has {most.get('CPU', 0):g} CPUs, {most.get('GPU', 0):g} GPUs), so no trial could start")
+    if strict:
+        raise ConfigError(msg)
+    print(f"[sqsp] warning: {msg} until a node that large joins the cluster", file=sys.stderr)
+
+
+LOCK_FILE = ".sqsp-study.lock"
+
+
+@contextlib.contextmanager
+def study_lock(path: str) -> Iterator[None]:
+    """Hold the study folder for the whole run, resume included: a second run or a
+    ``--resume`` of the same folder is refused at once, naming the holder (sqsp/lockfile.py).
+    A folder that this run created and left empty (it was refused before writing anything)
+    is removed again. Object stores (s3://, gs://…) have no lock: a note says so."""
+    fs, local = results.filesystem(path)
+    if not isinstance(fs, pafs.LocalFileSystem):
+        print(f"[sqsp] note: {path} is not a local or mounted folder, so it is not locked: do not run or resume "
+              "this study from two places at once", file=sys.stderr)
+        yield
+        return
+    folder = Path(local)
+    for p in (folder.parent, folder):
+        if p.exists() and not p.is_dir():
+            raise ConfigError(f"--storage: {p} is a file, not a folder; give a folder (or a URI) to hold "
+                              f"{folder.name}/")
+    created = not folder.exists()
+    with lockfile.exclusive(folder / LOCK_FILE, what=f"study folder {folder}",
+                            hint="wait for it to end, or choose another --storage"):
+        try:
+            yield
+        except BaseException:
+            if created and os.listdir(folder) == [LOCK_FILE]:  # refused before anything was written
+                os.unlink(folder / LOCK_FILE)
+                os.rmdir(folder)
+            raise
+
+
+class _Signals:
+    terminated = False
+    writing = False
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[_Signals]:
+    """SIGTERM (a timeout, a cluster scheduler, ``kill``) handled like Ctrl-C.
+
+    Tune handles SIGINT itself: it stops the trials, records every trial's state and returns
+    the ResultGrid, so the Parquet files are written and ``--resume`` continues. Ray's own
+    SIGTERM handler in the driver (``sys.exit``, from ``ray.init``) ends the process without
+    any of that. So SIGTERM goes to whatever handles SIGINT at that moment (Tune's handler
+    during ``fit``, which restores the previous one after the first signal, so a second
+    SIGTERM ends the run at once), and while the Parquet files are written it only waits."""
+    state = _Signals()
+    if threading.current_thread() is not threading.main_thread():  # signals are the main thread's
+        yield state
+        return
+
+    def on_sigterm(signum, frame):
+        state.terminated = True
+        if state.writing:
+            return
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):  # Tune's during fit, else Python's default (KeyboardInterrupt)
+            handler(signal.SIGINT, frame)
+        else:  # SIGINT ignored (a background job): still stop
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _describe(study: Study, trials: list, path: str, cpus: float, gpus: float, restoring: bool) -> None:
@@ -548,14 +720,20 @@ def _read_text(target: str) -> str:
 # command line shared by every studies/<name>.py
 # ---------------------------------------------------------------------------------------------
 def study_main(study: Study, argv: list[str] | None = None) -> int:
-    """The command line of a study file: parse flags, run the study, print its table."""
+    """The command line of a study file: parse flags, run the study, print its table.
+
+    Exit status: 0 when every trial ended (completed, collapsed, diverged or stopped by a
+    scheduler); 1 when a trial failed or the study was interrupted (``--resume`` continues
+    it); 2 for a user error, found before any trial ran (one line, see sqsp/cli.py)."""
     p = argparse.ArgumentParser(prog=f"python studies/{study.name}.py",
                                 description=study.description or f"Run the {study.name} study with Ray Tune.")
     p.add_argument("--preset", default=study.preset, help=f"base preset (default {study.preset})")
     p.add_argument("--data-root", help="dataset folder, for presets on real data (same as --set data_root=…)")
     p.add_argument("--seeds", default=str(len(study.seeds)),
-                   help=f"number of seeds, or a comma-separated list (default {len(study.seeds)})")
-    p.add_argument("--address", help="join a running Ray cluster: 'auto' or 'ray://host:10001'")
+                   help=f"a count N (seeds 0..N-1; default {len(study.seeds)}) or a comma-separated list "
+                        "(4,7; a single seed: 7,)")
+    p.add_argument("--address", help="join a running Ray cluster: 'auto' or 'ray://host:10001' "
+                                     "(default: a private local Ray)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU, e.g. 0.25")
     p.add_argument("--storage", default="results",
@@ -563,34 +741,47 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="continue an interrupted study in --storage")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the base config (repeatable), e.g. --set steps=200")
-    p.add_argument("--max-failures", type=int, default=1, help="retries of a trial that raises (default 1)")
+    p.add_argument("--max-failures", type=int, default=1,
+                   help="retries of a trial that crashes (default 1; a config or file error is not retried)")
     p.add_argument("--max-concurrent", type=int, default=None, help="cap on trials running at once")
     args = p.parse_args(argv)
-    try:
-        seeds = _parse_seeds(args.seeds)
-    except ValueError as e:
-        p.error(str(e))
     overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else [])
-    study = dataclasses.replace(study, preset=args.preset, seeds=seeds)
-    try:
-        trials = run_study(study, address=args.address, storage=args.storage, resume=args.resume,
+
+    def run() -> int:
+        trials = run_study(dataclasses.replace(study, preset=args.preset, seeds=_parse_seeds(args.seeds)), address=args.address, storage=args.storage, resume=args.resume,
                            cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                            max_failures=args.max_failures, overrides=overrides, max_concurrent=args.max_concurrent)
-    except ConfigError as e:
-        p.error(str(e))
-    if study.table is not None:
-        print(study.table(trials))
-    return 1 if trials.attrs.get("interrupted") else 0
+        if study.table is not None:
+            print(study.table(trials))
+        reasons = results.failure_summary(trials)
+        if reasons:
+            print("\nTrials without a result:\n" + "\n".join(f"- {r}" for r in reasons))
+        failed = int((trials["status"] == "failed").sum())
+        if failed:
+            print(f"[sqsp] {failed} of {len(trials)} trials failed; the reasons are printed under the table",
+                  file=sys.stderr)
+        return 1 if failed or trials.attrs.get("interrupted") else 0
+
+    return cli.run(p.prog, run)
 
 
 def _parse_seeds(text: str) -> list[int]:
+    """``3`` -> [0, 1, 2]; ``4,7`` -> [4, 7]; ``7,`` -> [7]."""
+    usage = "give a count N (seeds 0..N-1) or a comma-separated list (4,7; a single seed: 7,)"
     try:
         if "," in text:
             seeds = [int(s) for s in text.split(",") if s.strip()]
         else:
-            seeds = list(range(int(text)))
-    except ValueError:
-        raise ValueError(f"--seeds {text!r}: give a count (3) or a list (0,1,2)") from None
+            count = int(text)
+            if count < 1:
+                raise ValueError(f"--seeds {text}: a count of seeds must be >= 1 (--seeds 1 runs seed 0 alone); "
+                                 f"{usage}")
+            seeds = list(range(count))
+    except ValueError as e:
+        raise ConfigError(str(e) if str(e).startswith("--seeds") else f"--seeds {text!r}: {usage}") from None
     if not seeds or any(s < 0 for s in seeds):
-        raise ValueError(f"--seeds {text!r}: need at least one seed, all >= 0")
+        raise ConfigError(f"--seeds {text!r}: need at least one seed, all >= 0; {usage}")
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise ConfigError(f"--seeds {text!r}: seed(s) {twice} appear more than once; each seed runs once")
     return seeds

@@ -58,7 +58,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import fcntl
 import hashlib
 import json
 import math
@@ -75,7 +74,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import cli
+from . import cli, lockfile
 from . import fid as fidlib
 from .config import ConfigError, is_zoo_name, parse_blocks
 from .data import load_split
@@ -576,13 +575,8 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     """One build at a time per zoo directory (parallel trials may all ask for a missing name)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".build.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with lockfile.exclusive(directory / ".build.lock", what=f"zoo {directory}", wait=True):
+        yield
 
 
 def load_discriminator(spec: str, *, device: str | torch.device = "cpu", zoo: str | os.PathLike | None = None,

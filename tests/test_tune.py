@@ -1,6 +1,6 @@
 """Studies through a real local Ray: Parquet output, failures as rows, interrupt + resume, Optuna restore.
 
-One Ray session for the module (``ray.init(num_cpus=2)``), stopped by handle. Trials run
+One private Ray session for the module (``ray.init(address="local", num_cpus=2)``), stopped by handle. Trials run
 either the real ``train()`` on tiny configs or ``standin_train`` below (same signature,
 sleeps instead of training) where the test is about Ray, not about learning.
 """
@@ -22,7 +22,7 @@ from ray import tune  # noqa: E402
 
 from sqsp import results  # noqa: E402
 from sqsp.config import ConfigError  # noqa: E402
-from sqsp.tune import Study, base_config, expand, run_study  # noqa: E402
+from sqsp.tune import Study, base_config, expand, run_study, study_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"steps": 4, "batch_size": 16, "generator": "random:stylegan@16", "probe": "none", "eval_every": 0,
@@ -31,7 +31,7 @@ TINY = {"steps": 4, "batch_size": 16, "generator": "random:stylegan@16", "probe"
 
 @pytest.fixture(scope="module")
 def ray_session():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     # the stand-ins below live in this test module, which Ray's workers cannot import
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield ray.get_runtime_context().gcs_address
@@ -87,14 +87,29 @@ def _assert_one_row_per_trial(trials, history, n):
     assert (trials.set_index("trial_id")["reports"] == counts).all()
 
 
+def failing_train(config, report=None, *, log_dir, **kw):
+    """The real train(), except that ``momentum`` 0.7 crashes (a RuntimeError, as a lost worker)
+    and 0.8 raises a user error (a ConfigError, as a bad generator found at load time)."""
+    with open(os.path.join(log_dir, "calls.jsonl"), "a") as f:
+        f.write(json.dumps({"momentum": config.momentum, "seed": config.seed}) + "\n")
+    if config.momentum == 0.7:
+        raise RuntimeError("the worker crashed")
+    if config.momentum == 0.8:
+        raise ConfigError("generator_blocks='b999': the generator has no block(s) ['b999']")
+    from sqsp.train import train
+    return train(config, report, **kw)
+
+
 # -------------------------------------------------------------------------------------------------
 def test_study_writes_both_files_and_failures_are_rows(ray_session, tmp_path):
     study = Study(name="failures", preset="smoke", seeds=(0,), grid=[
         {"row": "ok"},
-        {"row": "nan", "base_lr": 1e6},                           # TrainingDiverged at the first report
-        {"row": "raises", "generator": "/nonexistent/gen.safetensors"},  # raises before any report
+        {"row": "nan", "base_lr": 1e6},        # TrainingDiverged at the first report
+        {"row": "raises", "momentum": 0.7},    # crashes before any report: retried, then failed
+        {"row": "user", "momentum": 0.8},      # a user error: failed at once, not retried
     ], overrides=TINY)
-    trials = run_study(study, storage=str(tmp_path), max_failures=0)
+    trials = run_study(study, storage=str(tmp_path), max_failures=1,
+                       train_fn=functools.partial(failing_train, log_dir=str(tmp_path)))
 
     folder = tmp_path / "failures"
     for name, kind in ((results.TRIALS_FILE, "trials"), (results.HISTORY_FILE, "history")):
@@ -108,7 +123,7 @@ def test_study_writes_both_files_and_failures_are_rows(ray_session, tmp_path):
         assert col in on_disk, col
     assert list(history.columns[:5]) == ["trial_id", "row", "seed", "training_iteration", "time_total_s"]
     assert set(results.METRICS) <= set(history.columns)
-    _assert_one_row_per_trial(on_disk, history, 3)
+    _assert_one_row_per_trial(on_disk, history, 4)
 
     by = on_disk.set_index("row")
     assert by.loc["ok", "status"] == "completed" and pd_isna(by.loc["ok", "error"])
@@ -116,9 +131,18 @@ def test_study_writes_both_files_and_failures_are_rows(ray_session, tmp_path):
     assert by.loc["nan", "status"] == "diverged"
     assert by.loc["nan", "error"].startswith("TrainingDiverged: loss became nan")
     assert by.loc["raises", "status"] == "failed" and by.loc["raises", "reports"] == 0
-    assert "nonexistent" in by.loc["raises", "error"]
-    assert by.loc["raises", "generator"] == "/nonexistent/gen.safetensors"  # config kept without a report
+    assert by.loc["raises", "error"] == "RuntimeError: the worker crashed"
+    assert by.loc["raises", "momentum"] == 0.7  # config kept without a report
+    assert by.loc["user", "status"] == "failed" and by.loc["user", "reports"] == 0
+    assert by.loc["user", "error"].startswith("ConfigError: generator_blocks='b999'")
+    calls = [c["momentum"] for c in _calls(tmp_path)]
+    assert calls.count(0.7) == 2 and calls.count(0.8) == 1  # retried once; the user error not at all
     assert on_disk["torch_version"].notna().all() and on_disk["ray_version"].iloc[0] == ray.__version__
+    lines = results.failure_summary(on_disk)
+    ids = by["trial_id"]
+    assert sorted(lines) == sorted([f"1 trial diverged ({ids['nan']}): {by.loc['nan', 'error']}",
+                                    f"1 trial failed ({ids['raises']}): RuntimeError: the worker crashed",
+                                    f"1 trial failed ({ids['user']}): {by.loc['user', 'error']}"])
 
 
 def pd_isna(v):
@@ -162,14 +186,18 @@ from sqsp.tune import run_study
 study = test_tune.{study}()
 # joins the test's cluster the way --address does (run_study ships sqsp to its workers)
 run_study(study, address={address!r}, storage={storage!r}, max_failures=0, max_concurrent={max_concurrent},
-          train_fn=functools.partial(test_tune.standin_train, sleep={sleep}, log_dir={storage!r}))
+          resume={resume}, train_fn=functools.partial(test_tune.standin_train, sleep={sleep}, log_dir={storage!r}))
 """
+
+
+def _driver(address, storage, study, *, max_concurrent=2, sleep=0.25, resume=False):
+    return _DRIVER.format(root=str(ROOT), tests=str(ROOT / "tests"), address=address, study=study,
+                          storage=str(storage), max_concurrent=max_concurrent, sleep=sleep, resume=resume)
 
 
 def _run_and_interrupt(address, storage, study, *, finished, sig, max_concurrent=2, sleep=0.25, timeout=120):
     """Run ``study`` in a separate driver on our cluster; send ``sig`` once ``finished`` trials ended."""
-    script = _DRIVER.format(root=str(ROOT), tests=str(ROOT / "tests"), address=address, study=study,
-                            storage=str(storage), max_concurrent=max_concurrent, sleep=sleep)
+    script = _driver(address, storage, study, max_concurrent=max_concurrent, sleep=sleep)
     log_path = Path(storage) / "driver.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -279,20 +307,45 @@ def test_expand_validates_every_trial_and_refuses_shadowed_overrides():
         expand(STUDY, base_config(STUDY, ["var_weight=-1"]))
 
 
-def test_bad_set_is_refused_before_ray_starts(tmp_path):
+def test_bad_set_is_refused_before_ray_starts(tmp_path, capsys):
     """The CLI: a bad --set exits with the field, the value and what is allowed; no Ray started."""
     env = {**os.environ, "RAY_ADDRESS": ""}
-    for bad, says in ((["--set", "syn_ratio=1.5"], "syn_ratio=1.5 is outside (0, 1]"),
-                      (["--set", "batch_size=abc"], "batch_size='abc' is not a valid int"),
-                      (["--set", "no_such_field=1"], "unknown config field 'no_such_field'"),
-                      (["--set", "generator=no-such-gan"], "['no-such-gan'] are not zoo names")):
-        t0 = time.time()
-        out = subprocess.run([sys.executable, "studies/ablation.py", "--storage", str(tmp_path), *bad], cwd=ROOT,
-                             capture_output=True, text=True, timeout=120, env=env)
-        assert out.returncode == 2, out.stderr
-        assert says in out.stderr, out.stderr
-        assert "Started a local Ray instance" not in out.stdout + out.stderr
+    (tmp_path / "a-file").write_text("")
+    random = ["--set", "generator=random:stylegan@16"]
+    cases = [(["--set", "syn_ratio=1.5"], "syn_ratio=1.5 is outside (0, 1]"),
+             (["--set", "batch_size=abc"], "batch_size='abc' is not a valid int"),
+             (["--set", "no_such_field=1"], "unknown config field 'no_such_field'"),
+             (["--set", "generator=no-such-gan"], "['no-such-gan'] are not zoo names"),
+             ([*random, "--set", "generator_blocks=b999"], "has no block(s) ['b999']; it has ['b4', 'b8', 'b16']"),
+             ([*random, "--data-root", str(tmp_path)], f"data_root='{tmp_path}' is given, but dataset='digits'"),
+             ([*random, "--seeds", "0"], "--seeds 0: a count of seeds must be >= 1 (--seeds 1 runs seed 0 alone)"),
+             ([*random, "--seeds", "3,3"], "seed(s) [3] appear more than once"),
+             ([*random, "--seeds", "1e25,"], "--seeds '1e25,': give a count"),
+             ([*random, "--seeds", f"{2**40},"], f"seed={2**40} is too large"),
+             ([*random, "--storage", str(tmp_path / "a-file")], "is a file, not a folder")]
+    if not __import__("torch").cuda.is_available():
+        cases.append(([*random, "--gpus-per-trial", "1"], "--gpus-per-trial 1, but this machine has 0 CUDA GPU(s)"))
+    # every case through the study's command line in-process (fast), three of them as a user runs them
+    from studies.ablation import STUDY
+    for i, (bad, says) in enumerate(cases):
+        argv = ["--storage", str(tmp_path), *bad]
+        if i in (0, 4, len(cases) - 1):
+            out = subprocess.run([sys.executable, "studies/ablation.py", *argv], cwd=ROOT, capture_output=True,
+                                 text=True, timeout=120, env=env)
+            rc, err = out.returncode, out.stderr
+            assert "Started a local Ray instance" not in out.stdout + out.stderr
+        else:
+            capsys.readouterr()
+            rc, err = study_main(STUDY, argv), capsys.readouterr().err
+        assert rc == 2, err
+        assert says in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err  # one line
+        assert err.startswith("python studies/ablation.py: error: "), err
         assert not (tmp_path / "ablation").exists()
+    debug = subprocess.run([sys.executable, "studies/ablation.py", "--storage", str(tmp_path), *random,
+                            "--set", "generator_blocks=b999"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                           env={**env, "SQSP_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
     # and in-process: the error comes from run_study before ray.init is reached
     from studies.ablation import STUDY
     calls = []
@@ -304,3 +357,159 @@ def test_bad_set_is_refused_before_ray_starts(tmp_path):
     finally:
         ray.init = real_init
     assert calls == []
+
+
+# -------------------------------------------------------------------------------------------------
+# nothing lost, nothing run that was not named (issue 16)
+# -------------------------------------------------------------------------------------------------
+def locked_study():
+    return Study(name="locked", preset="smoke", seeds=(0, 1), grid=[{"row": "a"}, {"row": "b", "base_lr": 0.1}],
+                 overrides={**TINY, "steps": 6})
+
+
+def test_a_second_run_on_a_study_folder_is_refused_and_sigterm_leaves_parquet(ray_session, tmp_path):
+    """Two real drivers on one study folder: the second (a fresh run, then a --resume) is
+    refused at once, naming the holder; the first, stopped by SIGTERM (a timeout, a scheduler),
+    writes its Parquet files as Ctrl-C would, and a --resume finishes it exactly."""
+    log_path = tmp_path / "first.log"
+    with open(log_path, "w") as log:
+        first = subprocess.Popen([sys.executable, "-c", _driver(ray_session, tmp_path, "locked_study", sleep=0.8)],
+                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 120
+            while time.time() < deadline and first.poll() is None and not (tmp_path / "locked" / "study.json").exists():
+                time.sleep(0.2)
+            assert first.poll() is None, log_path.read_text()[-3000:]
+            seconds = [subprocess.Popen([sys.executable, "-c", _driver(ray_session, tmp_path, "locked_study",
+                                                                       resume=resume)],
+                                        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                       for resume in (False, True)]  # a fresh run, and a --resume, at the same time
+            for second in seconds:
+                _, err = second.communicate(timeout=120)
+                assert second.returncode != 0
+                assert f"study folder {tmp_path / 'locked'} is in use by another run (pid {first.pid} on " in err, \
+                    err[-3000:]
+                assert "choose another --storage" in err
+            assert first.poll() is None, "the first run ended before the second was refused"
+            while time.time() < deadline and first.poll() is None and len(_ended(tmp_path)) < 2:
+                time.sleep(0.2)
+            assert len(_ended(tmp_path)) >= 2, log_path.read_text()[-3000:]
+        finally:
+            first.send_signal(signal.SIGTERM)  # our own child, by its pid
+            try:
+                first.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                first.kill()
+                first.wait()
+    log = log_path.read_text()
+    assert first.returncode == 0, log[-3000:]  # run_study returned: no traceback, no abort
+    assert "continue it with --resume" in log, log[-3000:]
+    partial = results.read_trials(str(tmp_path / "locked"))  # written on the way out
+    assert len(partial) == 4 and set(partial["status"]) <= {"completed", "unfinished"}
+    assert (partial["status"] == "completed").sum() >= 2 and (partial["status"] == "unfinished").any()
+    ended_before = _ended(tmp_path)
+    n_calls = len(_calls(tmp_path))
+
+    trials = run_study(locked_study(), storage=str(tmp_path), resume=True, max_failures=0,
+                       train_fn=functools.partial(standin_train, sleep=0.05, log_dir=str(tmp_path)))
+    history = results.read_history(str(tmp_path / "locked"))
+    _assert_one_row_per_trial(trials, history, 4)
+    assert (trials["status"] == "completed").all()
+    for tid in trials["trial_id"]:
+        assert list(history.loc[history["trial_id"] == tid, "step"]) == list(range(1, 7))
+    done = {(t.base_lr, t.seed) for t in trials.itertuples() if os.path.basename(t.trial_path) in ended_before}
+    assert not [c for c in _calls(tmp_path)[n_calls:] if (c["base_lr"], c["seed"]) in done]  # not run again
+
+
+def test_what_would_fail_every_trial_is_refused_before_ray(ray_session, tmp_path, monkeypatch):
+    """In the driver, before any trial: the generator (missing, tampered, its blocks), the data
+    layout, the device. Nothing is written to the study folder."""
+    from sqsp.data import DatasetLayoutError
+    from sqsp.generators import save_checkpoint, make_network
+    from sqsp.zoo import ZooError
+    ckpt = tmp_path / "mine.safetensors"
+    save_checkpoint(make_network("dcgan", resolution=16), "dcgan", {"resolution": 16}, ckpt)
+    user = tmp_path / "user.json"
+    from sqsp.fid import file_sha256
+    user.write_text(json.dumps({"entries": {"mine": {"file": str(ckpt), "sha256": file_sha256(ckpt), "arch": "dcgan",
+                                                     "blocks": {"b4": 64, "b8": 32, "b16": 16}}}}))
+    monkeypatch.setenv("SQSP_ZOO_MANIFESTS", str(user))
+    (tmp_path / "cifar").mkdir()
+
+    def study(**row):
+        return Study(name="doomed", preset="smoke", seeds=(0, 1), grid=[{"row": "ok"}, {"row": "bad", **row}],
+                     overrides=TINY)
+
+    cases = [(dict(generator_blocks="b999"), ConfigError, r"generator_blocks='b999'.*has no block\(s\) \['b999'\]"),
+             (dict(generator="mine", generator_blocks="b32"), ConfigError, r"'mine' has no block\(s\) \['b32'\]"),
+             (dict(generator="mine", teacher_source="w"), ConfigError, "mapping network"),
+             (dict(generator=str(tmp_path / "gone.safetensors")), FileNotFoundError, "gone.safetensors"),
+             (dict(dataset="cifar10", data_root=str(tmp_path / "cifar")), DatasetLayoutError, "cifar-10-batches-py"),
+             (dict(device="cuda"), ConfigError, "device='cuda' needs --gpus-per-trial > 0")]
+    for row, error, says in cases:
+        with pytest.raises(error, match=says):
+            run_study(study(**row), storage=str(tmp_path / "results"))
+        assert not (tmp_path / "results" / "doomed").exists(), row
+    run_study(study(generator="mine"), storage=str(tmp_path / "results"), max_failures=0,
+              train_fn=functools.partial(standin_train, sleep=0.0))  # the same study with a good row runs
+    ckpt.write_bytes(ckpt.read_bytes()[:-8])  # tampered with after the manifest was written
+    with pytest.raises(ZooError, match="sha256"):
+        run_study(study(generator="mine"), storage=str(tmp_path / "other"))
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(ConfigError, match="--gpus-per-trial 1, but this machine has 0 CUDA GPU"):
+            run_study(study(), storage=str(tmp_path / "other"), gpus_per_trial=1)
+    with pytest.raises(ConfigError, match="--cpus-per-trial 64 --gpus-per-trial 0: no node of this machine's Ray"):
+        run_study(study(), storage=str(tmp_path / "other"), cpus_per_trial=64)  # Ray knows only 2
+    assert not (tmp_path / "other").exists() or not any((tmp_path / "other").iterdir())
+
+
+_STALE_STUDY = """
+import sys
+sys.path.insert(0, {root!r})
+from analysis.tables import format_table, study_table
+from sqsp.tune import Study, study_main
+STUDY = Study(name="stale", preset="smoke", seeds=(0,), overrides={tiny!r}, table=lambda t: format_table(study_table(t)),
+              grid=[{{"row": "ok"}}, {{"row": "bad", "dataset": "cifar10", "data_root": {cifar!r}}}])
+sys.exit(study_main(STUDY))
+"""
+
+
+def test_a_stale_ray_address_is_not_joined_and_failed_trials_exit_nonzero_with_reasons(tmp_path):
+    """Without --address a study starts its own Ray: a dead cluster named by RAY_ADDRESS or by
+    Ray's "current cluster" file does not hang it (nor would a live one run its trials). A trial
+    that fails in training (here: a tampered CIFAR batch, found when loaded) makes the study
+    exit 1 with the reason under the table, once, without a retry; the tampered batch runs no code."""
+    import pickle
+    import tempfile
+    from test_data import _Payload, write_cifar10
+    write_cifar10(tmp_path / "data")
+    marker = tmp_path / "marker"
+    with open(tmp_path / "data" / "CIFAR10" / "cifar-10-batches-py" / "data_batch_2", "wb") as f:
+        pickle.dump({"data": _Payload(marker), "labels": [0]}, f, protocol=2)
+    script = tmp_path / "stale.py"
+    script.write_text(_STALE_STUDY.format(root=str(ROOT), tiny={**TINY, "eval_init": False, "eval_mmd": False},
+                                          cifar=str(tmp_path / "data")))
+    ray_tmp = tempfile.mkdtemp(prefix="sq", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    try:
+        os.makedirs(os.path.join(ray_tmp, "ray"))
+        with open(os.path.join(ray_tmp, "ray", "ray_current_cluster"), "w") as f:
+            f.write("127.0.0.1:9")  # nobody listens there: a cluster that died
+        env = {**os.environ, "RAY_TMPDIR": ray_tmp, "RAY_ADDRESS": "127.0.0.1:9", "RAY_USAGE_STATS_ENABLED": "0"}
+        out = subprocess.run([sys.executable, str(script), "--storage", str(tmp_path / "results")], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+    finally:
+        __import__("shutil").rmtree(ray_tmp, ignore_errors=True)
+    log = out.stdout + out.stderr
+    assert "Started a local Ray instance" in log, log[-4000:]
+    assert "127.0.0.1:9" not in log, log[-4000:]
+    assert out.returncode == 1, log[-4000:]
+    trials = results.read_trials(str(tmp_path / "results" / "stale")).set_index("row")
+    assert trials.loc["ok", "status"] == "completed" and trials.loc["bad", "status"] == "failed"
+    reason = (f"- 1 trial failed ({trials.loc['bad', 'trial_id']}): DatasetLayoutError: cifar10: malformed batch file "
+              f"{tmp_path / 'data' / 'CIFAR10' / 'cifar-10-batches-py' / 'data_batch_2'}")
+    table_end = out.stdout.index("Trials without a result:")
+    assert "| ok |" in out.stdout[:table_end] and reason in out.stdout[table_end:], out.stdout
+    assert "posix.system" in out.stdout[table_end:] and out.stdout.count(reason) == 1
+    assert "1 of 2 trials failed" in out.stderr
+    assert not marker.exists()
+    assert "Traceback" not in out.stdout
