@@ -223,8 +223,6 @@ class TrainConfig:
             raise ConfigError(f"epochs={self.epochs} and steps={self.steps}: one of them must be >= 1")
         for name in ("steps", "warmup_steps", "eval_every", "checkpoint_every", "seed"):
             _at_least(name, getattr(self, name), 0)
-        if self.seed > MAX_SEED:
-            raise ConfigError(f"seed={self.seed!r} is too large; seeds must be in 0..{MAX_SEED}")
         _positive("knn_t", self.knn_t)
         _positive("probe_lr", self.probe_lr)
         _positive("collapse_std", self.collapse_std)
@@ -416,8 +414,10 @@ def _check_type(f: dataclasses.Field, value: Any) -> None:
         raise ConfigError(f"{f.name}=nan is not a number")
     if base is float and value in (float("inf"), float("-inf")):
         raise ConfigError(f"{f.name}={value!r} is not a finite number")
-    if base is int and not -_INT64_MAX <= value <= _INT64_MAX:
-        raise ConfigError(f"{f.name}={value!r} is out of range (a 64-bit int)")
+    if base is int:
+        lo, hi = (0, MAX_SEED) if f.name == "seed" else (-_INT64_MAX, _INT64_MAX)
+        if not lo <= value <= hi:
+            raise ConfigError(f"{f.name}={value!r} is out of range; allowed: {lo}..{hi}")
 
 
 def _one_of(name, value, allowed):

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from . import losses
+from . import cli, losses
 from .augment import build_augment
 from .config import PRESETS, ConfigError, TrainConfig, parse_blocks, preset
 from .data import channel_stats, load_split
@@ -436,19 +436,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint-dir", help="keep the last checkpoint here")
     p.add_argument("--resume-from", help="a checkpoint directory to resume from")
     args = p.parse_args(argv)
-    try:
-        cfg = preset(args.preset, args.overrides)
-    except ConfigError as e:
-        p.error(str(e))
 
     def keep(metrics, ckpt):
         if ckpt and args.checkpoint_dir:
             os.makedirs(args.checkpoint_dir, exist_ok=True)
             shutil.copy2(os.path.join(ckpt, CHECKPOINT_FILE), os.path.join(args.checkpoint_dir, CHECKPOINT_FILE))
 
-    final = train(cfg, keep, resume_from=args.resume_from, progress=True)
-    print(json.dumps(final, indent=2, sort_keys=True))
-    return 0
+    def run() -> int:
+        cfg = preset(args.preset, args.overrides)
+        if args.resume_from and not os.path.isfile(os.path.join(args.resume_from, CHECKPOINT_FILE)):
+            raise FileNotFoundError(f"--resume-from {args.resume_from}: no {CHECKPOINT_FILE} there (a folder given "
+                                    "to --checkpoint-dir by an earlier run)")
+        final = train(cfg, keep, resume_from=args.resume_from, progress=True)
+        print(json.dumps(final, indent=2, sort_keys=True))
+        return 0
+
+    return cli.run(p.prog, run)
 
 
 if __name__ == "__main__":

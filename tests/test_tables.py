@@ -107,3 +107,52 @@ def test_command_line_reads_only_parquet(study):
     bad = subprocess.run([sys.executable, "analysis/tables.py", str(study / "missing")], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "missing" in bad.stderr
+
+
+def test_diverged_apart_from_failed_and_no_collapse_verdict_without_a_finished_trial(tmp_path, capsys):
+    from analysis.tables import main
+    cfg = preset("smoke", ROWS["e"]).to_dict()
+    done = {"training_iteration": 1, "step": 10, "probe_acc": 80.0, "knn_acc": 70.0, "done": True, "final": True,
+            "collapsed": False}
+    recs = [TrialRecord("e0", cfg, "e", [done]),
+            TrialRecord("e1", {**cfg, "seed": 1}, "e", [{"training_iteration": 1, "diverged": True, "done": True,
+                                                         "error": "TrainingDiverged: loss became nan by step 3"}]),
+            TrialRecord("c0", preset("smoke", ROWS["c"]).to_dict(), "c", [], error="RuntimeError: worker died"),
+            TrialRecord("c1", preset("smoke", {**ROWS["c"], "seed": 1}).to_dict(), "c",
+                        [{"training_iteration": 1, "failed": True, "done": True,
+                          "error": "DatasetLayoutError: cifar10: malformed batch file x\nLooked in data root: /d"}])]
+    results.write_study(str(tmp_path / "ablation"), "ablation", recs)
+    trials = pd.read_parquet(tmp_path / "ablation" / "trials.parquet")
+    assert list(trials.sort_values("trial_id")["status"]) == ["failed", "failed", "completed", "diverged"]
+    table = ablation_table(trials).set_index("row")
+    assert (table.loc["c", "failed"], table.loc["c", "diverged"], table.loc["e", "failed"],
+            table.loc["e", "diverged"]) == (2, 0, 0, 1)
+    md = format_table(ablation_table(trials))
+    assert "| collapsed | failed | diverged | paper (CIFAR-10) |" in md
+    assert "| – | 2 |  | 10.00 |" in md  # row c: no trial ran to its end, so no "collapsed: no"
+    assert "| no |  | 1 | 87.67 |" in md
+
+    assert main([str(tmp_path / "ablation")]) == 0
+    out = capsys.readouterr().out
+    assert out.index("| row |") < out.index("Trials without a result:")
+    assert "- 1 trial failed (c0): RuntimeError: worker died" in out
+    assert "- 1 trial failed (c1): DatasetLayoutError: cifar10: malformed batch file x\n" in out  # its first line
+    assert "- 1 trial diverged (e1): TrainingDiverged: loss became nan by step 3" in out
+
+
+def test_command_line_errors_are_one_line(study, tmp_path, capsys):
+    from analysis.tables import main
+    for location, says in ((tmp_path / "nowhere", "nowhere/trials.parquet does not exist; give a study folder"),
+                           (study / "history.parquet", "is sqsp's history file, not its trials file"),
+                           (study, None)):
+        capsys.readouterr()
+        rc = main([str(location)])
+        err = capsys.readouterr().err
+        if says is None:
+            assert rc == 0
+            continue
+        assert rc == 2 and err.startswith("python analysis/tables.py: error: ") and says in err, err
+        assert len(err.strip().splitlines()) == 1
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    assert main([str(tmp_path / "junk.parquet")]) == 2
+    assert "is not a Parquet file" in capsys.readouterr().err

@@ -172,3 +172,34 @@ def test_full_squeeze_beats_row_c_which_collapses():
     assert row_c["collapsed"] is True and row_e["collapsed"] is False
     assert row_c["student_std"] < 0.01 < 0.3 < row_e["student_std"]  # Eq. 9's std: ~0 vs near γ
     assert row_e["probe_acc"] > row_c["probe_acc"] + 10, (row_e["probe_acc"], row_c["probe_acc"])
+
+
+def test_command_line_prints_user_errors_as_one_line(tmp_path, capsys, monkeypatch):
+    """A wrong data layout, a seed out of range, a missing checkpoint: one line, exit 2, no
+    traceback (SQSP_DEBUG=1 shows it); nothing is trained."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    from sqsp.train import main
+    cases = [(["--set", "dataset=cifar10", "--set", f"data_root={tmp_path}"],
+              "python -m sqsp.train: error: cifar10: folder "),
+             (["--set", "seed=1e25"],
+              "python -m sqsp.train: error: seed=10000000000000000905969664 is out of range; allowed: 0..4294967295"),
+             (["--set", "device=cuda:0"] if not torch.cuda.is_available() else ["--set", "base_lr=inf"], "error: "),
+             (["--resume-from", str(tmp_path)], f"--resume-from {tmp_path}: no state.pt there"),
+             (["--set", "data_root=x"], "data_root='x' is given, but dataset='digits'")]
+    for argv, says in cases:
+        capsys.readouterr()
+        assert main(["--set", f"generator={TINY['generator']}", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(says) or says in err, err
+        assert "Traceback" not in err
+    # the layout error keeps the expected tree under its first line; as a user runs it:
+    root = Path(__file__).resolve().parents[1]
+    argv = [sys.executable, "-m", "sqsp.train", *cases[0][0]]
+    out = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.startswith(cases[0][1]) and "Traceback" not in out.stderr, out.stderr
+    assert "data_batch_1 ... data_batch_5" in out.stderr
+    debug = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "SQSP_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "DatasetLayoutError" in debug.stderr

@@ -321,7 +321,7 @@ def test_bad_set_is_refused_before_ray_starts(tmp_path, capsys):
              ([*random, "--seeds", "0"], "--seeds 0: a count of seeds must be >= 1 (--seeds 1 runs seed 0 alone)"),
              ([*random, "--seeds", "3,3"], "seed(s) [3] appear more than once"),
              ([*random, "--seeds", "1e25,"], "--seeds '1e25,': give a count"),
-             ([*random, "--seeds", f"{2**40},"], f"seed={2**40} is too large"),
+             ([*random, "--seeds", f"{2**40},"], f"seed={2**40} is out of range; allowed: 0..4294967295"),
              ([*random, "--storage", str(tmp_path / "a-file")], "is a file, not a folder")]
     if not __import__("torch").cuda.is_available():
         cases.append(([*random, "--gpus-per-trial", "1"], "--gpus-per-trial 1, but this machine has 0 CUDA GPU(s)"))

@@ -291,3 +291,14 @@ def test_check_generator_finds_what_would_fail_every_trial(tiny_zoo, tmp_path):
     with pytest.raises(zoo.ZooError, match="sha256"):
         zoo.check_generator("dcgan-digits-m", zoo=copy)
     assert issubclass(zoo.ZooError, ValueError) and issubclass(zoo.UnknownGenerator, LookupError)
+
+
+def test_command_line_prints_user_errors_as_one_line(tmp_path, capsys):
+    missing = tmp_path / "mine.json"
+    assert zoo.main(["--dir", str(tmp_path / "zoo"), "list", "--manifest", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"python -m sqsp.zoo: error: user zoo manifest {str(missing)!r} does not exist (from " \
+                  "$SQSP_ZOO_MANIFESTS or --manifest)\n"
+    missing.write_text("{not json")
+    assert zoo.main(["--dir", str(tmp_path / "zoo"), "list", "--manifest", str(missing)]) == 2
+    assert "is not valid JSON" in capsys.readouterr().err
