@@ -82,7 +82,8 @@ HISTORY_FILE = "history.parquet"
 
 STATUSES = ("completed", "collapsed", "failed", "diverged", "stopped", "unfinished")
 """completed: ran to its final report. collapsed: ran to its end but its representation
-collapsed (metrics kept). failed: raised (after Ray's retries). diverged: NaN/inf loss.
+collapsed (metrics kept). failed: raised (after Ray's retries; a user error, such as a
+malformed data file, at once). diverged: NaN/inf loss.
 stopped: ended early by a scheduler or stopper. unfinished: the study was interrupted
 before the trial ended (``--resume`` finishes it)."""
 FAILED = ("failed", "diverged")

@@ -6,12 +6,18 @@ named rows, seeds, metric and mode, optional scheduler and searcher) in a short 
 
 1. Every trial's ``TrainConfig`` is resolved and validated in the driver before Ray starts
    (a bad ``--set`` is refused with the field, the value and what is allowed).
-2. The zoo generator the study uses is made sure to exist, once, before any trial starts
-   (18 trials must not all build it at once).
-3. Ray starts locally (or joins ``--address auto | ray://…``) and ``Tuner.fit`` runs one
-   trial per grid point × seed, each with ``--cpus-per-trial`` CPUs (and as many torch
-   threads) and ``--gpus-per-trial`` GPUs (fractions let small trials share a GPU).
-4. ``trials.parquet`` and ``history.parquet`` are written in ``<storage>/<study>/`` from the
+2. The study folder is locked for the whole run (``study_lock``): a second run or a
+   ``--resume`` of the same folder is refused at once, naming the process that holds it.
+3. ``preflight`` checks, once per distinct value and before any trial starts, what would
+   fail every trial: each data root's layout, each generator (zoo entries built if missing,
+   18 trials must not all build them, and hash-checked; the blocks and the mapping network
+   the configs ask for), and the devices and GPUs the trials ask for.
+4. Ray starts: a private local Ray (``address="local"``, never a cluster that happens to be
+   running here) or, with ``--address auto | host:port | ray://…``, the cluster named.
+   ``Tuner.fit`` runs one trial per grid point × seed, each with ``--cpus-per-trial`` CPUs
+   (and as many torch threads) and ``--gpus-per-trial`` GPUs (fractions let small trials
+   share a GPU); a trial larger than every node is refused (``check_resources``).
+5. ``trials.parquet`` and ``history.parquet`` are written in ``<storage>/<study>/`` from the
    ResultGrid (sqsp/results.py documents them): one row per trial whatever became of it.
 
 Order of precedence of a trial's config: preset < study overrides < ``--set`` < the row's
@@ -20,11 +26,15 @@ overrides < the grid's or searcher's value < seed. Rows are written relative to 
 changes the base that the rows are built on; a ``--set`` that no trial would see (a field
 that every row or the grid sets, or ``seed``) is refused instead of silently ignored.
 
-Failures. A trial that raises is retried ``max_failures`` times from its last checkpoint,
-then becomes a ``failed`` row; the study goes on (``fail_fast=False``). A NaN/inf loss
-(``TrainingDiverged``, a ``FloatingPointError``) is not retried: training resumes
-bit-for-bit, so it would diverge again; the trial ends as a ``diverged`` row with its
-message. A collapsed run completes and is recorded as ``collapsed``.
+Failures. A trial that crashes is retried ``max_failures`` times from its last checkpoint,
+then becomes a ``failed`` row; the study goes on (``fail_fast=False``). Two kinds of error
+are results, not crashes, and are not retried, since the same config fails the same way
+again: a NaN/inf loss (``TrainingDiverged``, a ``FloatingPointError``; training resumes
+bit-for-bit) ends as a ``diverged`` row, and a user error (``sqsp.errors.USER_ERRORS``: a
+bad config or file found only when the trial loads it, e.g. a malformed data file) as a
+``failed`` row, each with its message. A collapsed run completes and is recorded as
+``collapsed``. ``study_main`` prints each distinct reason under the table and exits 1
+when a trial failed (diverged trials are findings, not failures).
 
 Resume. ``--resume`` calls ``Tuner.restore(path, resume_unfinished=True,
 resume_errored=True, restart_errored=False)``: trials that ended (completed, collapsed,
@@ -33,8 +43,9 @@ or pending continue from their latest checkpoint, so nothing is lost; trials tha
 get another chance from their latest checkpoint, because the usual cause of an error in an
 interrupted study is the interruption (a dead worker or node), and a deterministic error
 simply fails again and stays one ``failed`` row. ``restart_errored`` would throw their
-progress away. Ctrl-C is graceful (Tune records every trial's state, the Parquet files are
-written with the unfinished trials marked so, and ``--resume`` continues exactly); a driver
+progress away. Ctrl-C and SIGTERM (a timeout, a cluster scheduler) are graceful (Tune
+records every trial's state, the Parquet files are written with the unfinished trials
+marked so, and ``--resume`` continues exactly); a driver
 killed outright loses at most the last ``TUNE_GLOBAL_CHECKPOINT_S`` (2 s here) of Tune's
 bookkeeping, so a trial that ended in that window resumes from its last recorded checkpoint,
 and one resumed from its final checkpoint reports its end again from the metrics stored in
@@ -54,6 +65,7 @@ import json
 import math
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -374,6 +386,8 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
     spec = _spec(study, base, user)
     fixed = spec["fixed"]
     check_devices([cfg for _, cfg in trials], local=address is None, gpus_per_trial=gpus_per_trial)
+    if address and not ray.is_initialized():
+        check_reachable(address)
 
     with study_lock(path):
         restoring = False
@@ -423,15 +437,14 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                 t0 = time.perf_counter()
                 grid = tuner.fit()
                 elapsed = time.perf_counter() - t0
-                signals.writing = True  # a SIGTERM now waits for the Parquet files
+                signals.writing = True
                 records = _records(grid, fixed)
                 trials_df, _ = results.write_study(path, study.name, records)
             counts = trials_df["status"].value_counts().to_dict()
             print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
                   f"wrote {results.join(path, results.TRIALS_FILE)} and {results.HISTORY_FILE}", file=sys.stderr)
             expected = study.num_samples if study.searcher is not None else len(trials)
-            trials_df.attrs["interrupted"] = (bool(counts.get("unfinished")) or len(trials_df) < expected
-                                              or signals.terminated)
+            trials_df.attrs["interrupted"] = bool(counts.get("unfinished")) or len(trials_df) < expected
             if trials_df.attrs["interrupted"]:
                 print("[sqsp] the study was interrupted; continue it with --resume", file=sys.stderr)
             return trials_df
@@ -578,6 +591,30 @@ def check_resources(cpus: float, gpus: float, *, strict: bool) -> None:
     print(f"[sqsp] warning: {msg} until a node that large joins the cluster", file=sys.stderr)
 
 
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse an ``--address`` where no Ray cluster listens: ``ray.init`` waits for a dead one
+    for many minutes (measured: still waiting after 5). ``auto`` is resolved as ``ray.init``
+    does (RAY_ADDRESS, then Ray's "current cluster" file)."""
+    target = address
+    if address == "auto":
+        from ray._private import services
+        try:
+            target = services.canonicalize_bootstrap_address(address)
+        except ConnectionError as e:
+            raise ConfigError(f"--address auto: {e}") from None
+        except Exception:  # noqa: BLE001 -- a private API of Ray: if it changed, let ray.init decide
+            return
+    host, _, port = target.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r}: expected 'auto', 'host:port' or 'ray://host:port'")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ConfigError(f"--address {address!r}: no Ray cluster answers at {host}:{port} ({e.strerror or e}); "
+                          "start one (ray start --head) or drop --address to run on a private local Ray") from None
+
+
 LOCK_FILE = ".sqsp-study.lock"
 
 
@@ -610,9 +647,9 @@ def study_lock(path: str) -> Iterator[None]:
             raise
 
 
+@dataclass
 class _Signals:
-    terminated = False
-    writing = False
+    writing: bool = False  # the Parquet files are being written: a SIGTERM waits for them
 
 
 @contextlib.contextmanager
@@ -631,7 +668,6 @@ def _terminate_as_interrupt() -> Iterator[_Signals]:
         return
 
     def on_sigterm(signum, frame):
-        state.terminated = True
         if state.writing:
             return
         handler = signal.getsignal(signal.SIGINT)

@@ -322,14 +322,15 @@ def test_bad_set_is_refused_before_ray_starts(tmp_path, capsys):
              ([*random, "--seeds", "3,3"], "seed(s) [3] appear more than once"),
              ([*random, "--seeds", "1e25,"], "--seeds '1e25,': give a count"),
              ([*random, "--seeds", f"{2**40},"], f"seed={2**40} is out of range; allowed: 0..4294967295"),
-             ([*random, "--storage", str(tmp_path / "a-file")], "is a file, not a folder")]
+             ([*random, "--storage", str(tmp_path / "a-file")], "is a file, not a folder"),
+             ([*random, "--address", "127.0.0.1:9"], "--address '127.0.0.1:9': no Ray cluster answers")]
     if not __import__("torch").cuda.is_available():
         cases.append(([*random, "--gpus-per-trial", "1"], "--gpus-per-trial 1, but this machine has 0 CUDA GPU(s)"))
     # every case through the study's command line in-process (fast), three of them as a user runs them
     from studies.ablation import STUDY
     for i, (bad, says) in enumerate(cases):
         argv = ["--storage", str(tmp_path), *bad]
-        if i in (0, 4, len(cases) - 1):
+        if i in (0, 4, 11, len(cases) - 1):  # 11: a dead address, checked only before ray.init
             out = subprocess.run([sys.executable, "studies/ablation.py", *argv], cwd=ROOT, capture_output=True,
                                  text=True, timeout=120, env=env)
             rc, err = out.returncode, out.stderr
