@@ -493,11 +493,15 @@ def _run_config(study: Study, storage: str | None, max_failures: int, verbose: i
 
 def _records(grid, fixed: dict[str, Any]) -> list[results.TrialRecord]:
     """The ResultGrid as plain records, robust to trials that died before their first report."""
+    # A Result takes its config from the trial's last report, so a trial that never reported
+    # (pending when the study was interrupted) would lose its row and seed; Tune's own trial
+    # objects keep it (ResultGrid holds them; a private attribute, hence the fallback).
+    known = {t.trial_id: t.config for t in getattr(getattr(grid, "_experiment_analysis", None), "trials", None) or []}
     out = []
     for res in grid:
-        space = res.config or {}
         last = res.metrics or {}
         trial_id = last.get("trial_id") or os.path.basename(str(res.path)).split("-")[0]
+        space = res.config or known.get(trial_id) or {}
         df = res.metrics_dataframe
         reports = (df.to_dict("records") if df is not None and len(df) else
                    [last] if "training_iteration" in last else [])  # else: died before its first report

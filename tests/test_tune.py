@@ -364,7 +364,7 @@ def test_bad_set_is_refused_before_ray_starts(tmp_path, capsys):
 # nothing lost, nothing run that was not named (issue 16)
 # -------------------------------------------------------------------------------------------------
 def locked_study():
-    return Study(name="locked", preset="smoke", seeds=(0, 1), grid=[{"row": "a"}, {"row": "b", "base_lr": 0.1}],
+    return Study(name="locked", preset="smoke", seeds=(0, 1, 2), grid=[{"row": "a"}, {"row": "b", "base_lr": 0.1}],
                  overrides={**TINY, "steps": 6})
 
 
@@ -374,7 +374,9 @@ def test_a_second_run_on_a_study_folder_is_refused_and_sigterm_leaves_parquet(ra
     writes its Parquet files as Ctrl-C would, and a --resume finishes it exactly."""
     log_path = tmp_path / "first.log"
     with open(log_path, "w") as log:
-        first = subprocess.Popen([sys.executable, "-c", _driver(ray_session, tmp_path, "locked_study", sleep=0.8)],
+        # no cap on concurrency: Tune creates all 6 trials at once, 4 wait for a CPU
+        first = subprocess.Popen([sys.executable, "-c", _driver(ray_session, tmp_path, "locked_study", sleep=0.8,
+                                                                max_concurrent=None)],
                                  cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.time() + 120
@@ -406,7 +408,9 @@ def test_a_second_run_on_a_study_folder_is_refused_and_sigterm_leaves_parquet(ra
     assert first.returncode == 0, log[-3000:]  # run_study returned: no traceback, no abort
     assert "continue it with --resume" in log, log[-3000:]
     partial = results.read_trials(str(tmp_path / "locked"))  # written on the way out
-    assert len(partial) == 4 and set(partial["status"]) <= {"completed", "unfinished"}
+    assert len(partial) == 6 and set(partial["status"]) <= {"completed", "unfinished"}
+    # trials still pending (never started, no report) keep their row and seed too
+    assert sorted(zip(partial["row"], partial["seed"])) == [(r, s) for r in "ab" for s in (0, 1, 2)]
     assert (partial["status"] == "completed").sum() >= 2 and (partial["status"] == "unfinished").any()
     ended_before = _ended(tmp_path)
     n_calls = len(_calls(tmp_path))
@@ -414,7 +418,7 @@ def test_a_second_run_on_a_study_folder_is_refused_and_sigterm_leaves_parquet(ra
     trials = run_study(locked_study(), storage=str(tmp_path), resume=True, max_failures=0,
                        train_fn=functools.partial(standin_train, sleep=0.05, log_dir=str(tmp_path)))
     history = results.read_history(str(tmp_path / "locked"))
-    _assert_one_row_per_trial(trials, history, 4)
+    _assert_one_row_per_trial(trials, history, 6)
     assert (trials["status"] == "completed").all()
     for tid in trials["trial_id"]:
         assert list(history.loc[history["trial_id"] == tid, "step"]) == list(range(1, 7))
