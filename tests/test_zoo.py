@@ -212,21 +212,11 @@ def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_pat
         zoo.load_discriminator("stylegan-digits-m-cond", zoo=copy)
 
 
-class _Payload:
-    """A pickle that creates ``marker`` when it is unpickled."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        import os
-        return os.system, (f"touch {self.marker}",)
-
-
 def test_a_pickle_in_the_zoos_own_manifest_is_never_unpickled(tiny_zoo, tmp_path, monkeypatch):
     """sqsp writes the zoo's manifest and never with a pickle: an entry there that names one
     was put by someone else. Only a user manifest (or a path in the config) may name one."""
     import pickle
+    from test_data import _Payload  # unpickling it creates the marker file
     directory, _ = tiny_zoo
     copy = tmp_path / "zoo"
     shutil.copytree(directory, copy)
