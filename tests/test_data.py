@@ -276,6 +276,7 @@ def test_check_layout_is_cheap_and_names_the_problem(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "read_cifar_pickle", lambda *a: pytest.fail("check_layout read a batch"))
     data.check_layout("cifar10", str(tmp_path), ["train", "test"])
     data.check_layout("digits", None)
+    data.check_layout("digits-m", None)
     (tmp_path / "CIFAR10" / "cifar-10-batches-py" / "test_batch").unlink()
     data.check_layout("cifar10", str(tmp_path), ["train"])
     with pytest.raises(DatasetLayoutError, match="test_batch"):

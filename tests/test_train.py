@@ -187,7 +187,7 @@ def test_command_line_prints_user_errors_as_one_line(tmp_path, capsys, monkeypat
               "python -m sqsp.train: error: seed=10000000000000000905969664 is out of range; allowed: 0..4294967295"),
              (["--set", "device=cuda:0"] if not torch.cuda.is_available() else ["--set", "base_lr=inf"], "error: "),
              (["--resume-from", str(tmp_path)], f"--resume-from {tmp_path}: no state.pt there"),
-             (["--set", "data_root=x"], "data_root='x' is given, but dataset='digits'")]
+             (["--set", "data_root=x"], "data_root='x' is given, but dataset='digits-m'")]
     for argv, says in cases:
         capsys.readouterr()
         assert main(["--set", f"generator={TINY['generator']}", *argv]) == 2

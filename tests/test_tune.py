@@ -317,7 +317,7 @@ def test_bad_set_is_refused_before_ray_starts(tmp_path, capsys):
              (["--set", "no_such_field=1"], "unknown config field 'no_such_field'"),
              (["--set", "generator=no-such-gan"], "['no-such-gan'] are not zoo names"),
              ([*random, "--set", "generator_blocks=b999"], "has no block(s) ['b999']; it has ['b4', 'b8', 'b16']"),
-             ([*random, "--data-root", str(tmp_path)], f"data_root='{tmp_path}' is given, but dataset='digits'"),
+             ([*random, "--data-root", str(tmp_path)], f"data_root='{tmp_path}' is given, but dataset='digits-m'"),
              ([*random, "--seeds", "0"], "--seeds 0: a count of seeds must be >= 1 (--seeds 1 runs seed 0 alone)"),
              ([*random, "--seeds", "3,3"], "seed(s) [3] appear more than once"),
              ([*random, "--seeds", "1e25,"], "--seeds '1e25,': give a count"),
