@@ -34,10 +34,11 @@ class TrainConfig:
     # --- what is learned ---------------------------------------------------------------
     method: Literal["distill", "vicreg", "simsiam", "discriminator"] = "distill"
     """distill: teacher-student from the generator (Table 3 rows a-f); vicreg/simsiam: two-view SSL (Table 2);
-    discriminator: no training, the zoo GAN's discriminator as the feature extractor (Table 1)."""
+    discriminator: no training, the GAN's discriminator (a zoo entry's, or ``D`` of an official pickle)
+    as the feature extractor (Table 1)."""
     disc_features: Literal["single", "multi"] = "multi"
-    """For method='discriminator': its penultimate vector, or Eq. 2's pooled features of every
-    resolution, concatenated."""
+    """For method='discriminator': its penultimate vector (the input of its last linear layer), or
+    Eq. 2's pooled output of every block, concatenated with that vector."""
     # --- data ------------------------------------------------------------------------------
     dataset: str = "digits"
     data_root: str | None = None
@@ -151,12 +152,10 @@ class TrainConfig:
         for f in fields(self):
             _check_type(f, getattr(self, f.name))
         _one_of("method", self.method, METHODS)
-        if self.method == "discriminator" and not is_zoo_name(self.generator):
-            raise ConfigError(f"method='discriminator' reads the discriminator kept with an embedded zoo entry; "
-                              f"generator={self.generator!r} is not a zoo name (see python -m sqsp.zoo list)")
-        if self.method == "discriminator" and self.probe == "paper":
-            raise ConfigError("probe='paper' trains on augmented images through a backbone, which "
-                              "method='discriminator' does not have; allowed with it: probe='fast' or 'none'")
+        if self.method == "discriminator" and not (is_zoo_name(self.generator) or self.generator.endswith(".pkl")):
+            raise ConfigError(f"method='discriminator' reads the discriminator of a zoo entry or of an official "
+                              f"StyleGAN2-ADA pickle (its 'D'); generator={self.generator!r} is neither "
+                              "(see python -m sqsp.zoo list)")
         _one_of("dataset", self.dataset, DATASETS)
         _one_of("student", self.student, STUDENTS)
         if self.dataset not in ("digits",):
@@ -219,6 +218,17 @@ class TrainConfig:
         if part == "synthetic":
             return self.method == "distill" or self.syn_ratio > 0
         return self.syn_ratio < 1
+
+
+STUDY_FIELDS = frozenset({
+    "method", "disc_features", "generator", "generator_blocks", "teacher_source", "truncation", "squeeze",
+    "syn_augment", "aug_granularity", "sim_weight", "var_weight", "cov_weight", "vc_side", "syn_ratio", "eval_mmd"})
+"""What a study may declare in its overrides and rows: the settings that define what it
+compares (the paper's components, loss weights, knowledge source, generator and its blocks).
+Every other field sets the scale (data, image size, optimiser, schedule, widths, probe,
+hardware) and belongs to the presets alone, so a setting tuned for one scale can never
+reach another: a new field is scale until it is added here."""
+SCALE_FIELDS = frozenset(f.name for f in fields(TrainConfig)) - STUDY_FIELDS
 
 
 def is_zoo_name(spec: str) -> bool:

@@ -61,7 +61,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from . import results
-from .config import ConfigError, TrainConfig, is_zoo_name, parse_overrides, preset
+from .config import SCALE_FIELDS, STUDY_FIELDS, ConfigError, TrainConfig, is_zoo_name, parse_overrides, preset
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 STUDY_FILE = "study.json"
@@ -93,6 +93,9 @@ class Study:
     table: Callable[[Any], str] | None = None
     description: str = ""
 
+    def __post_init__(self):
+        check_declaration(self)
+
     @property
     def rows(self) -> dict[str, dict[str, Any]] | None:
         if not isinstance(self.grid, list):
@@ -106,6 +109,38 @@ class Study:
                 raise ConfigError(f"study {self.name!r}: row label {label!r} appears twice")
             out[label] = parse_overrides({k: v for k, v in r.items() if k != "row"})
         return out
+
+
+def check_declaration(study: Study) -> None:
+    """Refuse, when a study is declared, any setting of its own that sets the scale.
+
+    A study's overrides and rows may only say what it compares (``config.STUDY_FIELDS``); the
+    scale (data, image size, optimiser, schedule, widths, probe) comes from the preset it
+    runs on, so a setting tuned for the embedded scale cannot follow it onto a paper preset.
+    A dict grid or a search space may sweep any field: the swept field is the comparison.
+    """
+    where = {"overrides": [dict(study.overrides)]}
+    if isinstance(study.grid, list):
+        where["rows"] = [{k: v for k, v in r.items() if k != "row"} for r in study.grid]
+    else:
+        single = sorted(k for k, v in study.grid.items() if k in SCALE_FIELDS and len(list(v)) < 2)
+        if single:
+            raise ConfigError(f"study {study.name!r}: grid sets scale field(s) {single} to one value; a one-value "
+                              "axis is not a comparison: the scale comes from the preset (or --set)")
+    for part, dicts in where.items():
+        for d in dicts:
+            unknown = sorted(set(d) - FIELDS)
+            if unknown:
+                raise ConfigError(f"study {study.name!r}: {part} name unknown config field(s) {unknown}")
+            scale = sorted(set(d) & SCALE_FIELDS)
+            if part == "overrides" and "generator" in d:
+                scale.append("generator")
+            if scale:
+                raise ConfigError(
+                    f"study {study.name!r}: its {part} set {', '.join(f'{k}={d[k]!r}' for k in scale)}, which "
+                    f"{'set' if len(scale) > 1 else 'sets'} the scale, not what the study compares; the scale comes "
+                    "from the preset (--preset) and the user (--set). A study may declare only "
+                    f"{sorted(STUDY_FIELDS - ({'generator'} if part == 'overrides' else set()))}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def standin_train(config, report=None, *, resume_from=None, generator=None, mark
                   sleep=0.25):
     """train()'s contract without the training: a checkpoint at every report.
 
-    ``momentum == 0.5`` marks a flaky trial: it raises after step 2 the first time it runs
+    ``cov_weight == 0.5`` marks a flaky trial: it raises after step 2 the first time it runs
     (a marker file in ``marker_dir`` remembers it), as a worker lost to an interruption would.
     ``log_dir`` gets a line per call: which trial, from which step.
     """
@@ -57,7 +57,7 @@ def standin_train(config, report=None, *, resume_from=None, generator=None, mark
             f.write(json.dumps({"base_lr": config.base_lr, "seed": config.seed, "start": start}) + "\n")
     for step in range(start + 1, config.steps + 1):
         time.sleep(sleep)
-        if marker_dir and config.momentum == 0.5 and step == 3:
+        if marker_dir and config.cov_weight == 0.5 and step == 3:
             marker = os.path.join(marker_dir, f"flaky-{config.seed}")
             if not os.path.exists(marker):
                 open(marker, "w").close()
@@ -89,12 +89,14 @@ def _assert_one_row_per_trial(trials, history, n):
 
 # -------------------------------------------------------------------------------------------------
 def test_study_writes_both_files_and_failures_are_rows(ray_session, tmp_path):
+    broken = tmp_path / "gen.safetensors"  # exists (the driver checks that), but is no checkpoint
+    broken.write_bytes(b"not a checkpoint")
     study = Study(name="failures", preset="smoke", seeds=(0,), grid=[
         {"row": "ok"},
-        {"row": "nan", "base_lr": 1e6},                           # TrainingDiverged at the first report
-        {"row": "raises", "generator": "/nonexistent/gen.safetensors"},  # raises before any report
-    ], overrides=TINY)
-    trials = run_study(study, storage=str(tmp_path), max_failures=0)
+        {"row": "nan", "sim_weight": 1e30},                       # TrainingDiverged at the first report
+        {"row": "raises", "generator": str(broken)},              # raises before any report
+    ])
+    trials = run_study(study, storage=str(tmp_path), max_failures=0, overrides=TINY)
 
     folder = tmp_path / "failures"
     for name, kind in ((results.TRIALS_FILE, "trials"), (results.HISTORY_FILE, "history")):
@@ -116,8 +118,8 @@ def test_study_writes_both_files_and_failures_are_rows(ray_session, tmp_path):
     assert by.loc["nan", "status"] == "diverged"
     assert by.loc["nan", "error"].startswith("TrainingDiverged: loss became nan")
     assert by.loc["raises", "status"] == "failed" and by.loc["raises", "reports"] == 0
-    assert "nonexistent" in by.loc["raises", "error"]
-    assert by.loc["raises", "generator"] == "/nonexistent/gen.safetensors"  # config kept without a report
+    assert "gen.safetensors" in by.loc["raises", "error"]
+    assert by.loc["raises", "generator"] == str(broken)  # config kept without a report
     assert on_disk["torch_version"].notna().all() and on_disk["ray_version"].iloc[0] == ray.__version__
 
 
@@ -127,20 +129,20 @@ def pd_isna(v):
 
 
 def test_errored_trial_resumes_from_its_checkpoint_and_finished_ones_are_not_rerun(ray_session, tmp_path):
-    study = Study(name="flaky", preset="smoke", seeds=(0,), grid=[{"row": "steady"}, {"row": "flaky", "momentum": 0.5}],
-                  overrides={**TINY, "steps": 5})
+    study = Study(name="flaky", preset="smoke", seeds=(0,), grid=[{"row": "steady"}, {"row": "flaky", "cov_weight": 0.5}])
+    tiny = {**TINY, "steps": 5}
     train_fn = functools.partial(standin_train, marker_dir=str(tmp_path))
     storage = f"file://{tmp_path}"  # a URI, as for a bucket: Ray and the Parquet writer go through pyarrow.fs
-    first = run_study(study, storage=storage, max_failures=0, train_fn=train_fn)
+    first = run_study(study, storage=storage, max_failures=0, train_fn=train_fn, overrides=tiny)
     assert sorted(first["status"]) == ["completed", "failed"]
     assert first.loc[first["row"] == "flaky", "error"].str.contains("flaky trial lost its worker").all()
     before = _rows(tmp_path / "flaky")
 
     with pytest.raises(ConfigError, match="--resume"):  # not silently started over
-        run_study(study, storage=storage, train_fn=train_fn)
+        run_study(study, storage=storage, train_fn=train_fn, overrides=tiny)
     with pytest.raises(ConfigError, match="overrides: .* then, .* now"):  # nor resumed as another study
-        run_study(study, storage=storage, resume=True, overrides=["steps=6"], train_fn=train_fn)
-    trials = run_study(study, storage=storage, resume=True, max_failures=0, train_fn=train_fn)
+        run_study(study, storage=storage, resume=True, overrides={**tiny, "steps": 6}, train_fn=train_fn)
+    trials = run_study(study, storage=storage, resume=True, max_failures=0, train_fn=train_fn, overrides=tiny)
     history = results.read_history(f"{storage}/flaky")
     assert (trials["status"] == "completed").all()
     _assert_one_row_per_trial(trials, history, 2)
@@ -162,6 +164,7 @@ from sqsp.tune import run_study
 study = test_tune.{study}()
 # joins the test's cluster the way --address does (run_study ships sqsp to its workers)
 run_study(study, address={address!r}, storage={storage!r}, max_failures=0, max_concurrent={max_concurrent},
+          overrides=test_tune.SETS[{study!r}],
           train_fn=functools.partial(test_tune.standin_train, sleep={sleep}, log_dir={storage!r}))
 """
 
@@ -203,9 +206,12 @@ def _calls(storage):
     return [json.loads(x) for x in (Path(storage) / "calls.jsonl").read_text().splitlines()]
 
 
+# the tiny scale of the studies run in a separate driver (a user's --set: a study cannot set it)
+SETS = {"killed_study": {**TINY, "steps": 8}, "optuna_study": {**TINY, "steps": 6}}
+
+
 def killed_study():
-    return Study(name="killed", preset="smoke", seeds=(0, 1), grid=[{"row": "a"}, {"row": "b", "base_lr": 0.1}],
-                 overrides={**TINY, "steps": 8})
+    return Study(name="killed", preset="smoke", seeds=(0, 1), grid=[{"row": "a"}, {"row": "b", "sim_weight": 10.0}])
 
 
 def test_killed_study_resumes_with_exactly_one_row_per_trial(ray_session, tmp_path):
@@ -213,6 +219,7 @@ def test_killed_study_resumes_with_exactly_one_row_per_trial(ray_session, tmp_pa
     _run_and_interrupt(ray_session, tmp_path, "killed_study", finished=2, sig=signal.SIGKILL)
     time.sleep(1.0)  # let Ray notice the dead driver and release its trial actors
     trials = run_study(killed_study(), storage=str(tmp_path), resume=True, max_failures=0,
+                       overrides=SETS["killed_study"],
                        train_fn=functools.partial(standin_train, sleep=0.05, log_dir=str(tmp_path)))
     history = results.read_history(str(tmp_path / "killed"))
     _assert_one_row_per_trial(trials, history, 4)
@@ -225,8 +232,7 @@ def test_killed_study_resumes_with_exactly_one_row_per_trial(ray_session, tmp_pa
 def optuna_study():
     from ray.tune.search.optuna import OptunaSearch
     return Study(name="optuna", preset="smoke", seeds=(0,), searcher=OptunaSearch(seed=0), num_samples=5,
-                 search_space={"base_lr": tune.uniform(0.05, 0.5)}, metric="probe_acc", mode="max",
-                 overrides={**TINY, "steps": 6})
+                 search_space={"base_lr": tune.uniform(0.05, 0.5)}, metric="probe_acc", mode="max")
 
 
 def test_interrupted_optuna_study_continues_its_search_without_repeating(ray_session, tmp_path):
@@ -244,6 +250,7 @@ def test_interrupted_optuna_study_continues_its_search_without_repeating(ray_ses
     n_calls = len(_calls(tmp_path))
 
     trials = run_study(optuna_study(), storage=str(tmp_path), resume=True, max_failures=0, max_concurrent=1,
+                       overrides=SETS["optuna_study"],
                        train_fn=functools.partial(standin_train, sleep=0.05, log_dir=str(tmp_path)))
     history = results.read_history(str(tmp_path / "optuna"))
     _assert_one_row_per_trial(trials, history, 5)  # num_samples in all: none repeated, none extra
