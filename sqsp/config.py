@@ -238,6 +238,23 @@ def is_zoo_name(spec: str) -> bool:
                 or spec.endswith((".pkl", ".safetensors", ".pt", ".pth")))
 
 
+PATH_FIELDS = ("data_root", "stylegan_repo", "generator")
+"""Fields that may hold a path (``generator`` when it is neither a zoo name nor ``random:``)."""
+
+
+def absolute_paths(values: dict[str, Any], base: str | os.PathLike) -> dict[str, Any]:
+    """``values`` with every relative path made absolute against ``base``, the directory the
+    user launched from: a trial runs in a working directory of its own (on this machine or
+    on another node), where ``data`` or ``checkpoints/g.pkl`` would name nothing."""
+    out = dict(values)
+    for k in PATH_FIELDS:
+        v = out.get(k)
+        if not v or (k == "generator" and (is_zoo_name(v) or v.startswith("random:"))):
+            continue
+        out[k] = os.path.normpath(os.path.join(os.fspath(base), os.path.expanduser(v)))
+    return out
+
+
 def parse_blocks(spec: str) -> tuple[str, ...] | None:
     """Block names from ``generator_blocks``; None means all blocks of the generator."""
     spec = spec.strip()

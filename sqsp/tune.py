@@ -61,7 +61,8 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from . import results
-from .config import SCALE_FIELDS, STUDY_FIELDS, ConfigError, TrainConfig, is_zoo_name, parse_overrides, preset
+from .config import (SCALE_FIELDS, STUDY_FIELDS, ConfigError, TrainConfig, absolute_paths, is_zoo_name,
+                     parse_overrides, preset)
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 STUDY_FILE = "study.json"
@@ -147,7 +148,8 @@ def check_declaration(study: Study) -> None:
 # configs: resolved and validated in the driver, re-resolved in the trainable
 # ---------------------------------------------------------------------------------------------
 def base_config(study: Study, overrides: dict[str, Any] | list[str] | None = None) -> dict[str, Any]:
-    """The study's base: its preset, the study's overrides, then the user's ``--set``.
+    """The study's base: its preset, the study's overrides, then the user's ``--set``, with
+    relative paths resolved against the directory the driver runs in (``absolute_paths``).
 
     Names and types are checked here; whole configs are validated per trial in ``expand``,
     since the base alone may be a config no trial runs (rows override parts of it).
@@ -155,7 +157,7 @@ def base_config(study: Study, overrides: dict[str, Any] | list[str] | None = Non
     user = parse_overrides(overrides)
     _refuse_shadowed(study, user)
     cfg = preset(study.preset, {**parse_overrides(study.overrides), **user}, validate=False)
-    return cfg.to_dict()
+    return absolute_paths(cfg.to_dict(), os.getcwd())
 
 
 def _refuse_shadowed(study: Study, user: dict[str, Any]) -> None:
@@ -177,7 +179,8 @@ def fixed_spec(study: Study, base: dict[str, Any]) -> dict[str, Any]:
     """What every trial shares: the base config and the rows' overrides (plain JSON values)."""
     if study.searcher is not None:  # a searcher's trials run on the study's one seed
         base = {**base, "seed": int(study.seeds[0])}
-    return json.loads(json.dumps({"base": base, "rows": study.rows or {}}))
+    rows = {label: absolute_paths(o, os.getcwd()) for label, o in (study.rows or {}).items()}
+    return json.loads(json.dumps({"base": base, "rows": rows}))
 
 
 def param_space(study: Study) -> dict[str, Any]:
@@ -191,12 +194,17 @@ def param_space(study: Study) -> dict[str, Any]:
     if rows is not None:
         space["row"] = tune.grid_search(list(rows))
     else:
-        for k, values in study.grid.items():
-            space[k] = tune.grid_search(list(values))
+        for k in study.grid:
+            space[k] = tune.grid_search(_grid_values(study, k))
     space.update(study.search_space)
     if study.searcher is None:
         space["seed"] = tune.grid_search([int(s) for s in study.seeds])
     return space
+
+
+def _grid_values(study: Study, key: str) -> list[Any]:
+    """The values of a dict grid's axis, paths resolved as in ``base_config``."""
+    return [absolute_paths({key: v}, os.getcwd())[key] for v in study.grid[key]]
 
 
 def trial_config(space: dict[str, Any], fixed: dict[str, Any]) -> TrainConfig:
@@ -223,7 +231,7 @@ def expand(study: Study, base: dict[str, Any]) -> list[tuple[str | None, TrainCo
         points = [{"row": r} for r in rows]
     else:
         keys = list(study.grid)
-        points = [dict(zip(keys, vals)) for vals in itertools.product(*(study.grid[k] for k in keys))]
+        points = [dict(zip(keys, vals)) for vals in itertools.product(*(_grid_values(study, k) for k in keys))]
     for k, domain in study.search_space.items():  # validate the ends of each search range
         if k not in FIELDS:
             raise ConfigError(f"study {study.name!r}: search_space key {k!r} is not a config field")
@@ -414,6 +422,8 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
         ray.init(address=address, runtime_env=_runtime_env(address))
         started = True
     try:
+        if address:
+            check_paths_on_cluster(trial_paths([cfg for _, cfg in trials]))
         # probe_acc comes with the final report only; Tune's strict check would refuse the others
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
         # Tune snapshots the experiment state at most every 10 s by default; a driver killed
@@ -497,17 +507,70 @@ def _records(grid, fixed: dict[str, Any]) -> list[results.TrialRecord]:
 
 def prepare_generators(configs: list[TrainConfig]) -> None:
     """Make sure the zoo entries the trials use exist, once, in the driver, before any trial
-    runs (missing runs train in parallel), and refuse a generator name nothing knows."""
-    specs = sorted({c.generator for c in configs if c.syn_batch > 0 or c.method == "discriminator"})
+    runs (missing runs train in parallel), and refuse a generator name nothing knows or a
+    checkpoint path that names no file here."""
+    specs = sorted({c.generator for c in configs if _uses_generator(c)})
+    missing = [s for s in specs if not is_zoo_name(s) and not s.startswith("random:") and not os.path.isfile(s)]
+    if missing:
+        raise ConfigError(f"generator checkpoint(s) {missing} do not exist (relative paths are taken from the "
+                          f"directory the study was started in, {os.getcwd()})")
     names = [s for s in specs if is_zoo_name(s)]
     if not names:
-        return  # untrained generators need nothing; paths are the user's (and a worker's) business
+        return  # untrained generators need nothing
     from . import zoo
     known = zoo.ensure(names)
     unknown = [s for s in names if s not in known]
     if unknown:
         raise ConfigError(f"generator(s) {unknown} are not zoo names, 'random:<arch>[@<res>]' specs or "
                           f"checkpoint paths; zoo names: {sorted(known)}")
+
+
+def _uses_generator(c: TrainConfig) -> bool:
+    return c.syn_batch > 0 or c.method == "discriminator"
+
+
+# ---------------------------------------------------------------------------------------------
+# paths on a cluster: trials run on other nodes, where the driver's paths may name nothing
+# ---------------------------------------------------------------------------------------------
+def trial_paths(configs: list[TrainConfig]) -> dict[str, str]:
+    """Every file or folder the trials read, as {absolute path: 'file' | 'dir'}."""
+    out: dict[str, str] = {}
+    for c in configs:
+        if c.data_root:
+            out[c.data_root] = "dir"
+        if c.stylegan_repo:
+            out[c.stylegan_repo] = "dir"
+        if _uses_generator(c) and not is_zoo_name(c.generator) and not c.generator.startswith("random:"):
+            out[c.generator] = "file"
+    return out
+
+
+def _missing_here(paths: dict[str, str]) -> tuple[str, list[str]]:
+    import socket
+    return socket.gethostname(), sorted(p for p, kind in paths.items()
+                                        if not (os.path.isdir(p) if kind == "dir" else os.path.isfile(p)))
+
+
+def check_paths_on_cluster(paths: dict[str, str]) -> None:
+    """Check, in a Ray task on every alive node that can run trials, that the trials' paths
+    exist there too (a shared filesystem or the same layout on every node); refuse otherwise,
+    before any trial is scheduled. Nodes an autoscaler adds later are not seen here."""
+    if not paths:
+        return
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    task = ray.remote(num_cpus=0)(_missing_here)
+    nodes = [n for n in ray.nodes() if n.get("Alive") and (n.get("Resources", {}).get("CPU", 0) > 0
+                                                            or n.get("Resources", {}).get("GPU", 0) > 0)]
+    refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(paths)
+            for n in nodes]
+    bad = []
+    for n, (host, missing) in zip(nodes, ray.get(refs)):
+        if missing:
+            bad.append(f"node {n.get('NodeManagerAddress', host)} ({host}) lacks {missing}")
+    if bad:
+        raise ConfigError("the trials' paths do not exist on every node of the cluster: " + "; ".join(bad) +
+                          ". Put data, checkpoints and the StyleGAN checkout on a filesystem every node mounts "
+                          "at the same path (or copy them there)")
 
 
 def _describe(study: Study, trials: list, path: str, cpus: float, gpus: float, restoring: bool) -> None:

@@ -311,3 +311,23 @@ def test_bad_set_is_refused_before_ray_starts(tmp_path):
     finally:
         ray.init = real_init
     assert calls == []
+
+
+def test_relative_paths_are_taken_from_the_launch_directory(ray_session, tmp_path, monkeypatch):
+    """``--set generator=gens/g.safetensors`` from the folder that holds gens/: the trial runs in a
+    working directory of its own, so the driver resolves the path before writing study.json."""
+    from sqsp.generators import make_network, save_checkpoint
+    kwargs = dict(resolution=16, channels=3, z_dim=64)
+    (tmp_path / "gens").mkdir()
+    save_checkpoint(make_network("stylegan", seed=0, **kwargs), "stylegan", kwargs, tmp_path / "gens" / "g.safetensors")
+    monkeypatch.chdir(tmp_path)
+    study = Study(name="relative", preset="smoke", seeds=(0,), grid=[{"row": "a"}])
+    trials = run_study(study, storage="results", overrides={**TINY, "generator": "gens/g.safetensors"})
+    assert trials["status"].tolist() == ["completed"], trials["error"].tolist()
+    assert trials["generator"].tolist() == [str(tmp_path / "gens" / "g.safetensors")]
+    spec = json.loads((tmp_path / "results" / "relative" / "study.json").read_text())
+    assert spec["fixed"]["base"]["generator"] == str(tmp_path / "gens" / "g.safetensors")
+    assert spec["overrides"]["generator"] == "gens/g.safetensors"  # as the user typed it, for --resume
+    with pytest.raises(ConfigError, match=r"\['.*/gens/none.safetensors'\] do not exist"):
+        run_study(Study(name="missing", preset="smoke", seeds=(0,), grid=[{"row": "a"}]), storage="results",
+                  overrides={**TINY, "generator": "gens/none.safetensors"})
