@@ -75,11 +75,11 @@ def _check_uint8(name: str, images: torch.Tensor) -> None:
 @torch.no_grad()
 def extract_features(backbone: nn.Module, images_uint8: torch.Tensor, *, device, batch_size: int = 512,
                      channels_last: bool = False, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Features of ``images_uint8`` (N, C, H, W) as float32 (N, F) on the CPU.
+    """Features of ``images_uint8`` (N, C, H, W) as float32 (N, F) on ``device``.
 
     The backbone must already live on ``device``; it runs in eval mode and each of its
-    submodules gets its previous mode back. Features stay on the device until the end,
-    so there is one host transfer, not one per batch."""
+    submodules gets its previous mode back. The features stay on the device, where kNN,
+    MMD and the probes use them: only the fast probe (scikit-learn) copies them to the host."""
     _check_uint8("images_uint8", images_uint8)
     device = torch.device(device)
     out = []
@@ -89,7 +89,7 @@ def extract_features(backbone: nn.Module, images_uint8: torch.Tensor, *, device,
             with _autocast(device, amp_dtype):
                 f = backbone(x)
             out.append(f.float().flatten(1))
-    return torch.cat(out).cpu()
+    return torch.cat(out)
 
 
 # ---------------------------------------------------------------------------------------------
