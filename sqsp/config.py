@@ -101,8 +101,12 @@ class TrainConfig:
     probe: Literal["fast", "paper", "none"] = "fast"
     probe_epochs: int = 90
     probe_lr: float = 30.0
-    """The paper protocol's base lr (scaled by batch/256) and epochs: the authors' CIFAR
-    eval_linear scripts. Their features are unnormalised and tiny, hence the large lr."""
+    """The paper protocol's base lr (scaled by ``probe_batch_size``/256) and epochs: the authors'
+    CIFAR eval_linear scripts. Their features are unnormalised and tiny, hence the large lr."""
+    probe_batch_size: int = 256
+    probe_optimizer: Literal["sgd", "lars"] = "sgd"
+    """The paper probe's optimiser: SGD (CIFAR scripts: lr 30, batch 256), or SGD under LARS
+    (STL-10 script: lr 0.1, batch 4096, ``sqsp/lars.py``)."""
     eval_init: bool = False
     """Also evaluate the untrained backbone (step 0; reported as ``init_knn_acc``,
     ``init_probe_acc`` with every report). Training must beat this floor to mean anything:
@@ -195,7 +199,7 @@ class TrainConfig:
         parse_blocks(self.generator_blocks)  # names; the generator checks it has them
         for name in ("squeeze_depth", "projector_depth"):
             _at_least(name, getattr(self, name), 1)
-        for name in ("squeeze_width", "teacher_dim", "projector_dim", "knn_k", "probe_epochs"):
+        for name in ("squeeze_width", "teacher_dim", "projector_dim", "knn_k", "probe_epochs", "probe_batch_size"):
             _at_least(name, getattr(self, name), 1)
         _positive("student_width", self.student_width)
         if self.student != "resnet18-cifar" and self.student_width != 1.0:
@@ -303,7 +307,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper-cifar100": {**_paper("cifar100", aug="mocov2-noblur", epochs=800, lr=0.03, wd=5e-4, size=32, lam=10, mu=10,
                                 student="resnet18-cifar"), "generator": "checkpoints/cifar100u-cifar-best-fid4.13.pkl"},
     "paper-stl10": {**_paper("stl10", aug="mocov2", epochs=200, lr=0.05, wd=1e-4, size=64, lam=25, mu=25,
-                             student="resnet18"), "generator": "checkpoints/stl10u-my128-best-fid20.86.pkl"},
+                             student="resnet18"), "generator": "checkpoints/stl10u-my128-best-fid20.86.pkl",
+                    # the authors' stl10_eval_linear.sh: eval_classification.py's defaults and --lars
+                    "probe_optimizer": "lars", "probe_batch_size": 4096, "probe_lr": 0.1},
     "paper-imagenet100": {**_paper("imagenet100", aug="mocov2", epochs=100, lr=0.05, wd=1e-4, size=96, lam=25,
                                    mu=25, student="resnet50", batch=256),
                           "dataset": "imagefolder", "data_root": "data/imagenet100",

@@ -306,7 +306,8 @@ def evaluate(run: Run, *, probe: bool) -> dict[str, float]:
         out["probe_acc"] = linear_probe_fast(ftr, run.eval_train.labels, fte, run.eval_test.labels, seed=cfg.seed)
     elif probe and cfg.probe == "paper":
         out["probe_acc"] = linear_probe_paper(bb, run.eval_train, run.eval_test, epochs=cfg.probe_epochs,
-                                              lr=cfg.probe_lr, seed=cfg.seed, **kw)
+                                              lr=cfg.probe_lr, batch_size=cfg.probe_batch_size,
+                                              optimizer=cfg.probe_optimizer, seed=cfg.seed, **kw)
     return out
 
 

@@ -19,6 +19,9 @@ def test_paper_presets_hold_appendix_table2(tmp_path):
         assert (c.batch_size, c.epochs, c.base_lr, c.weight_decay, c.image_size, c.sim_weight, c.var_weight,
                 c.cov_weight, c.syn_ratio, c.aug_preset) == row, name
         assert c.lr == pytest.approx(c.base_lr * c.batch_size / 256)
+        # the probe of the authors' eval_linear scripts: CIFAR SGD lr 30 batch 256; STL-10 --lars, lr 0.1, 4096
+        want = ("lars", 4096, 0.1) if name == "paper-stl10" else ("sgd", 256, 30.0)
+        assert (c.probe, c.probe_optimizer, c.probe_batch_size, c.probe_lr, c.probe_epochs) == ("paper", *want, 90)
 
 
 def test_all_presets_build():
