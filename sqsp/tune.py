@@ -61,6 +61,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from . import results
+from .checkpoints import FID_SAMPLES, Checkpoint, checkpoint_fid, find_checkpoints, info_from_entry, recorded_fids
 from .config import (SCALE_FIELDS, STUDY_FIELDS, ConfigError, TrainConfig, absolute_paths, is_zoo_name,
                      parse_overrides, preset)
 
@@ -93,6 +94,9 @@ class Study:
     searcher: Any = None
     table: Callable[[Any], str] | None = None
     description: str = ""
+    checkpoint_rows: bool = False
+    """The rows compare generators: ``--generators GLOB`` replaces them by one row per file it
+    matches, each trial reporting its generator's FID (``sqsp/checkpoints.py``)."""
 
     def __post_init__(self):
         check_declaration(self)
@@ -279,13 +283,14 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
     torch.set_num_threads(max(1, int(threads)))  # one thread per CPU Ray gave us, not per core
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     config = trial_config(space, fixed)
+    info = fixed.get("info", {}).get(space.get("row"), {})  # e.g. the FID of the row's checkpoint
     if train_fn is None:
         from .train import train as train_fn
     reported = []
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
         # Ray's progress table shows the first four metrics of a result: make them these
-        metrics = {**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **metrics}
+        metrics = {**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **info, **metrics}
         if metrics.get("done"):
             metrics["final"] = True  # train()'s own end, told apart from a scheduler's stop
         reported.append(True)
@@ -388,11 +393,17 @@ def study_dir(study: Study, storage: str | None = None) -> str:
 def run_study(study: Study, *, address: str | None = None, storage: str | None = None, resume: bool = False,
               cpus_per_trial: float = 1, gpus_per_trial: float = 0, max_failures: int = 1,
               overrides: dict[str, Any] | list[str] | None = None, max_concurrent: int | None = None,
-              reuse_actors: bool = True, train_fn: Callable | None = None, verbose: int = 1):
+              reuse_actors: bool = True, train_fn: Callable | None = None, verbose: int = 1,
+              generators: str | None = None, fid_samples: int = FID_SAMPLES, manifests: Sequence[str] | None = None):
     """Run (or ``resume``) a study and write its Parquet files; returns the trials DataFrame.
 
-    Raises ConfigError before Ray starts if any trial's config is invalid.
+    ``generators`` (a glob, for a study with ``checkpoint_rows``) makes each matching file a row
+    and records its FID (from ``manifests``, else computed in a Ray task per file with
+    ``fid_samples`` images). Raises ConfigError before Ray starts if any trial's config is invalid.
     """
+    checkpoints = _checkpoint_rows(study, generators)
+    if checkpoints:
+        study = dataclasses.replace(study, grid=[{"row": c.label, "generator": c.path} for c in checkpoints])
     user = parse_overrides(overrides)
     base = base_config(study, user)
     trials = expand(study, base)
@@ -415,6 +426,9 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
               "give --storage a bucket URI or a shared filesystem so this machine can read it too",
               file=sys.stderr)
     prepare_generators([cfg for _, cfg in trials])  # here, not in 18 trials at once (zoo builds lock per node)
+    recorded = {} if restoring or not checkpoints else recorded_fids([c.path for c in checkpoints], manifests)
+    if checkpoints and not restoring and not address and len(recorded) < len(checkpoints):
+        _inception_available_here()
     _describe(study, trials, path, cpus_per_trial, gpus_per_trial, restoring)
 
     started = False
@@ -424,6 +438,8 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
     try:
         if address:
             check_paths_on_cluster(trial_paths([cfg for _, cfg in trials]))
+        if checkpoints and not restoring:
+            fixed["info"] = checkpoint_info(checkpoints, recorded, trials[0][1], fid_samples)
         # probe_acc comes with the final report only; Tune's strict check would refuse the others
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
         # Tune snapshots the experiment state at most every 10 s by default; a driver killed
@@ -518,11 +534,74 @@ def prepare_generators(configs: list[TrainConfig]) -> None:
     if not names:
         return  # untrained generators need nothing
     from . import zoo
+    _refuse_other_datasets(configs, {n: zoo.DATASET for n in names if n in zoo.zoo_names()})  # before a build
     known = zoo.ensure(names)
     unknown = [s for s in names if s not in known]
     if unknown:
         raise ConfigError(f"generator(s) {unknown} are not zoo names, 'random:<arch>[@<res>]' specs or "
                           f"checkpoint paths; zoo names: {sorted(known)}")
+    _refuse_other_datasets(configs, {n: known[n].get("dataset") for n in names})
+
+
+def _refuse_other_datasets(configs: list[TrainConfig], trained_on: dict[str, str | None]) -> None:
+    """A named generator trained on another dataset than a trial on real data learns from (the
+    embedded zoo's digits GANs under a paper preset) is a mistake, not a comparison."""
+    for c in configs:
+        data = trained_on.get(c.generator)
+        if _uses_generator(c) and c.data_root is not None and data and data != c.dataset:
+            raise ConfigError(
+                f"generator {c.generator!r} was trained on {data!r}, but the trials learn from {c.dataset!r}; "
+                "name a generator of that dataset (--set generator=PATH), or for studies/generators.py a folder of "
+                "them (--generators 'runs/00000/network-snapshot-*.pkl')")
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoint rows and their FIDs: one Ray task per checkpoint, on a GPU where the cluster has them
+# ---------------------------------------------------------------------------------------------
+def _checkpoint_rows(study: Study, pattern: str | None) -> list[Checkpoint]:
+    if pattern is None:
+        return []
+    if not study.checkpoint_rows:
+        raise ConfigError(f"study {study.name!r} does not compare generators; --generators is for "
+                          "studies/generators.py")
+    return find_checkpoints(pattern, os.getcwd())
+
+
+def _inception_available_here() -> None:
+    from .fid import inception_weights_path
+    path = inception_weights_path()
+    if not path.is_file():
+        raise ConfigError(
+            f"computing a checkpoint's FID needs torchvision's Inception-v3 weights at {path} (the torch hub "
+            "cache, $TORCH_HOME), and they are not there; sqsp does not download them. Copy the file there from a "
+            "machine with internet (python -c \"import torchvision; torchvision.models.inception_v3(weights="
+            "'IMAGENET1K_V1')\"), or record each checkpoint's FID in a manifest (--manifest, format in sqsp/zoo.py)")
+
+
+def checkpoint_info(checkpoints: list[Checkpoint], recorded: dict[str, dict], config: TrainConfig,
+                    fid_samples: int) -> dict[str, dict[str, Any]]:
+    """{row: what its trials report about the generator}: the recorded FID, else one computed
+    by a Ray task per checkpoint (all at once; each on one GPU where the cluster has GPUs)."""
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    task = ray.remote(num_cpus=1, num_gpus=gpus)(checkpoint_fid)
+    todo = [c for c in checkpoints if c.path not in recorded]
+    if todo:
+        print(f"[sqsp] computing the FID of {len(todo)} checkpoint(s) ({fid_samples} samples each, "
+              f"{'one GPU' if gpus else 'CPU'} per task)", file=sys.stderr)
+    refs = {c.path: task.remote(c.path, dataset=config.dataset, data_root=config.data_root, n_samples=fid_samples,
+                                stylegan_repo=config.stylegan_repo) for c in todo}
+    out = {}
+    for c in checkpoints:
+        if c.path in recorded:
+            out[c.label] = info_from_entry(recorded[c.path], c.step)
+            continue
+        try:
+            info = ray.get(refs[c.path])
+        except Exception as e:  # a RayTaskError wrapping what the task raised
+            cause = getattr(e, "cause", None) or e
+            raise ConfigError(f"FID of {c.path}: {type(cause).__name__}: {cause}") from None
+        out[c.label] = {**info, "generator_step": c.step}
+    return out
 
 
 def _uses_generator(c: TrainConfig) -> bool:
@@ -663,6 +742,18 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
                    help="override a field of the base config (repeatable), e.g. --set steps=200")
     p.add_argument("--max-failures", type=int, default=1, help="retries of a trial that raises (default 1)")
     p.add_argument("--max-concurrent", type=int, default=None, help="cap on trials running at once")
+    if study.searcher is not None:
+        p.add_argument("--num-samples", type=int, default=study.num_samples,
+                       help=f"trials the searcher proposes (default {study.num_samples})")
+    if study.checkpoint_rows:
+        p.add_argument("--generators", metavar="GLOB",
+                       help="generator checkpoints to compare, one row each, e.g. 'runs/00000/network-snapshot-*.pkl' "
+                            "(quote it); each one's FID is recorded with its trials")
+        p.add_argument("--fid-samples", type=int, default=FID_SAMPLES,
+                       help=f"generated images per checkpoint FID (default {FID_SAMPLES})")
+        p.add_argument("--manifest", action="append", default=[],
+                       help="a manifest recording checkpoints' FIDs (sqsp/zoo.py format; repeatable): those are not "
+                            "recomputed")
     args = p.parse_args(argv)
     try:
         seeds = _parse_seeds(args.seeds)
@@ -670,10 +761,21 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
         p.error(str(e))
     overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else [])
     study = dataclasses.replace(study, preset=args.preset, seeds=seeds)
+    if study.searcher is not None:
+        if args.num_samples < 1:
+            p.error(f"--num-samples {args.num_samples}: must be >= 1")
+        study = dataclasses.replace(study, num_samples=args.num_samples)
+    extra = {}
+    if study.checkpoint_rows:
+        if args.fid_samples < 2:
+            p.error(f"--fid-samples {args.fid_samples}: a FID needs at least 2 images")
+        extra = dict(generators=args.generators, fid_samples=args.fid_samples,
+                     manifests=[os.path.abspath(m) for m in args.manifest] or None)
     try:
         trials = run_study(study, address=args.address, storage=args.storage, resume=args.resume,
                            cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                           max_failures=args.max_failures, overrides=overrides, max_concurrent=args.max_concurrent)
+                           max_failures=args.max_failures, overrides=overrides, max_concurrent=args.max_concurrent,
+                           **extra)
     except ConfigError as e:
         p.error(str(e))
     if study.table is not None:
