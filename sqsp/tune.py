@@ -14,6 +14,12 @@ named rows, seeds, metric and mode, optional scheduler and searcher) in a short 
 4. ``trials.parquet`` and ``history.parquet`` are written in ``<storage>/<study>/`` from the
    ResultGrid (sqsp/results.py documents them): one row per trial whatever became of it.
 
+A study declares only what it compares (``check_declaration``): its overrides and rows may set
+the fields of ``config.STUDY_FIELDS`` and nothing of the scale, which comes from the preset
+and ``--set`` alone. Paths (data root, checkpoints, StyleGAN checkout) are made absolute in
+the driver, against the directory it was started in, before ``study.json`` is written; with
+``--address`` a Ray task on every node checks that they exist there too.
+
 Order of precedence of a trial's config: preset < study overrides < ``--set`` < the row's
 overrides < the grid's or searcher's value < seed. Rows are written relative to the base
 (row d of the ablation sets ``cov_weight=0`` and inherits μ from the preset), so ``--set``
