@@ -775,6 +775,9 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
     if study.checkpoint_rows:
         if args.fid_samples < 2:
             p.error(f"--fid-samples {args.fid_samples}: a FID needs at least 2 images")
+        for m in args.manifest:
+            if not os.path.isfile(m):
+                p.error(f"--manifest {m!r} does not exist (relative to {os.getcwd()})")
         extra = dict(generators=args.generators, fid_samples=args.fid_samples,
                      manifests=[os.path.abspath(m) for m in args.manifest] or None)
     try:
