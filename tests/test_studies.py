@@ -220,3 +220,17 @@ def test_a_study_that_sets_the_scale_is_refused_when_declared():
     Study(name="ok", grid=[{"row": "g", "generator": "dcgan-digits", "sim_weight": 1.0, "var_weight": 0.0}],
           overrides={"syn_ratio": 1.0, "eval_mmd": True})
     Study(name="lr", grid={"base_lr": [0.1, 0.2]})
+
+
+def test_checkpoint_rows_are_named_by_run_and_kimg_in_training_order(tmp_path):
+    from sqsp.checkpoints import find_checkpoints
+    from sqsp.config import ConfigError
+    for p in ("runs/00000-c10/network-snapshot-000200.pkl", "runs/00000-c10/network-snapshot-000040.pkl",
+              "runs/00001-c10/network-snapshot-000040.pkl", "runs/00000-c10/log.txt"):
+        (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / p).write_bytes(b"")
+    found = find_checkpoints("runs/*/network-snapshot-*.pkl", tmp_path)
+    assert [(c.label, c.step) for c in found] == [("00000-c10@40", 40), ("00000-c10@200", 200), ("00001-c10@40", 40)]
+    assert found[1].path == str(tmp_path / "runs" / "00000-c10" / "network-snapshot-000200.pkl")
+    with pytest.raises(ConfigError, match="matches no file"):
+        find_checkpoints("runs/*/*.safetensors", tmp_path)
