@@ -171,14 +171,16 @@ WRITE_PICKLE = textwrap.dedent('''
     import pickle, sys, torch
     sys.path.insert(0, sys.argv[1])
     from training.networks import Discriminator, Generator
-    res, c_dim, seed, out = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-    torch.manual_seed(seed)
     channels = {r: max(4, 64 // r) for r in (2, 4, 8, 16, 32, 64, 128, 256)}
-    G = Generator(z_dim=8, c_dim=c_dim, w_dim=8, img_resolution=res, img_channels=3, channels=channels).eval()
-    D = Discriminator(c_dim=c_dim, img_resolution=res, img_channels=3, channels=channels).eval()
-    with open(out, "wb") as f:  # the keys of an official network-snapshot-*.pkl
-        pickle.dump({"G": G, "D": D, "G_ema": G, "augment_pipe": None,
-                     "training_set_kwargs": {"resolution": res, "use_labels": bool(c_dim)}}, f)
+    for spec in sys.argv[2:]:
+        res, c_dim, seed, out = spec.split(",", 3)
+        res, c_dim = int(res), int(c_dim)
+        torch.manual_seed(int(seed))
+        G = Generator(z_dim=8, c_dim=c_dim, w_dim=8, img_resolution=res, img_channels=3, channels=channels).eval()
+        D = Discriminator(c_dim=c_dim, img_resolution=res, img_channels=3, channels=channels).eval()
+        with open(out, "wb") as f:  # the keys of an official network-snapshot-*.pkl
+            pickle.dump({"G": G, "D": D, "G_ema": G, "augment_pipe": None,
+                         "training_set_kwargs": {"resolution": res, "use_labels": bool(c_dim)}}, f)
 ''')
 
 
@@ -192,7 +194,14 @@ def write_stylegan_repo(folder: Path) -> Path:
 
 
 def write_network_pickle(path: Path, repo: Path, *, resolution: int = 32, c_dim: int = 0, seed: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-c", WRITE_PICKLE, str(repo), str(resolution), str(c_dim), str(seed), str(path)],
-                   check=True, timeout=120)
-    return path
+    return write_network_pickles(repo, [(path, seed)], resolution=resolution, c_dim=c_dim)[0]
+
+
+def write_network_pickles(repo: Path, files: list[tuple[Path, int]], *, resolution: int = 32,
+                          c_dim: int = 0) -> list[Path]:
+    """One pickle per (path, seed), all written by one Python process."""
+    for path, _ in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    specs = [f"{resolution},{c_dim},{seed},{path}" for path, seed in files]
+    subprocess.run([sys.executable, "-c", WRITE_PICKLE, str(repo), *specs], check=True, timeout=300)
+    return [path for path, _ in files]

@@ -19,7 +19,7 @@ import torch
 
 ray = pytest.importorskip("ray")
 
-from paper_fixtures import write_network_pickle, write_stylegan_repo  # noqa: E402
+from paper_fixtures import write_network_pickles, write_stylegan_repo  # noqa: E402
 from sqsp import results  # noqa: E402
 from sqsp.config import ConfigError  # noqa: E402
 from sqsp.fid import file_sha256, inception_weights_path  # noqa: E402
@@ -44,10 +44,10 @@ def workdir(tmp_path_factory):
     write_cifar10(d / "data", n_per_batch=4, n_test=10)
     write_stl10(d / "data", n_train=10, n_test=10, n_unlabeled=10)
     repo = write_stylegan_repo(d / "stylegan2-ada-pytorch")
-    write_network_pickle(d / "checkpoints" / "cifar10u-cifar-ada-best-fid.pkl", repo, seed=0)
-    write_network_pickle(d / "checkpoints" / "stl10u-my128-best-fid20.86.pkl", repo, seed=3)
-    for kimg, seed in ((100, 1), (200, 2)):
-        write_network_pickle(d / "runs" / "00000-cifar10" / f"network-snapshot-{kimg:06d}.pkl", repo, seed=seed)
+    write_network_pickles(repo, [(d / "checkpoints" / "cifar10u-cifar-ada-best-fid.pkl", 0),
+                                 (d / "checkpoints" / "stl10u-my128-best-fid20.86.pkl", 3),
+                                 *((d / "runs" / "00000-cifar10" / f"network-snapshot-{kimg:06d}.pkl", seed)
+                                   for kimg, seed in ((100, 1), (200, 2)))])
     first = d / "runs" / "00000-cifar10" / "network-snapshot-000100.pkl"
     (d / "fids.json").write_text(json.dumps({"entries": {"snapshot-100": {
         "format": "stylegan-pkl", "file": str(first.relative_to(d)), "sha256": file_sha256(first),
