@@ -70,8 +70,8 @@ APPENDIX_TABLE7 = {
 # row has a counterpart in the paper. Generators: the zoo's main unconditional and conditional
 # StyleGAN2-like generators stand for StyleGAN2-ADA (Table 7); the zoo's DCGAN and the
 # checkpoints along training have no counterpart there (Fig. 6 plots them as a curve).
-PAPER_GENERATORS = {"stylegan-digits": APPENDIX_TABLE7["stylegan2-ada"][2],
-                    "stylegan-digits-cond": APPENDIX_TABLE7["stylegan2-ada-cond"][2]}
+PAPER_GENERATORS = {"stylegan-digits-m": APPENDIX_TABLE7["stylegan2-ada"][2],
+                    "stylegan-digits-m-cond": APPENDIX_TABLE7["stylegan2-ada-cond"][2]}
 PAPER_BLOCKS = {"b4-b8": APPENDIX_TABLE6["b4-b8"]["cifar10"], "b16": APPENDIX_TABLE6["b16-b32"]["cifar10"],
                 "all": APPENDIX_TABLE6["all"]["cifar10"]}
 PAPER_SSL = {f"{data}-{method}": TABLE2[(data, method)]["cifar10"]

@@ -15,11 +15,11 @@ collapsed, failed or diverged, and the paper's CIFAR-10 figure for that row. A c
 trial counts in the mean (its accuracy is the point of row c); a failed or diverged one has
 no accuracy and is counted apart.
 
-When the trials evaluated their untrained backbone (``eval_init``, on in ``smoke``), the
-table also gives each row's gain over it (the per-seed difference, mean ± std) and the
-untrained accuracy in its note. That is the floor that matters at small scale: on digits a
-random ResNet's features already probe near 90%, so "chance" for a collapsed run means no
-better than its own initialisation, not 10%.
+Every table ends with three reference rows, the floors a representation must clear: chance
+(100 / classes), raw pixels (the same kNN and fast linear probe on the flattened pixels,
+``raw_*_acc``) and the untrained backbone (the student's own initialisation, evaluated at step
+0 by every trial with ``eval_init``, on in ``smoke``; mean ± std over seeds). Each row's
+"vs untrained" column is its gain over that initialisation, paired by seed.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_DOMAIN_GAP, PAPER_GENERA
 COMPONENT_LABELS = {"L_RD": "L_RD", "A": "A", "T_phi": "T_φ", "L_var": "L_var", "L_cov": "L_cov", "Span": "Span"}
 LATEX_LABELS = {"L_RD": r"$\mathcal{L}_{\text{RD}}$", "A": r"$\mathcal{A}$", "T_phi": r"$T_\phi$",
                 "L_var": r"$\mathcal{L}_{\text{var}}$", "L_cov": r"$\mathcal{L}_{\text{cov}}$", "Span": "Span"}
-CLASSES = {"digits": 10, "cifar10": 10, "stl10": 10, "cifar100": 100}
+CLASSES = {"digits-m": 10, "digits": 10, "cifar10": 10, "stl10": 10, "cifar100": 100}
 FAILED = ("failed", "diverged")
 
 
@@ -118,6 +118,7 @@ def _need_rows(trials: pd.DataFrame, who: str) -> None:
 def _with_notes(table: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
     table.attrs["chance"] = _chance(trials)
     table.attrs["untrained"] = _untrained(trials)
+    table.attrs["references"] = reference_rows(trials)
     table.attrs["dataset"] = ", ".join(sorted(trials["dataset"].dropna().astype(str).unique())) if "dataset" in trials else ""
     return table
 
@@ -137,6 +138,31 @@ def _untrained(trials: pd.DataFrame) -> tuple[float, float, int] | None:
     if per_seed.empty:
         return None
     return float(per_seed.mean()), float(per_seed.std(ddof=1)) if len(per_seed) > 1 else float("nan"), len(per_seed)
+
+
+def reference_rows(trials: pd.DataFrame) -> list[dict]:
+    """Chance, raw pixels and the untrained backbone as rows with the tables' probe/kNN
+    statistics. Raw pixels and chance do not depend on the seed: one value each."""
+    def one(value) -> tuple[float, float, int]:
+        return (float(value), float("nan"), 1) if value is not None and not pd.isna(value) else (float("nan"), float("nan"), 0)
+
+    def per_seed(col: str) -> tuple[float, float, int]:
+        if col not in trials:
+            return float("nan"), float("nan"), 0
+        v = pd.to_numeric(trials.dropna(subset=[col]).groupby("seed")[col].first(), errors="coerce").dropna()
+        return (float(v.mean()) if len(v) else float("nan"), float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
+                len(v))
+
+    rows = []
+    chance = _chance(trials)
+    if chance is not None:
+        rows.append({"row": "chance", "probe": one(chance), "knn": one(chance)})
+    if "raw_probe_acc" in trials or "raw_knn_acc" in trials:
+        first = lambda c: trials[c].dropna().iloc[0] if c in trials and trials[c].notna().any() else None  # noqa: E731
+        rows.append({"row": "raw pixels", "probe": one(first("raw_probe_acc")), "knn": one(first("raw_knn_acc"))})
+    if "init_probe_acc" in trials or "init_knn_acc" in trials:
+        rows.append({"row": "untrained backbone", "probe": per_seed("init_probe_acc"), "knn": per_seed("init_knn_acc")})
+    return rows
 
 
 def _chance(trials: pd.DataFrame) -> float | None:
@@ -198,6 +224,11 @@ def _display(table: pd.DataFrame, *, check: str, pm: str, labels: dict[str, str]
                      *([_mean_std(line["mmd_mean"], line["mmd_std"], line["mmd_n"], pm=pm, digits=4)] if mmd else []),
                      _collapse(line), str(line["failed"]) if line["failed"] else "",
                      *([_cell(line[paper_col], check)] if paper_col else [])])
+    for ref in table.attrs.get("references", []):
+        cell = lambda v: (f"{v[0]:.2f}" if v[2] == 1 and ref["row"] != "untrained backbone"  # noqa: E731
+                          else _mean_std(*v, pm=pm))
+        line = [f"*{ref['row']}*", *("" for _ in cols), cell(ref["probe"]), *([""] if gains else []), cell(ref["knn"])]
+        body.append(line + [""] * (len(head) - len(line)))
     return head, body
 
 
@@ -208,12 +239,10 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     note = []
     if table.attrs.get("dataset"):
         note.append(f"dataset: {table.attrs['dataset']}")
-    if table.attrs.get("chance"):
-        note.append(f"chance: {table.attrs['chance']:.2f}%")
-    if table.attrs.get("untrained"):
-        m, sd, n = table.attrs["untrained"]
-        note.append(f"untrained backbone (step 0, same seeds): {_mean_std(m, sd, n, pm='±')}")
     note.append("accuracy: top-1 %, mean ± sample std over seeds (n)")
+    if table.attrs.get("references"):
+        note.append("reference rows in italics: chance, the same probes on raw pixels, and the untrained "
+                    "backbone (each trial's step 0)")
     note.append(table.attrs.get("paper_note", "paper: Table 3, CIFAR-10"))
     note += table.attrs.get("extra_notes", [])
     if fmt == "markdown":

@@ -17,14 +17,16 @@ from torch import nn
 PRESETS = ("mocov2", "mocov2-noblur", "crop-flip", "none")
 
 
-def build_augment(preset: str, size: int, granularity: str = "sample") -> nn.Module:
-    """MoCo-v2 (Chen et al. 2020): crop scale (0.2, 1), jitter 0.4/0.4/0.4/0.1 w.p. 0.8,
-    grayscale w.p. 0.2, blur σ∈[0.1, 2] w.p. 0.5 (``mocov2`` only), horizontal flip.
-    ``crop-flip`` is the linear-probe augmentation (scale (0.08, 1), flip)."""
+def build_augment(preset: str, size: int, granularity: str = "sample", crop_min: float = 0.2) -> nn.Module:
+    """MoCo-v2 (Chen et al. 2020): crop scale (``crop_min``, 1) (MoCo-v2's 0.2 by default),
+    jitter 0.4/0.4/0.4/0.1 w.p. 0.8, grayscale w.p. 0.2, blur σ∈[0.1, 2] w.p. 0.5 (``mocov2``
+    only), horizontal flip. ``crop-flip`` is the linear-probe augmentation (scale (0.08, 1), flip)."""
     if preset not in PRESETS:
         raise ValueError(f"augmentation preset {preset!r} is not allowed; allowed: {list(PRESETS)}")
     if granularity not in ("sample", "batch"):
         raise ValueError(f"granularity={granularity!r} is not allowed; allowed: ['sample', 'batch']")
+    if not 0 < crop_min <= 1:
+        raise ValueError(f"crop_min={crop_min!r} is outside (0, 1]: the smallest crop's share of the image area")
     same = granularity == "batch"
     if preset == "none":
         return nn.Identity()
@@ -33,7 +35,7 @@ def build_augment(preset: str, size: int, granularity: str = "sample") -> nn.Mod
                K.RandomHorizontalFlip(same_on_batch=same)]
         return K.AugmentationSequential(*ops)
     ops = [
-        K.RandomResizedCrop((size, size), scale=(0.2, 1.0), same_on_batch=same),
+        K.RandomResizedCrop((size, size), scale=(crop_min, 1.0), same_on_batch=same),
         K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8, same_on_batch=same),
         K.RandomGrayscale(p=0.2, same_on_batch=same),
     ]

@@ -18,7 +18,8 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args, get_origin
 
-DATASETS = ("digits", "cifar10", "cifar100", "stl10", "imagefolder")
+DATASETS = ("digits-m", "digits", "cifar10", "cifar100", "stl10", "imagefolder")
+EMBEDDED_DATASETS = ("digits-m", "digits")  # built from scikit-learn's own data: no data_root
 METHODS = ("distill", "vicreg", "simsiam", "discriminator")
 STUDENTS = ("resnet18-cifar", "resnet18", "resnet50")
 BLOCK_GROUPS = {"b4-b8": ("b4", "b8"), "b16-b32": ("b16", "b32"), "b64-b128": ("b64", "b128")}
@@ -40,11 +41,11 @@ class TrainConfig:
     """For method='discriminator': its penultimate vector (the input of its last linear layer), or
     Eq. 2's pooled output of every block, concatenated with that vector."""
     # --- data ------------------------------------------------------------------------------
-    dataset: str = "digits"
+    dataset: str = "digits-m"
     data_root: str | None = None
     image_size: int = 16
     # --- generator (teacher) ------------------------------------------------------------
-    generator: str = "stylegan-digits"
+    generator: str = "stylegan-digits-m"
     """A zoo name, a path to a checkpoint, or ``random:<arch>`` for an untrained generator."""
     generator_blocks: str = "all"
     """``all``, block names (``b4,b8``), or groups ``b4-b8``, ``b16-b32``, ``b64-b128``, comma separated."""
@@ -63,6 +64,8 @@ class TrainConfig:
     syn_augment: bool = True
     aug_preset: Literal["mocov2", "mocov2-noblur"] = "mocov2-noblur"
     aug_granularity: Literal["sample", "batch"] = "sample"
+    crop_min: float = 0.2
+    """Smallest random crop, as a share of the image area (MoCo-v2's 0.2, made for 224 px)."""
     # --- loss ----------------------------------------------------------------------------------
     sim_weight: float = 25.0
     var_weight: float = 25.0
@@ -75,7 +78,9 @@ class TrainConfig:
     student: str = "resnet18-cifar"
     student_width: float = 1.0
     projector_depth: int = 5
-    projector_dim: int = 2048
+    projector_dim: int = 0
+    """Hidden width of the projector; 0 = the backbone's width, as the authors' extractor.py
+    (512 for ResNet-18, 2048 for ResNet-50). Its output width is ``teacher_dim``."""
     # --- optimisation -----------------------------------------------------------------------
     batch_size: int = 512
     epochs: int = 800
@@ -162,7 +167,7 @@ class TrainConfig:
                               "(see python -m sqsp.zoo list)")
         _one_of("dataset", self.dataset, DATASETS)
         _one_of("student", self.student, STUDENTS)
-        if self.dataset not in ("digits",):
+        if self.dataset not in EMBEDDED_DATASETS:
             if not self.data_root:
                 raise ConfigError(
                     f"data_root is required for dataset={self.dataset!r} (got {self.data_root!r}); "
@@ -171,6 +176,8 @@ class TrainConfig:
                 raise ConfigError(f"data_root={self.data_root!r} is not a directory")
         _at_least("image_size", self.image_size, 8)
         _positive("truncation", self.truncation)
+        if not 0 < self.crop_min <= 1:
+            raise ConfigError(f"crop_min={self.crop_min!r} is outside (0, 1]: the smallest crop's share of the image area")
         if self.stylegan_repo is not None and not os.path.isdir(os.path.expanduser(self.stylegan_repo)):
             raise ConfigError(f"stylegan_repo={self.stylegan_repo!r} is not a directory; it must be a checkout of "
                               "NVlabs/stylegan2-ada-pytorch (or stylegan3) holding dnnlib/ and torch_utils/")
@@ -199,8 +206,9 @@ class TrainConfig:
         parse_blocks(self.generator_blocks)  # names; the generator checks it has them
         for name in ("squeeze_depth", "projector_depth"):
             _at_least(name, getattr(self, name), 1)
-        for name in ("squeeze_width", "teacher_dim", "projector_dim", "knn_k", "probe_epochs", "probe_batch_size"):
+        for name in ("squeeze_width", "teacher_dim", "knn_k", "probe_epochs", "probe_batch_size"):
             _at_least(name, getattr(self, name), 1)
+        _at_least("projector_dim", self.projector_dim, 0)
         _positive("student_width", self.student_width)
         if self.student != "resnet18-cifar" and self.student_width != 1.0:
             raise ConfigError(f"student_width={self.student_width} is only available for student='resnet18-cifar'; "
@@ -286,7 +294,7 @@ def _paper(dataset, *, aug, epochs, lr, wd, size, lam, mu, student, batch=512, d
     return dict(dataset=dataset, data_root=data_root, aug_preset=aug, batch_size=batch, epochs=epochs,
                 base_lr=lr, weight_decay=wd, image_size=size, sim_weight=lam, var_weight=mu,
                 cov_weight=1.0, syn_ratio=0.5, student=student, generator_blocks="all",
-                squeeze_width=2048, teacher_dim=2048, projector_dim=2048, projector_depth=5,
+                squeeze_width=2048, teacher_dim=2048, projector_dim=0, projector_depth=5,
                 squeeze_depth=3, probe="paper", eval_every=10, checkpoint_every=10, eval_mmd=True)
 
 
@@ -294,7 +302,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The embedded default: digits from scikit-learn at 16 px, a zoo generator, one CPU core, < 1 minute.
     # base_lr is high on purpose: at 84 steps it is what lets row c's trivial solution show (README).
     "smoke": dict(
-        dataset="digits", image_size=16, generator="stylegan-digits", batch_size=64, epochs=4,
+        dataset="digits-m", image_size=16, generator="stylegan-digits-m", batch_size=64, epochs=4,
         base_lr=0.5, warmup_steps=10, weight_decay=5e-4, student_width=0.125, projector_depth=3,
         projector_dim=128, squeeze_width=128, teacher_dim=128, squeeze_depth=3, aug_preset="mocov2-noblur",
         sim_weight=25.0, var_weight=25.0, cov_weight=1.0, syn_ratio=0.5, knn_k=20,

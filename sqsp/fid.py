@@ -42,7 +42,7 @@ EXTRACTORS = ("classifier", "inception")
 class FIDResult:
     """A FID value with what it was computed with; FIDs with different ``extractor`` are incomparable."""
     value: float
-    extractor: str          # e.g. "classifier-digits", "inception-v3-torchvision"
+    extractor: str          # e.g. "classifier-digits-m", "inception-v3-torchvision"
     n_samples: int          # images of the evaluated set (generated, or the real split under test)
     n_reference: int        # images of the reference set
     reference: str          # what the reference set is, e.g. "digits/train"

@@ -77,15 +77,21 @@ def build_backbone(name: str, width: float, mean, std) -> nn.Module:
     return backbone
 
 
-def mlp(in_dim: int, hidden: int, out_dim: int, depth: int) -> nn.Sequential:
+def mlp(in_dim: int, hidden: int, out_dim: int, depth: int, *, last_bias: bool = True) -> nn.Sequential:
     """``depth`` linear layers, Linear-BN-ReLU between them, a plain Linear last (VICReg's expander)."""
     layers: list[nn.Module] = []
     d = in_dim
     for _ in range(depth - 1):
         layers += [nn.Linear(d, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
         d = hidden
-    layers.append(nn.Linear(d, out_dim))
+    layers.append(nn.Linear(d, out_dim, bias=last_bias))
     return nn.Sequential(*layers)
+
+
+def projector(in_dim: int, hidden: int, out_dim: int, depth: int) -> nn.Sequential:
+    """The student's projector as the authors' extractor.py builds it: hidden layers of the
+    backbone's width (``hidden`` = 0) and a last Linear without bias."""
+    return mlp(in_dim, hidden or in_dim, out_dim, depth, last_bias=False)
 
 
 class Student(nn.Module):

@@ -32,8 +32,8 @@ from . import losses
 from .augment import build_augment
 from .config import PRESETS, ConfigError, TrainConfig, parse_blocks, preset
 from .data import channel_stats, load_split
-from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2
-from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp
+from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2, pixel_reference
+from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp, projector
 from .synthetic import SyntheticSource
 
 Report = Callable[[dict[str, Any], "str | None"], None]
@@ -176,9 +176,9 @@ def build_run(config: TrainConfig, generator=None) -> Run:
         else:
             teacher = ConcatTeacher(synthetic.teacher_dims)
             out_dim = teacher.out_dim
-    projector = mlp(backbone.out_dim, cfg.projector_dim, out_dim, cfg.projector_depth)
+    head = projector(backbone.out_dim, cfg.projector_dim, out_dim, cfg.projector_depth)
     predictor = mlp(out_dim, max(out_dim // 4, 8), out_dim, 2) if cfg.method == "simsiam" else None
-    student = Student(backbone, projector, predictor).to(device)
+    student = Student(backbone, head, predictor).to(device)
     if cfg.channels_last:
         student = student.to(memory_format=torch.channels_last)
     if teacher is not None:
@@ -197,8 +197,8 @@ def build_run(config: TrainConfig, generator=None) -> Run:
         scheduler=scheduler, scaler=scaler, synthetic=synthetic,
         real=pretrain.images.to(device) if cfg.real_batch > 0 else None,
         eval_train=eval_train, eval_test=eval_test,
-        aug_syn=build_augment(syn_preset, cfg.image_size, cfg.aug_granularity),
-        aug_real=build_augment(cfg.aug_preset, cfg.image_size, "sample"),
+        aug_syn=build_augment(syn_preset, cfg.image_size, cfg.aug_granularity, cfg.crop_min),
+        aug_real=build_augment(cfg.aug_preset, cfg.image_size, "sample", cfg.crop_min),
         data_rng=torch.Generator(device=device).manual_seed(cfg.seed + 2),
         steps_per_epoch=steps_per_epoch, total_steps=total, generator_info=generator_info)
 
@@ -344,6 +344,8 @@ def train(config: TrainConfig, report: Report | None = None, *, resume_from: str
     cfg, spe = run.config, run.steps_per_epoch
     if cfg.eval_init and run.step == 0:  # no RNG is drawn: the trajectory is the same without it
         run.init_metrics = {f"init_{k}": v for k, v in evaluate(run, probe=cfg.probe != "none").items()}
+        run.init_metrics.update(pixel_reference(cfg.dataset, cfg.data_root, cfg.image_size, knn_k=cfg.knn_k,
+                                                knn_t=cfg.knn_t, probe=cfg.probe != "none"))
     bar = _progress(run, progress)
     sums: dict[str, torch.Tensor] = {}
     n, t0, metrics = 0, time.perf_counter(), {}

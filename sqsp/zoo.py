@@ -3,7 +3,7 @@
 Studies sweep architectures, blocks and checkpoints of different quality (paper Fig. 6,
 appendix Tables 6 and 7); here each of those is one string, ``TrainConfig.generator``:
 
-- a zoo name, e.g. ``stylegan-digits`` (see ``python -m sqsp.zoo list``);
+- a zoo name, e.g. ``stylegan-digits-m`` (see ``python -m sqsp.zoo list``);
 - ``random:<arch>[@<resolution>]``, e.g. ``random:stylegan@16``: untrained, for tests;
 - a path to one of our checkpoints (``.safetensors`` + JSON sidecar, or ``.pt``);
 - a path to an official StyleGAN2-ADA / StyleGAN3 ``.pkl`` (see ``generators/official.py``).
@@ -12,14 +12,14 @@ The embedded zoo (``python -m sqsp.zoo build``, a few minutes on 2 CPU cores) tr
 the digits train split at 16 px, 3 channels, deterministically from a seed:
 
 ============================== ======================================================
-``stylegan-digits``            main architecture (StyleGAN2-like), final checkpoint
-``stylegan-digits@<step>``     the same run along training (steps 40, 140, 400, 1000,
+``stylegan-digits-m``            main architecture (StyleGAN2-like), final checkpoint
+``stylegan-digits-m@<step>``     the same run along training (steps 40, 140, 400, 1000,
                                2000), FIDs spanning ~90 to ~12, for Fig. 6 studies
-``dcgan-digits``               plain conv DCGAN-like generator (other inductive bias)
-``stylegan-digits-cond``       class-conditional StyleGAN2-like (appendix Table 7)
+``dcgan-digits-m``               plain conv DCGAN-like generator (other inductive bias)
+``stylegan-digits-m-cond``       class-conditional StyleGAN2-like (appendix Table 7)
 ============================== ======================================================
 
-(``stylegan-digits@2000``, ``dcgan-digits@800`` and ``stylegan-digits-cond@1000`` name the
+(``stylegan-digits-m@2000``, ``dcgan-digits-m@800`` and ``stylegan-digits-m-cond@1000`` name the
 same files as the plain names.) The runs train in parallel processes, one thread each (``--workers``, ``--threads``).
 Entries record ``build_version`` and a ``recipe`` fingerprint of their settings; a build
 retrains only runs whose entries are missing or whose recipe changed, and a zoo name
@@ -27,7 +27,7 @@ whose entry comes from an older ``BUILD_VERSION`` is rebuilt on first use.
 
 Each entry records its FID with the extractor and sample counts it was computed with
 (``sqsp.fid``; the zoo uses the ``classifier`` extractor, trained on the digits train
-split and stored in the zoo as ``classifier-digits``), and ``references`` holds the FID of
+split and stored in the zoo as ``classifier-digits-m``), and ``references`` holds the FID of
 the real test split against the real train split with the same extractor. A name that is
 missing triggers the build on first use (under a file lock, so parallel trials build once).
 
@@ -83,10 +83,10 @@ from .generators.stylegan import EqualConv2d, EqualLinear
 from .weights import save_weights
 
 MANIFEST_FORMAT = "sqsp-zoo/1"
-DATASET = "digits"
+DATASET = "digits-m"
 RESOLUTION = 16
 CHANNELS = 3
-CLASSIFIER = "classifier-digits"
+CLASSIFIER = "classifier-digits-m"
 Z_DIM = 64
 
 
@@ -124,16 +124,16 @@ class GANRun:
 # tried (R1 weight, DiffAugment, minibatch-stddev group, mapping lr), so ``seed_offset``
 # fixes seeds that were seen to train well. The DCGAN needs the usual betas (0.5, ...).
 DEFAULT_RUNS: tuple[GANRun, ...] = (
-    GANRun("stylegan-digits", "stylegan", False, steps=2000, snapshots=(0.02, 0.07, 0.2, 0.5), seed_offset=0,
+    GANRun("stylegan-digits-m", "stylegan", False, steps=2000, snapshots=(0.02, 0.07, 0.2, 0.5), seed_offset=0,
            description="StyleGAN2-like (mapping net, modulated convs, skip ToRGB), unconditional"),
-    GANRun("stylegan-digits-cond", "stylegan", True, steps=1000, seed_offset=617,
+    GANRun("stylegan-digits-m-cond", "stylegan", True, steps=1000, seed_offset=617,
            description="StyleGAN2-like, class-conditional (one-hot digit class)"),
-    GANRun("dcgan-digits", "dcgan", False, steps=800, batch_size=32, lr=1e-3, betas=(0.5, 0.99), seed_offset=0,
+    GANRun("dcgan-digits-m", "dcgan", False, steps=800, batch_size=32, lr=1e-3, betas=(0.5, 0.99), seed_offset=0,
            description="DCGAN-like (transposed convs, batch norm, ReLU), unconditional"),
 )
 # Bump when a change to the architectures or the training code makes old zoo files stale:
 # entries record it (with their run's settings), and a build retrains what does not match.
-BUILD_VERSION = 2  # 2: entries keep their discriminator (Table 1's direct-use baseline)
+BUILD_VERSION = 3  # 2: entries keep their discriminator (Table 1's direct-use baseline); 3: digits-m
 
 
 def zoo_names(runs: Sequence[GANRun] = DEFAULT_RUNS, steps: int | None = None) -> list[str]:
@@ -271,7 +271,7 @@ def ensure(specs: str | Sequence[str], *, zoo: str | os.PathLike | None = None,
     """Make sure the embedded entries ``specs`` are built and current; return all known entries.
 
     Only the GAN runs that yield them are trained (plus the FID classifier if missing), in
-    parallel when there are several: a study on ``stylegan-digits`` should not wait for the
+    parallel when there are several: a study on ``stylegan-digits-m`` should not wait for the
     DCGAN. Names that are not the embedded zoo's (user manifests, paths) are left alone."""
     specs = [specs] if isinstance(specs, str) else list(specs)
     known = entries(zoo, manifests)
@@ -315,7 +315,7 @@ def _run_of(name: str) -> GANRun:
 
 def _is_embedded_name(name: str) -> bool:
     """A name a default build yields: only those are worth minutes of training on first use
-    (``stylegan-digits@999``, a typo, fails at once with the list of names instead)."""
+    (``stylegan-digits-m@999``, a typo, fails at once with the list of names instead)."""
     return name in zoo_names()
 
 

@@ -28,7 +28,7 @@ from analysis.tables import markdown  # noqa: E402
 from sqsp import zoo  # noqa: E402
 from sqsp.tune import Study, study_main  # noqa: E402
 
-# every entry a default build yields, once (``stylegan-digits@2000`` is ``stylegan-digits``)
+# every entry a default build yields, once (``stylegan-digits-m@2000`` is ``stylegan-digits-m``)
 GENERATORS = [n for n in zoo.zoo_names() if not any(n == f"{r.name}@{r.steps}" for r in zoo.DEFAULT_RUNS)]
 
 STUDY = Study(

@@ -23,7 +23,8 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 from analysis.tables import markdown  # noqa: E402
 from sqsp.tune import Study, study_main  # noqa: E402
 
-VANILLA = {"squeeze": False, "var_weight": 0.0, "cov_weight": 0.0, "syn_ratio": 1.0}
+# MSE alone at λ = 1, as the authors' vanilla_distill_{w,g}_*.sh
+VANILLA = {"squeeze": False, "sim_weight": 1.0, "var_weight": 0.0, "cov_weight": 0.0, "syn_ratio": 1.0}
 SQUEEZE = {"squeeze": True, "syn_ratio": 1.0}
 SPAN = {"squeeze": True}  # α from the preset
 

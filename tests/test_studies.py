@@ -23,7 +23,7 @@ def configs(name: str, overrides=()):
 def test_generators_study_covers_every_zoo_entry_once():
     study, cfgs = configs("generators")
     rows = {r for r, _ in cfgs}
-    assert rows == set(zoo.zoo_names()) - {"stylegan-digits@2000", "dcgan-digits@800", "stylegan-digits-cond@1000"}
+    assert rows == set(zoo.zoo_names()) - {"stylegan-digits-m@2000", "dcgan-digits-m@800", "stylegan-digits-m-cond@1000"}
     assert all(c.generator == r and c.syn_ratio == 1.0 for (r, _), c in cfgs.items())  # squeeze, as Table 7
     assert len(cfgs) == len(rows) * 3
     _, mixed = configs("generators", ["syn_ratio=0.5"])
@@ -47,7 +47,7 @@ FIDS = {"g@40": 90.0, "g@400": 50.0, "g": 12.0, "dcgan": 15.0}
 ACC = {"g@40": [60.0, 62.0], "g@400": [70.0, 74.0], "g": [85.0, 87.0], "dcgan": [80.0, 78.0]}
 
 
-def write_generators(folder, extractor=lambda row: "classifier-digits"):
+def write_generators(folder, extractor=lambda row: "classifier-digits-m"):
     recs = []
     for row, accs in ACC.items():
         for seed, acc in enumerate(accs):
@@ -70,7 +70,7 @@ def test_generators_table_reports_fid_and_its_correlation_with_accuracy(tmp_path
     rho, n = fid_accuracy_correlation(table)
     assert n == 4 and rho == pytest.approx(-1.0)  # ranks: FID 90 > 50 > 15 > 12, accuracy 61 < 72 < 79 < 86
     md = format_table(table)
-    assert "| g@400 | stylegan |  | 400 | 50.00 | classifier-digits | 72.00 ± 2.83 (n=2) | +17.00 ± 2.83 (n=2) |" in md
+    assert "| g@400 | stylegan |  | 400 | 50.00 | classifier-digits-m | 72.00 ± 2.83 (n=2) | +17.00 ± 2.83 (n=2) |" in md
     assert "Spearman ρ(FID, probe) over 4 generators = -1.00" in md
 
     import subprocess
@@ -85,7 +85,7 @@ def test_generators_table_reports_fid_and_its_correlation_with_accuracy(tmp_path
 
 
 def test_fids_from_different_extractors_are_not_compared(tmp_path):
-    trials = write_generators(tmp_path / "generators", extractor=lambda r: "inception" if r == "g" else "classifier-digits")
+    trials = write_generators(tmp_path / "generators", extractor=lambda r: "inception" if r == "g" else "classifier-digits-m")
     assert fid_accuracy_correlation(generators_table(trials)) is None
     with pytest.raises(ValueError, match="different extractors"):
         fid_figure(trials, tmp_path / "fig6.png")
@@ -210,14 +210,14 @@ def test_a_study_that_sets_the_scale_is_refused_when_declared():
         Study(name="x", grid=[{"row": "a"}], overrides={"base_lr": 0.2})
     with pytest.raises(ConfigError, match=r"its rows set batch_size=64, image_size=16"):
         Study(name="x", grid=[{"row": "a", "method": "vicreg", "batch_size": 64, "image_size": 16}])
-    with pytest.raises(ConfigError, match="overrides set generator='stylegan-digits'"):
-        Study(name="x", grid=[{"row": "a"}], overrides={"generator": "stylegan-digits"})
+    with pytest.raises(ConfigError, match="overrides set generator='stylegan-digits-m'"):
+        Study(name="x", grid=[{"row": "a"}], overrides={"generator": "stylegan-digits-m"})
     with pytest.raises(ConfigError, match=r"grid sets scale field\(s\) \['epochs'\] to one value"):
         Study(name="x", grid={"epochs": [10], "syn_ratio": [0.5, 1.0]})
     with pytest.raises(ConfigError, match=r"unknown config field\(s\) \['lr'\]"):
         Study(name="x", grid=[{"row": "a", "lr": 0.1}])
     # what a study compares is declared freely: rows of generators, loss weights; sweeps of any field
-    Study(name="ok", grid=[{"row": "g", "generator": "dcgan-digits", "sim_weight": 1.0, "var_weight": 0.0}],
+    Study(name="ok", grid=[{"row": "g", "generator": "dcgan-digits-m", "sim_weight": 1.0, "var_weight": 0.0}],
           overrides={"syn_ratio": 1.0, "eval_mmd": True})
     Study(name="lr", grid={"base_lr": [0.1, 0.2]})
 

@@ -27,8 +27,8 @@ def test_build_writes_complete_entries(tiny_zoo):
     directory, manifest = tiny_zoo
     # snapshots at fractions of the run: 4 steps -> @1, @2 and the final @4 (+ the plain name)
     assert sorted(manifest["entries"]) == sorted(zoo.zoo_names(steps=4))
-    assert {"stylegan-digits", "stylegan-digits@1", "stylegan-digits@2", "stylegan-digits@4", "dcgan-digits",
-            "stylegan-digits-cond"} <= set(manifest["entries"])
+    assert {"stylegan-digits-m", "stylegan-digits-m@1", "stylegan-digits-m@2", "stylegan-digits-m@4", "dcgan-digits-m",
+            "stylegan-digits-m-cond"} <= set(manifest["entries"])
     on_disk = json.loads((directory / "manifest.json").read_text())
     assert on_disk["entries"] == manifest["entries"]
     for name, e in manifest["entries"].items():
@@ -36,8 +36,8 @@ def test_build_writes_complete_entries(tiny_zoo):
         assert e["fid"]["extractor"] == zoo.CLASSIFIER and e["fid"]["n_samples"] == 80
         assert e["fid"]["extractor_sha256"] == manifest["extractors"][zoo.CLASSIFIER]["sha256"]
         assert (directory / e["file"]).is_file() and (directory / e["samples"]).is_file()
-    assert manifest["entries"]["stylegan-digits-cond"]["conditional"] is True
-    assert manifest["entries"]["dcgan-digits"]["arch"] == "dcgan"
+    assert manifest["entries"]["stylegan-digits-m-cond"]["conditional"] is True
+    assert manifest["entries"]["dcgan-digits-m"]["arch"] == "dcgan"
     ref = manifest["references"]["real-test"]
     assert ref["extractor"] == zoo.CLASSIFIER and (ref["n_samples"], ref["n_reference"]) == (450, 1347)
     assert not list(directory.glob("*.tmp"))
@@ -45,17 +45,17 @@ def test_build_writes_complete_entries(tiny_zoo):
 
 def test_load_by_name_and_other_specs(tiny_zoo):
     directory, manifest = tiny_zoo
-    g = zoo.load_generator("stylegan-digits-cond", zoo=directory)
+    g = zoo.load_generator("stylegan-digits-m-cond", zoo=directory)
     assert isinstance(g, FeatureGenerator) and g.conditional and g.block_names == ["b4", "b8", "b16"]
     assert not g.net.training and not any(p.requires_grad for p in g.parameters())
-    by_path = zoo.load_generator(str(directory / manifest["entries"]["stylegan-digits-cond"]["file"]))
+    by_path = zoo.load_generator(str(directory / manifest["entries"]["stylegan-digits-m-cond"]["file"]))
     z, c = g.sample_inputs(3, "cpu", torch.Generator().manual_seed(0))
     assert torch.equal(g(z, c).images, by_path(z, c).images)
     assert zoo.load_generator("random:dcgan@32").resolution == 32
     assert zoo.load_generator("random:stylegan").resolution == zoo.RESOLUTION
     with pytest.raises(ValueError, match="unknown architecture 'vae'"):
         zoo.load_generator("random:vae@16")
-    with pytest.raises(LookupError, match="'no-such-gan'.*stylegan-digits"):
+    with pytest.raises(LookupError, match="'no-such-gan'.*stylegan-digits-m"):
         zoo.load_generator("no-such-gan", zoo=directory)
 
 
@@ -63,24 +63,24 @@ def test_list_prints_the_manifest(tiny_zoo, capsys):
     directory, _ = tiny_zoo
     zoo.main(["--dir", str(directory), "list"])
     out = capsys.readouterr().out
-    assert "stylegan-digits@2" in out and "dcgan-digits" in out and "reference real-test" in out
+    assert "stylegan-digits-m@2" in out and "dcgan-digits-m" in out and "reference real-test" in out
 
 
 def test_hash_mismatch_is_refused(tiny_zoo, tmp_path):
     directory, _ = tiny_zoo
     copy = tmp_path / "zoo"
     shutil.copytree(directory, copy)
-    e = json.loads((copy / "manifest.json").read_text())["entries"]["dcgan-digits"]
+    e = json.loads((copy / "manifest.json").read_text())["entries"]["dcgan-digits-m"]
     data = bytearray((copy / e["file"]).read_bytes())
     data[-1] ^= 1
     (copy / e["file"]).write_bytes(bytes(data))
     with pytest.raises(ValueError, match="sha256.*refusing"):
-        zoo.load_generator("dcgan-digits", zoo=copy)
+        zoo.load_generator("dcgan-digits-m", zoo=copy)
 
 
 def test_user_manifest(tiny_zoo, tmp_path, monkeypatch):
     directory, manifest = tiny_zoo
-    e = manifest["entries"]["stylegan-digits"]
+    e = manifest["entries"]["stylegan-digits-m"]
     shutil.copy(directory / e["file"], tmp_path / "mine.safetensors")
     shutil.copy(directory / e["sidecar"], tmp_path / "mine.json")
     user = tmp_path / "user.json"
@@ -95,7 +95,7 @@ def test_user_manifest(tiny_zoo, tmp_path, monkeypatch):
                                                        "format": "stylegan-pkl"}}}))
     with pytest.raises(ValueError, match="sha256"):
         zoo.load_generator("theirs", zoo=directory)
-    user.write_text(json.dumps({"entries": {"dcgan-digits": {"file": "mine.safetensors", "sha256": e["sha256"]}}}))
+    user.write_text(json.dumps({"entries": {"dcgan-digits-m": {"file": "mine.safetensors", "sha256": e["sha256"]}}}))
     with pytest.raises(ValueError, match="defined in both"):
         zoo.load_generator("my-gan", zoo=directory)
     user.write_text(json.dumps({"entries": {"x": {"file": "mine.safetensors"}}}))
@@ -119,7 +119,7 @@ def test_interrupted_build_leaves_no_half_written_entry(tmp_path, monkeypatch):
         zoo.build(directory, **TINY)
     entries = json.loads((directory / "manifest.json").read_text())["entries"]
     # runs go longest first (dcgan: 4 steps x 32 images), the conditional run crashed last
-    assert {e["run"] for e in entries.values()} == {"dcgan-digits", "stylegan-digits"}
+    assert {e["run"] for e in entries.values()} == {"dcgan-digits-m", "stylegan-digits-m"}
     assert not list(directory.glob("*cond*.safetensors"))
     for name in entries:  # what the manifest holds is complete and intact
         zoo.verify(zoo.entries(directory)[name])
@@ -130,7 +130,7 @@ def test_interrupted_build_leaves_no_half_written_entry(tmp_path, monkeypatch):
     real_train = zoo.train_gan
     monkeypatch.setattr(zoo, "train_gan", lambda run, *a, **k: trained.append(run.name) or real_train(run, *a, **k))
     manifest = zoo.build(directory, **TINY)
-    assert trained == ["stylegan-digits-cond"]
+    assert trained == ["stylegan-digits-m-cond"]
     assert sorted(manifest["entries"]) == sorted(zoo.zoo_names(steps=4))
     assert not list(directory.glob("*.tmp"))
 
@@ -141,11 +141,11 @@ def test_missing_zoo_name_builds_only_its_run_on_first_use(tmp_path, monkeypatch
     calls = []
     monkeypatch.setattr(zoo, "build", lambda z=None, *, runs, **k: calls.append((z, [r.name for r in runs])) or
                         real_build(z, runs=runs, **{**TINY, **k}))
-    g = zoo.load_generator("dcgan-digits", zoo=directory)
-    assert calls == [(directory, ["dcgan-digits"])] and g.arch == "dcgan"
-    assert "generator 'dcgan-digits' is not in the zoo" in capsys.readouterr().err
-    assert {e["run"] for e in zoo.entries(directory).values()} == {"dcgan-digits"}  # no other run waited for
-    zoo.load_generator("dcgan-digits", zoo=directory)
+    g = zoo.load_generator("dcgan-digits-m", zoo=directory)
+    assert calls == [(directory, ["dcgan-digits-m"])] and g.arch == "dcgan"
+    assert "generator 'dcgan-digits-m' is not in the zoo" in capsys.readouterr().err
+    assert {e["run"] for e in zoo.entries(directory).values()} == {"dcgan-digits-m"}  # no other run waited for
+    zoo.load_generator("dcgan-digits-m", zoo=directory)
     assert len(calls) == 1  # built once
 
     # an entry from an older build version is rebuilt on first use; a step the zoo has no
@@ -154,14 +154,14 @@ def test_missing_zoo_name_builds_only_its_run_on_first_use(tmp_path, monkeypatch
     for e in manifest["entries"].values():
         e["build_version"] = zoo.BUILD_VERSION - 1
     (directory / "manifest.json").write_text(json.dumps(manifest))
-    zoo.ensure("dcgan-digits", zoo=directory)
+    zoo.ensure("dcgan-digits-m", zoo=directory)
     assert len(calls) == 2 and "older version" in capsys.readouterr().err
-    with pytest.raises(LookupError, match="'stylegan-digits@999'"):
-        zoo.load_generator("stylegan-digits@999", zoo=directory)
+    with pytest.raises(LookupError, match="'stylegan-digits-m@999'"):
+        zoo.load_generator("stylegan-digits-m@999", zoo=directory)
     assert len(calls) == 2
 
 
-@pytest.mark.parametrize("name", ["stylegan-digits", "dcgan-digits", "stylegan-digits-cond"])
+@pytest.mark.parametrize("name", ["stylegan-digits-m", "dcgan-digits-m", "stylegan-digits-m-cond"])
 def test_training_step_runs_with_every_zoo_architecture(tiny_zoo, name, monkeypatch):
     """The smoke preset takes its generator from the zoo by name; one step of sqsp.train's
     loop (generator -> block features -> squeeze -> loss -> update) runs on each."""
@@ -185,9 +185,9 @@ def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_pat
     from sqsp.evaluate import extract_features
     from sqsp.train import train
     directory, manifest = tiny_zoo
-    e = manifest["entries"]["stylegan-digits-cond"]
+    e = manifest["entries"]["stylegan-digits-m-cond"]
     assert (directory / e["discriminator"]).is_file() and e["discriminator_kwargs"]["c_dim"] == 10
-    disc = zoo.load_discriminator("stylegan-digits-cond", zoo=directory)
+    disc = zoo.load_discriminator("stylegan-digits-m-cond", zoo=directory)
     assert not any(p.requires_grad for p in disc.parameters())
     x = zoo._digits("test")[0][:9]
     single = extract_features(DiscriminatorBackbone(disc, "single"), x, device="cpu")
@@ -199,11 +199,11 @@ def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_pat
     assert torch.equal(multi[:, -2 * width:], single) and torch.isfinite(multi).all()
 
     monkeypatch.setenv("SQSP_ZOO_DIR", str(directory))
-    m = train(preset("smoke", {"method": "discriminator", "generator": "dcgan-digits", "disc_features": "single"}))
+    m = train(preset("smoke", {"method": "discriminator", "generator": "dcgan-digits-m", "disc_features": "single"}))
     assert m["done"] and 10 < m["probe_acc"] <= 100 and m["generator_arch"] == "dcgan"
     with pytest.raises(ConfigError, match="method='discriminator'.*is neither"):
         preset("smoke", {"method": "discriminator", "generator": "random:stylegan"})
-    paper = train(preset("smoke", {"method": "discriminator", "generator": "dcgan-digits", "disc_features": "multi",
+    paper = train(preset("smoke", {"method": "discriminator", "generator": "dcgan-digits-m", "disc_features": "multi",
                                    "probe": "paper", "probe_epochs": 2}))  # a linear layer through the frozen D
     assert paper["done"] and paper["feature_dim"] == 3 * 2 * e["discriminator_kwargs"]["width"]
     assert 10 < paper["probe_acc"] <= 100
@@ -212,4 +212,4 @@ def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_pat
     shutil.copytree(directory, copy)
     (copy / e["discriminator"]).write_bytes(b"not the trained discriminator")
     with pytest.raises(ValueError, match=r"disc\.safetensors' has sha256"):
-        zoo.load_discriminator("stylegan-digits-cond", zoo=copy)
+        zoo.load_discriminator("stylegan-digits-m-cond", zoo=copy)
