@@ -39,10 +39,11 @@ class TrainConfig:
     # --- what is learned ---------------------------------------------------------------
     method: Literal["distill", "vicreg", "simsiam", "discriminator"] = "distill"
     """distill: teacher-student from the generator (Table 3 rows a-f); vicreg/simsiam: two-view SSL (Table 2);
-    discriminator: no training, the zoo GAN's discriminator as the feature extractor (Table 1)."""
+    discriminator: no training, the GAN's discriminator (a zoo entry's, or ``D`` of an official pickle)
+    as the feature extractor (Table 1)."""
     disc_features: Literal["single", "multi"] = "multi"
-    """For method='discriminator': its penultimate vector, or Eq. 2's pooled features of every
-    resolution, concatenated."""
+    """For method='discriminator': its penultimate vector (the input of its last linear layer), or
+    Eq. 2's pooled output of every block, concatenated with that vector."""
     # --- data ------------------------------------------------------------------------------
     dataset: str = "digits-m"
     data_root: str | None = None
@@ -109,8 +110,12 @@ class TrainConfig:
     probe: Literal["fast", "paper", "none"] = "fast"
     probe_epochs: int = 90
     probe_lr: float = 30.0
-    """The paper protocol's base lr (scaled by batch/256) and epochs: the authors' CIFAR
-    eval_linear scripts. Their features are unnormalised and tiny, hence the large lr."""
+    """The paper protocol's base lr (scaled by ``probe_batch_size``/256) and epochs: the authors'
+    CIFAR eval_linear scripts. Their features are unnormalised and tiny, hence the large lr."""
+    probe_batch_size: int = 256
+    probe_optimizer: Literal["sgd", "lars"] = "sgd"
+    """The paper probe's optimiser: SGD (CIFAR scripts: lr 30, batch 256), or SGD under LARS
+    (STL-10 script: lr 0.1, batch 4096, ``sqsp/lars.py``)."""
     eval_init: bool = False
     """Also evaluate the untrained backbone (step 0; reported as ``init_knn_acc``,
     ``init_probe_acc`` with every report). Training must beat this floor to mean anything:
@@ -160,12 +165,10 @@ class TrainConfig:
         for f in fields(self):
             _check_type(f, getattr(self, f.name))
         _one_of("method", self.method, METHODS)
-        if self.method == "discriminator" and not is_zoo_name(self.generator):
-            raise ConfigError(f"method='discriminator' reads the discriminator kept with an embedded zoo entry; "
-                              f"generator={self.generator!r} is not a zoo name (see python -m sqsp.zoo list)")
-        if self.method == "discriminator" and self.probe == "paper":
-            raise ConfigError("probe='paper' trains on augmented images through a backbone, which "
-                              "method='discriminator' does not have; allowed with it: probe='fast' or 'none'")
+        if self.method == "discriminator" and not (is_zoo_name(self.generator) or self.generator.endswith(".pkl")):
+            raise ConfigError(f"method='discriminator' reads the discriminator of a zoo entry or of an official "
+                              f"StyleGAN2-ADA pickle (its 'D'); generator={self.generator!r} is neither "
+                              "(see python -m sqsp.zoo list)")
         _one_of("dataset", self.dataset, DATASETS)
         _one_of("student", self.student, STUDENTS)
         if self.dataset in EMBEDDED_DATASETS:
@@ -212,7 +215,7 @@ class TrainConfig:
         parse_blocks(self.generator_blocks)  # names; the generator checks it has them
         for name in ("squeeze_depth", "projector_depth"):
             _at_least(name, getattr(self, name), 1)
-        for name in ("squeeze_width", "teacher_dim", "knn_k", "probe_epochs"):
+        for name in ("squeeze_width", "teacher_dim", "knn_k", "probe_epochs", "probe_batch_size"):
             _at_least(name, getattr(self, name), 1)
         _at_least("projector_dim", self.projector_dim, 0)
         _positive("student_width", self.student_width)
@@ -238,11 +241,39 @@ class TrainConfig:
         return self.syn_ratio < 1
 
 
+STUDY_FIELDS = frozenset({
+    "method", "disc_features", "generator", "generator_blocks", "teacher_source", "truncation", "squeeze",
+    "syn_augment", "aug_granularity", "sim_weight", "var_weight", "cov_weight", "vc_side", "syn_ratio", "eval_mmd"})
+"""What a study may declare in its overrides and rows: the settings that define what it
+compares (the paper's components, loss weights, knowledge source, generator and its blocks).
+Every other field sets the scale (data, image size, optimiser, schedule, widths, probe,
+hardware) and belongs to the presets alone, so a setting tuned for one scale can never
+reach another: a new field is scale until it is added here."""
+SCALE_FIELDS = frozenset(f.name for f in fields(TrainConfig)) - STUDY_FIELDS
+
+
 def is_zoo_name(spec: str) -> bool:
     """Whether a ``generator`` spec names a zoo entry, rather than ``random:<arch>`` or a path
     to a checkpoint (ours or an official pickle). Only zoo names can be built on first use."""
     return not (spec.startswith("random:") or "/" in spec or os.sep in spec
                 or spec.endswith((".pkl", ".safetensors", ".pt", ".pth")))
+
+
+PATH_FIELDS = ("data_root", "stylegan_repo", "generator")
+"""Fields that may hold a path (``generator`` when it is neither a zoo name nor ``random:``)."""
+
+
+def absolute_paths(values: dict[str, Any], base: str | os.PathLike) -> dict[str, Any]:
+    """``values`` with every relative path made absolute against ``base``, the directory the
+    user launched from: a trial runs in a working directory of its own (on this machine or
+    on another node), where ``data`` or ``checkpoints/g.pkl`` would name nothing."""
+    out = dict(values)
+    for k in PATH_FIELDS:
+        v = out.get(k)
+        if not v or (k == "generator" and (is_zoo_name(v) or v.startswith("random:"))):
+            continue
+        out[k] = os.path.normpath(os.path.join(os.fspath(base), os.path.expanduser(v)))
+    return out
 
 
 def parse_blocks(spec: str) -> tuple[str, ...] | None:
@@ -293,7 +324,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper-cifar100": {**_paper("cifar100", aug="mocov2-noblur", epochs=800, lr=0.03, wd=5e-4, size=32, lam=10, mu=10,
                                 student="resnet18-cifar"), "generator": "checkpoints/cifar100u-cifar-best-fid4.13.pkl"},
     "paper-stl10": {**_paper("stl10", aug="mocov2", epochs=200, lr=0.05, wd=1e-4, size=64, lam=25, mu=25,
-                             student="resnet18"), "generator": "checkpoints/stl10u-my128-best-fid20.86.pkl"},
+                             student="resnet18"), "generator": "checkpoints/stl10u-my128-best-fid20.86.pkl",
+                    # the authors' stl10_eval_linear.sh: eval_classification.py's defaults and --lars
+                    "probe_optimizer": "lars", "probe_batch_size": 4096, "probe_lr": 0.1},
     "paper-imagenet100": {**_paper("imagenet100", aug="mocov2", epochs=100, lr=0.05, wd=1e-4, size=96, lam=25,
                                    mu=25, student="resnet50", batch=256),
                           "dataset": "imagefolder", "data_root": "data/imagenet100",

@@ -1,18 +1,27 @@
 """Table 1's first baseline: use the GAN's discriminator directly as a feature extractor.
 
-No training: the discriminator trained alongside a zoo generator reads the real images, and
-a linear probe (and kNN) is fitted on its features, either
+No training: the discriminator read as a frozen backbone (``DiscriminatorBackbone``: float
+images in [0, 1] in, features out), so kNN, the fast probe and the paper's probe (a linear
+layer trained on augmented images through it) treat it as they treat a student. Features:
 
-- ``single``: the penultimate vector (the input of D's last linear layer), or
-- ``multi``: Eq. 2's multi-feature form, the global average of the last feature map at each
-  resolution, concatenated.
+- ``single``: the penultimate vector, the output of D's fully connected layer before its
+  last one (StyleGAN2-ADA's ``b4.fc``);
+- ``multi``: Eq. 2, the global average of each block's output, concatenated, followed by
+  that vector, as the authors' eval_discriminator.py (hooks ``b32|b16|b8|b4.fc``).
 
-Blocks follow the rule used for generators (appendix B.3, ``generators/base.py``): the last
-module output at each spatial resolution, here from D's body and its final convolution.
+Two discriminators have that shape, read by one code path with their own layout:
+
+- ``D`` of an official StyleGAN2-ADA pickle: the blocks ``b<res>`` for each resolution it
+  reads (each returns ``(x, img)``: its output ``x`` at half that resolution), then the
+  epilogue ``b4`` whose ``fc`` gives the vector. Its minibatch-stddev layer pools over the
+  whole batch, as the authors set it (group size = batch size).
+- the embedded zoo's ``Discriminator``: its stages end with an average pool (the block
+  outputs), and its ``fc`` gives the vector.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -21,68 +30,101 @@ from torch import nn
 from .config import TrainConfig
 from .generators.base import _pick_tensor
 
-_BATCH = 256
+MODES = ("single", "multi")
 
 
-@torch.no_grad()
-def discriminator_features(disc: nn.Module, images_uint8: torch.Tensor, mode: str, *, device) -> torch.Tensor:
-    """(N, F) float32 features on the CPU. ``disc`` is a zoo ``Discriminator`` on ``device``.
+@dataclass(frozen=True)
+class Layout:
+    blocks: tuple[str, ...]   # modules whose outputs are Eq. 2's block features, in order
+    vector: str               # the module whose output is the penultimate vector
+    resolution: int
+    c_dim: int
+    call: Callable[[nn.Module, torch.Tensor, torch.Tensor | None], Any]
 
-    Its minibatch-stddev layer mixes statistics of groups of 4 images into the later layers,
-    so features depend a little on batch composition; batches are fixed (in order) here."""
-    if mode not in ("single", "multi"):
-        raise ValueError(f"discriminator feature mode {mode!r}; allowed: ['single', 'multi']")
-    c_dim = disc.embed.weight.shape[1] if disc.embed is not None else 0
-    out = []
-    for i in range(0, len(images_uint8), _BATCH):
-        x = images_uint8[i:i + _BATCH].to(device).float() / 127.5 - 1.0
-        if x.shape[-1] != disc.resolution:  # the student's image size may differ from the GAN's
-            x = nn.functional.interpolate(x, size=disc.resolution, mode="bilinear", antialias=True,
-                                          align_corners=False)
-        maps: list[torch.Tensor | None] = []
-        hooks = [m.register_forward_hook(lambda _m, _i, o: maps.append(_pick_tensor(o)))
-                 for name, m in disc.named_modules() if name.startswith(("body.", "final_conv"))]
-        penultimate: list[torch.Tensor] = []
-        hooks.append(disc.fc.register_forward_hook(lambda _m, _i, o: penultimate.append(o)))
-        try:
-            c = torch.zeros(len(x), c_dim, device=device) if c_dim else None  # the projection term is not a feature
-            disc(x, c)
-        finally:
-            for h in hooks:
-                h.remove()
-        if mode == "single":
-            out.append(penultimate[0].float().cpu())
-            continue
-        last: dict[int, torch.Tensor] = {}
-        for t in maps:
-            if t is not None:
-                last[t.shape[-1]] = t  # later modules at the same resolution win
-        out.append(torch.cat([last[r].float().mean(dim=(2, 3)) for r in sorted(last)], dim=1).cpu())
-    return torch.cat(out)
+
+def layout(disc: nn.Module) -> Layout:
+    """Where the features of ``disc`` are: an official StyleGAN2-ADA ``D`` or a zoo one."""
+    if hasattr(disc, "block_resolutions") and hasattr(getattr(disc, "b4", None), "fc"):
+        # fp16 blocks are a CUDA speed-up; elsewhere run everything in fp32
+        return Layout(tuple(f"b{r}" for r in disc.block_resolutions), "b4.fc", int(disc.img_resolution),
+                      int(disc.c_dim), lambda d, x, c: d(x, c, force_fp32=x.device.type != "cuda"))
+    if hasattr(disc, "body") and hasattr(disc, "fc"):
+        pools = tuple(f"body.{i}" for i, m in enumerate(disc.body) if isinstance(m, nn.AvgPool2d))
+        c_dim = disc.embed.weight.shape[1] if disc.embed is not None else 0
+        return Layout(pools, "fc", int(disc.resolution), c_dim, lambda d, x, c: d(x, c))
+    raise TypeError(f"{type(disc).__name__} is neither an official StyleGAN2-ADA discriminator (blocks b<res>, "
+                    "epilogue b4 with fc) nor the zoo's (body, fc)")
+
+
+class DiscriminatorBackbone(nn.Module):
+    """A frozen discriminator as a backbone: float images (N, C, H, W) in [0, 1] -> (N, F).
+
+    Images are resized to D's resolution and mapped to [-1, 1] (the authors normalise with
+    mean = std = 0.5). Runs in fp32 whatever autocast is active: the official blocks assert
+    their own dtypes. The projection term of a conditional D is no feature: c is zeros."""
+
+    def __init__(self, disc: nn.Module, mode: str):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"discriminator feature mode {mode!r}; allowed: {list(MODES)}")
+        self.disc = disc.eval().requires_grad_(False)
+        self.mode, self.layout = mode, layout(disc)
+        mbstd = getattr(getattr(disc, "b4", None), "mbstd", None)
+        if mbstd is not None and hasattr(mbstd, "group_size"):
+            mbstd.group_size = None  # the whole batch, as eval_discriminator.py's group_size = batch size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lay = self.layout
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.float() * 2 - 1
+            if x.shape[-1] != lay.resolution or x.shape[-2] != lay.resolution:
+                x = nn.functional.interpolate(x, size=lay.resolution, mode="bilinear", antialias=True,
+                                              align_corners=False)
+            modules = dict(self.disc.named_modules())
+            names = (lay.blocks if self.mode == "multi" else ()) + (lay.vector,)
+            captured: dict[str, torch.Tensor] = {}
+            hooks = [modules[n].register_forward_hook(lambda _m, _i, out, n=n: captured.__setitem__(n, out))
+                     for n in names]
+            try:
+                c = x.new_zeros(len(x), lay.c_dim) if lay.c_dim else None
+                lay.call(self.disc, x, c)
+            finally:
+                for h in hooks:
+                    h.remove()
+            pooled = [_pick_tensor(captured[n]).float().mean(dim=(2, 3)) for n in names[:-1]]
+            return torch.cat([*pooled, captured[lay.vector].float().flatten(1)], dim=1)
 
 
 def direct_use(config: TrainConfig, report: Callable[[dict[str, Any], str | None], None] | None = None) -> dict:
-    """Evaluate the discriminator of zoo entry ``config.generator``: kNN and linear probe on
-    its features of the real train/test splits. Reported once, as a finished run."""
+    """Evaluate the discriminator of ``config.generator`` (a zoo entry or an official pickle):
+    kNN and the configured linear probe on its features of the real train/test splits.
+    Reported once, as a finished run."""
     from .data import load_split
-    from .evaluate import knn_accuracy, linear_probe_fast
+    from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper
     from .train import resolve_device
     from .zoo import describe, load_discriminator
 
     cfg = config
     device = resolve_device(cfg.device)
-    disc = load_discriminator(cfg.generator, device=device)
+    backbone = DiscriminatorBackbone(load_discriminator(cfg.generator, device=device,
+                                                        stylegan_repo=cfg.stylegan_repo), cfg.disc_features)
     train_split = load_split(cfg.dataset, cfg.data_root, "train", cfg.image_size)
     test_split = load_split(cfg.dataset, cfg.data_root, "test", cfg.image_size)
-    ftr = discriminator_features(disc, train_split.images, cfg.disc_features, device=device)
-    fte = discriminator_features(disc, test_split.images, cfg.disc_features, device=device)
+    ftr = extract_features(backbone, train_split.images, device=device)
+    fte = extract_features(backbone, test_split.images, device=device)
+    if cfg.probe == "fast":
+        probe = linear_probe_fast(ftr, train_split.labels, fte, test_split.labels, seed=cfg.seed)
+    elif cfg.probe == "paper":
+        probe = linear_probe_paper(backbone, train_split, test_split, device=device, epochs=cfg.probe_epochs,
+                                   lr=cfg.probe_lr, batch_size=cfg.probe_batch_size, optimizer=cfg.probe_optimizer,
+                                   seed=cfg.seed)
+    else:
+        probe = math.nan
     metrics: dict[str, Any] = {
         "step": 0, "epoch": 0, "feature_dim": ftr.shape[1],
         "knn_acc": knn_accuracy(ftr, train_split.labels, fte, test_split.labels,
                                 num_classes=train_split.num_classes, k=cfg.knn_k, t=cfg.knn_t),
-        "probe_acc": (linear_probe_fast(ftr, train_split.labels, fte, test_split.labels, seed=cfg.seed)
-                      if cfg.probe != "none" else math.nan),
-        "collapsed": False, "done": True, **describe(cfg.generator)}
+        "probe_acc": probe, "collapsed": False, "done": True, **describe(cfg.generator)}
     if report is not None:
         report(metrics, None)
     return metrics

@@ -26,11 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from sqsp.augment import build_augment
+from sqsp.lars import lars_scale_
 
 # Authors' eval_classification.py: SGD with momentum 0.9 on the linear layer only, the layer
 # initialised N(0, 0.01²) with zero bias, lr scaled by batch/256, cosine decay stepped per epoch.
 # Their scripts: CIFAR-10/100 lr 30, batch 256, 90 epochs (the argparse default), wd 0;
-# STL-10 lr 0.1 at batch 4096 with LARS (not reproduced here: plain SGD).
+# STL-10 lr 0.1 at batch 4096 (the argparse defaults) with LARS (sqsp/lars.py).
 PAPER_PROBE_MOMENTUM = 0.9
 PAPER_PROBE_INIT_STD = 0.01
 FAST_PROBE_MAX_ITER = 300
@@ -76,11 +77,11 @@ def _check_uint8(name: str, images: torch.Tensor) -> None:
 @torch.no_grad()
 def extract_features(backbone: nn.Module, images_uint8: torch.Tensor, *, device, batch_size: int = 512,
                      channels_last: bool = False, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Features of ``images_uint8`` (N, C, H, W) as float32 (N, F) on the CPU.
+    """Features of ``images_uint8`` (N, C, H, W) as float32 (N, F) on ``device``.
 
     The backbone must already live on ``device``; it runs in eval mode and each of its
-    submodules gets its previous mode back. Features stay on the device until the end,
-    so there is one host transfer, not one per batch."""
+    submodules gets its previous mode back. The features stay on the device, where kNN,
+    MMD and the probes use them: only the fast probe (scikit-learn) copies them to the host."""
     _check_uint8("images_uint8", images_uint8)
     device = torch.device(device)
     out = []
@@ -90,7 +91,7 @@ def extract_features(backbone: nn.Module, images_uint8: torch.Tensor, *, device,
             with _autocast(device, amp_dtype):
                 f = backbone(x)
             out.append(f.float().flatten(1))
-    return torch.cat(out).cpu()
+    return torch.cat(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,7 +183,7 @@ def pixel_reference(dataset: str, data_root: str | None, image_size: int, *, knn
 
 
 def linear_probe_paper(backbone: nn.Module, train, test, *, device, epochs: int, lr: float,
-                       batch_size: int = 256, weight_decay: float = 0.0, seed: int = 0,
+                       batch_size: int = 256, weight_decay: float = 0.0, optimizer: str = "sgd", seed: int = 0,
                        channels_last: bool = False, amp_dtype: torch.dtype | None = None) -> float:
     """Top-1 test accuracy (%) of the authors' linear evaluation (eval_classification.py).
 
@@ -191,6 +192,7 @@ def linear_probe_paper(backbone: nn.Module, train, test, *, device, epochs: int,
     with zero bias, is trained with SGD (momentum 0.9, ``weight_decay``) at
     ``lr * batch_size / 256``, decayed by a cosine stepped once per epoch, for ``epochs``
     passes over the labelled ``train`` images (``ImageData``; -1 labels are skipped).
+    ``optimizer="lars"`` puts SGD under LARS (``sqsp/lars.py``), as the authors' STL-10 script.
     Every sample gets its own random-resized crop (scale 0.08-1, torchvision's default that
     the authors use) and horizontal flip, on the device. Test images are used as they are:
     the authors' Resize + CenterCrop to the input size is the identity on data already at
@@ -199,6 +201,8 @@ def linear_probe_paper(backbone: nn.Module, train, test, *, device, epochs: int,
     Deterministic given ``seed``: the caller's global RNG state is saved and restored."""
     if epochs < 1:
         raise ValueError(f"epochs={epochs!r} must be >= 1")
+    if optimizer not in ("sgd", "lars"):
+        raise ValueError(f"optimizer={optimizer!r} is not allowed; allowed: ['sgd', 'lars']")
     _check_uint8("train.images", train.images)
     _check_uint8("test.images", test.images)
     if (test.labels < 0).any():
@@ -229,8 +233,9 @@ def linear_probe_paper(backbone: nn.Module, train, test, *, device, epochs: int,
         head = nn.Linear(dim, train.num_classes).to(device)
         nn.init.normal_(head.weight, std=PAPER_PROBE_INIT_STD)
         nn.init.zeros_(head.bias)
+        lars = optimizer == "lars"  # LARS absorbs the weight decay into the gradient it rescales
         opt = torch.optim.SGD(head.parameters(), lr=init_lr, momentum=PAPER_PROBE_MOMENTUM,
-                              weight_decay=weight_decay)
+                              weight_decay=0.0 if lars else weight_decay)
         shuffle = torch.Generator().manual_seed(seed)
         for epoch in range(epochs):
             for group in opt.param_groups:
@@ -241,6 +246,8 @@ def linear_probe_paper(backbone: nn.Module, train, test, *, device, epochs: int,
                 loss = F.cross_entropy(head(features(images[idx], True)), labels[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if lars:
+                    lars_scale_(head.parameters(), weight_decay=weight_decay)
                 opt.step()
         test_feats = extract_features(backbone, test.images, device=device, batch_size=max(batch_size, 512),
                                       channels_last=channels_last, amp_dtype=amp_dtype)

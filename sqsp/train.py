@@ -199,7 +199,7 @@ def build_run(config: TrainConfig, generator=None) -> Run:
         eval_train=eval_train, eval_test=eval_test,
         aug_syn=build_augment(syn_preset, cfg.image_size, cfg.aug_granularity, cfg.crop_min),
         aug_real=build_augment(cfg.aug_preset, cfg.image_size, "sample", cfg.crop_min),
-        data_rng=torch.Generator().manual_seed(cfg.seed + 2),
+        data_rng=torch.Generator(device=device).manual_seed(cfg.seed + 2),
         steps_per_epoch=steps_per_epoch, total_steps=total, generator_info=generator_info)
 
 
@@ -218,8 +218,8 @@ def _lr_lambda(cfg: TrainConfig, total: int):
 # one step
 # ---------------------------------------------------------------------------------------------
 def _real_batch(run: Run) -> torch.Tensor:
-    n = run.config.real_batch
-    idx = torch.randint(len(run.real), (n,), generator=run.data_rng).to(run.device)
+    # drawn on the device by the device's own generator: no host-to-device copy, no sync per step
+    idx = torch.randint(len(run.real), (run.config.real_batch,), generator=run.data_rng, device=run.device)
     return run.real[idx].float().div_(255)
 
 
@@ -306,7 +306,8 @@ def evaluate(run: Run, *, probe: bool) -> dict[str, float]:
         out["probe_acc"] = linear_probe_fast(ftr, run.eval_train.labels, fte, run.eval_test.labels, seed=cfg.seed)
     elif probe and cfg.probe == "paper":
         out["probe_acc"] = linear_probe_paper(bb, run.eval_train, run.eval_test, epochs=cfg.probe_epochs,
-                                              lr=cfg.probe_lr, seed=cfg.seed, **kw)
+                                              lr=cfg.probe_lr, batch_size=cfg.probe_batch_size,
+                                              optimizer=cfg.probe_optimizer, seed=cfg.seed, **kw)
     return out
 
 

@@ -20,6 +20,12 @@ named rows, seeds, metric and mode, optional scheduler and searcher) in a short 
 5. ``trials.parquet`` and ``history.parquet`` are written in ``<storage>/<study>/`` from the
    ResultGrid (sqsp/results.py documents them): one row per trial whatever became of it.
 
+A study declares only what it compares (``check_declaration``): its overrides and rows may set
+the fields of ``config.STUDY_FIELDS`` and nothing of the scale, which comes from the preset
+and ``--set`` alone. Paths (data root, checkpoints, StyleGAN checkout) are made absolute in
+the driver, against the directory it was started in, before ``study.json`` is written; with
+``--address`` a Ray task on every node checks that they exist there too.
+
 Order of precedence of a trial's config: preset < study overrides < ``--set`` < the row's
 overrides < the grid's or searcher's value < seed. Rows are written relative to the base
 (row d of the ablation sets ``cov_weight=0`` and inherits μ from the preset), so ``--set``
@@ -79,7 +85,9 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from . import cli, lockfile, results
-from .config import ConfigError, TrainConfig, is_zoo_name, parse_overrides, preset
+from .checkpoints import FID_SAMPLES, Checkpoint, checkpoint_fid, find_checkpoints, info_from_entry, recorded_fids
+from .config import (SCALE_FIELDS, STUDY_FIELDS, ConfigError, TrainConfig, absolute_paths, is_zoo_name,
+                     parse_overrides, preset)
 from .errors import USER_ERRORS
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
@@ -111,6 +119,12 @@ class Study:
     searcher: Any = None
     table: Callable[[Any], str] | None = None
     description: str = ""
+    checkpoint_rows: bool = False
+    """The rows compare generators: ``--generators GLOB`` replaces them by one row per file it
+    matches, each trial reporting its generator's FID (``sqsp/checkpoints.py``)."""
+
+    def __post_init__(self):
+        check_declaration(self)
 
     @property
     def rows(self) -> dict[str, dict[str, Any]] | None:
@@ -127,11 +141,44 @@ class Study:
         return out
 
 
+def check_declaration(study: Study) -> None:
+    """Refuse, when a study is declared, any setting of its own that sets the scale.
+
+    A study's overrides and rows may only say what it compares (``config.STUDY_FIELDS``); the
+    scale (data, image size, optimiser, schedule, widths, probe) comes from the preset it
+    runs on, so a setting tuned for the embedded scale cannot follow it onto a paper preset.
+    A dict grid or a search space may sweep any field: the swept field is the comparison.
+    """
+    where = {"overrides": [dict(study.overrides)]}
+    if isinstance(study.grid, list):
+        where["rows"] = [{k: v for k, v in r.items() if k != "row"} for r in study.grid]
+    else:
+        single = sorted(k for k, v in study.grid.items() if k in SCALE_FIELDS and len(list(v)) < 2)
+        if single:
+            raise ConfigError(f"study {study.name!r}: grid sets scale field(s) {single} to one value; a one-value "
+                              "axis is not a comparison: the scale comes from the preset (or --set)")
+    for part, dicts in where.items():
+        for d in dicts:
+            unknown = sorted(set(d) - FIELDS)
+            if unknown:
+                raise ConfigError(f"study {study.name!r}: {part} name unknown config field(s) {unknown}")
+            scale = sorted(set(d) & SCALE_FIELDS)
+            if part == "overrides" and "generator" in d:
+                scale.append("generator")
+            if scale:
+                raise ConfigError(
+                    f"study {study.name!r}: its {part} set {', '.join(f'{k}={d[k]!r}' for k in scale)}, which "
+                    f"{'set' if len(scale) > 1 else 'sets'} the scale, not what the study compares; the scale comes "
+                    "from the preset (--preset) and the user (--set). A study may declare only "
+                    f"{sorted(STUDY_FIELDS - ({'generator'} if part == 'overrides' else set()))}")
+
+
 # ---------------------------------------------------------------------------------------------
 # configs: resolved and validated in the driver, re-resolved in the trainable
 # ---------------------------------------------------------------------------------------------
 def base_config(study: Study, overrides: dict[str, Any] | list[str] | None = None) -> dict[str, Any]:
-    """The study's base: its preset, the study's overrides, then the user's ``--set``.
+    """The study's base: its preset, the study's overrides, then the user's ``--set``, with
+    relative paths resolved against the directory the driver runs in (``absolute_paths``).
 
     Names and types are checked here; whole configs are validated per trial in ``expand``,
     since the base alone may be a config no trial runs (rows override parts of it).
@@ -139,7 +186,7 @@ def base_config(study: Study, overrides: dict[str, Any] | list[str] | None = Non
     user = parse_overrides(overrides)
     _refuse_shadowed(study, user)
     cfg = preset(study.preset, {**parse_overrides(study.overrides), **user}, validate=False)
-    return cfg.to_dict()
+    return absolute_paths(cfg.to_dict(), os.getcwd())
 
 
 def _refuse_shadowed(study: Study, user: dict[str, Any]) -> None:
@@ -161,7 +208,8 @@ def fixed_spec(study: Study, base: dict[str, Any]) -> dict[str, Any]:
     """What every trial shares: the base config and the rows' overrides (plain JSON values)."""
     if study.searcher is not None:  # a searcher's trials run on the study's one seed
         base = {**base, "seed": int(study.seeds[0])}
-    return json.loads(json.dumps({"base": base, "rows": study.rows or {}}))
+    rows = {label: absolute_paths(o, os.getcwd()) for label, o in (study.rows or {}).items()}
+    return json.loads(json.dumps({"base": base, "rows": rows}))
 
 
 def param_space(study: Study) -> dict[str, Any]:
@@ -175,12 +223,17 @@ def param_space(study: Study) -> dict[str, Any]:
     if rows is not None:
         space["row"] = tune.grid_search(list(rows))
     else:
-        for k, values in study.grid.items():
-            space[k] = tune.grid_search(list(values))
+        for k in study.grid:
+            space[k] = tune.grid_search(_grid_values(study, k))
     space.update(study.search_space)
     if study.searcher is None:
         space["seed"] = tune.grid_search([int(s) for s in study.seeds])
     return space
+
+
+def _grid_values(study: Study, key: str) -> list[Any]:
+    """The values of a dict grid's axis, paths resolved as in ``base_config``."""
+    return [absolute_paths({key: v}, os.getcwd())[key] for v in study.grid[key]]
 
 
 def trial_config(space: dict[str, Any], fixed: dict[str, Any]) -> TrainConfig:
@@ -207,7 +260,7 @@ def expand(study: Study, base: dict[str, Any]) -> list[tuple[str | None, TrainCo
         points = [{"row": r} for r in rows]
     else:
         keys = list(study.grid)
-        points = [dict(zip(keys, vals)) for vals in itertools.product(*(study.grid[k] for k in keys))]
+        points = [dict(zip(keys, vals)) for vals in itertools.product(*(_grid_values(study, k) for k in keys))]
     for k, domain in study.search_space.items():  # validate the ends of each search range
         if k not in FIELDS:
             raise ConfigError(f"study {study.name!r}: search_space key {k!r} is not a config field")
@@ -258,13 +311,14 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
     torch.set_num_threads(max(1, int(threads)))  # one thread per CPU Ray gave us, not per core
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     config = trial_config(space, fixed)
+    info = fixed.get("info", {}).get(space.get("row"), {})  # e.g. the FID of the row's checkpoint
     if train_fn is None:
         from .train import train as train_fn
     reported = []
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
         # Ray's progress table shows the first four metrics of a result: make them these
-        metrics = {**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **metrics}
+        metrics = {**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **info, **metrics}
         if metrics.get("done"):
             metrics["final"] = True  # train()'s own end, told apart from a scheduler's stop
         reported.append(True)
@@ -370,14 +424,22 @@ def study_dir(study: Study, storage: str | None = None) -> str:
 def run_study(study: Study, *, address: str | None = None, storage: str | None = None, resume: bool = False,
               cpus_per_trial: float = 1, gpus_per_trial: float = 0, max_failures: int = 1,
               overrides: dict[str, Any] | list[str] | None = None, max_concurrent: int | None = None,
-              reuse_actors: bool = True, train_fn: Callable | None = None, verbose: int = 1):
+              reuse_actors: bool = True, train_fn: Callable | None = None, verbose: int = 1,
+              generators: str | None = None, fid_samples: int = FID_SAMPLES, manifests: Sequence[str] | None = None):
     """Run (or ``resume``) a study and write its Parquet files; returns the trials DataFrame.
 
     Raises a UserError before Ray starts if any trial could not run (``preflight``: its
     config, generator, data layout or device), or if another run holds the study folder.
     Without ``address`` the study runs on a private local Ray, never on a cluster that
     happens to be running here.
+
+    ``generators`` (a glob, for a study with ``checkpoint_rows``) makes each matching file a row
+    and records its FID (from ``manifests``, else computed in a Ray task per file with
+    ``fid_samples`` images).
     """
+    checkpoints = _checkpoint_rows(study, generators)
+    if checkpoints:
+        study = dataclasses.replace(study, grid=[{"row": c.label, "generator": c.path} for c in checkpoints])
     user = parse_overrides(overrides)
     _check_run_options(cpus_per_trial, gpus_per_trial, max_failures, max_concurrent)
     base = base_config(study, user)
@@ -406,6 +468,9 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                   "give --storage a bucket URI or a shared filesystem so this machine can read it too",
                   file=sys.stderr)
         preflight([cfg for _, cfg in trials])
+        recorded = {} if restoring or not checkpoints else recorded_fids([c.path for c in checkpoints], manifests)
+        if checkpoints and not restoring and not address and len(recorded) < len(checkpoints):
+            _inception_available_here()
         _describe(study, trials, path, cpus_per_trial, gpus_per_trial, restoring)
 
         started = False
@@ -416,6 +481,10 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
             started = True
         try:
             check_resources(cpus_per_trial, gpus_per_trial, strict=address is None)
+            if address:
+                check_paths_on_cluster(trial_paths([cfg for _, cfg in trials]))
+            if checkpoints and not restoring:
+                fixed["info"] = checkpoint_info(checkpoints, recorded, trials[0][1], fid_samples)
             # probe_acc comes with the final report only; Tune's strict check would refuse the others
             os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
             # Tune snapshots the experiment state at most every 10 s by default; a driver killed
@@ -517,17 +586,133 @@ def _records(grid, fixed: dict[str, Any]) -> list[results.TrialRecord]:
 
 def prepare_generators(configs: list[TrainConfig]) -> None:
     """Make sure the zoo entries the trials use exist, once, in the driver, before any trial
-    runs (missing runs train in parallel), and refuse a generator name nothing knows."""
-    specs = sorted({c.generator for c in configs if c.syn_batch > 0 or c.method == "discriminator"})
+    runs (missing runs train in parallel), and refuse a generator name nothing knows or a
+    checkpoint path that names no file here."""
+    specs = sorted({c.generator for c in configs if _uses_generator(c)})
+    missing = [s for s in specs if not is_zoo_name(s) and not s.startswith("random:") and not os.path.isfile(s)]
+    if missing:
+        raise ConfigError(f"generator checkpoint(s) {missing} do not exist (relative paths are taken from the "
+                          f"directory the study was started in, {os.getcwd()})")
     names = [s for s in specs if is_zoo_name(s)]
     if not names:
-        return  # untrained generators need nothing; paths are the user's (and a worker's) business
+        return  # untrained generators need nothing
     from . import zoo
+    _refuse_other_datasets(configs, {n: zoo.DATASET for n in names if n in zoo.zoo_names()})  # before a build
     known = zoo.ensure(names)
     unknown = [s for s in names if s not in known]
     if unknown:
         raise ConfigError(f"generator(s) {unknown} are not zoo names, 'random:<arch>[@<res>]' specs or "
                           f"checkpoint paths; zoo names: {sorted(known)}")
+    _refuse_other_datasets(configs, {n: known[n].get("dataset") for n in names})
+
+
+def _refuse_other_datasets(configs: list[TrainConfig], trained_on: dict[str, str | None]) -> None:
+    """A named generator trained on another dataset than a trial on real data learns from (the
+    embedded zoo's digits GANs under a paper preset) is a mistake, not a comparison."""
+    for c in configs:
+        data = trained_on.get(c.generator)
+        if _uses_generator(c) and c.data_root is not None and data and data != c.dataset:
+            raise ConfigError(
+                f"generator {c.generator!r} was trained on {data!r}, but the trials learn from {c.dataset!r}; "
+                "name a generator of that dataset (--set generator=PATH), or for studies/generators.py a folder of "
+                "them (--generators 'runs/00000/network-snapshot-*.pkl')")
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoint rows and their FIDs: one Ray task per checkpoint, on a GPU where the cluster has them
+# ---------------------------------------------------------------------------------------------
+def _checkpoint_rows(study: Study, pattern: str | None) -> list[Checkpoint]:
+    if pattern is None:
+        return []
+    if not study.checkpoint_rows:
+        raise ConfigError(f"study {study.name!r} does not compare generators; --generators is for "
+                          "studies/generators.py")
+    return find_checkpoints(pattern, os.getcwd())
+
+
+def _inception_available_here() -> None:
+    from .fid import inception_weights_path
+    path = inception_weights_path()
+    if not path.is_file():
+        raise ConfigError(
+            f"computing a checkpoint's FID needs torchvision's Inception-v3 weights at {path} (the torch hub "
+            "cache, $TORCH_HOME), and they are not there; sqsp does not download them. Copy the file there from a "
+            "machine with internet (python -c \"import torchvision; torchvision.models.inception_v3(weights="
+            "'IMAGENET1K_V1')\"), or record each checkpoint's FID in a manifest (--manifest, format in sqsp/zoo.py)")
+
+
+def checkpoint_info(checkpoints: list[Checkpoint], recorded: dict[str, dict], config: TrainConfig,
+                    fid_samples: int) -> dict[str, dict[str, Any]]:
+    """{row: what its trials report about the generator}: the recorded FID, else one computed
+    by a Ray task per checkpoint (all at once; each on one GPU where the cluster has GPUs)."""
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    task = ray.remote(num_cpus=1, num_gpus=gpus)(checkpoint_fid)
+    todo = [c for c in checkpoints if c.path not in recorded]
+    if todo:
+        print(f"[sqsp] computing the FID of {len(todo)} checkpoint(s) ({fid_samples} samples each, "
+              f"{'one GPU' if gpus else 'CPU'} per task)", file=sys.stderr)
+    refs = {c.path: task.remote(c.path, dataset=config.dataset, data_root=config.data_root, n_samples=fid_samples,
+                                stylegan_repo=config.stylegan_repo) for c in todo}
+    out = {}
+    for c in checkpoints:
+        if c.path in recorded:
+            out[c.label] = info_from_entry(recorded[c.path], c.step)
+            continue
+        try:
+            info = ray.get(refs[c.path])
+        except Exception as e:  # a RayTaskError wrapping what the task raised
+            cause = getattr(e, "cause", None) or e
+            raise ConfigError(f"FID of {c.path}: {type(cause).__name__}: {cause}") from None
+        out[c.label] = {**info, "generator_step": c.step}
+    return out
+
+
+def _uses_generator(c: TrainConfig) -> bool:
+    return c.syn_batch > 0 or c.method == "discriminator"
+
+
+# ---------------------------------------------------------------------------------------------
+# paths on a cluster: trials run on other nodes, where the driver's paths may name nothing
+# ---------------------------------------------------------------------------------------------
+def trial_paths(configs: list[TrainConfig]) -> dict[str, str]:
+    """Every file or folder the trials read, as {absolute path: 'file' | 'dir'}."""
+    out: dict[str, str] = {}
+    for c in configs:
+        if c.data_root:
+            out[c.data_root] = "dir"
+        if c.stylegan_repo:
+            out[c.stylegan_repo] = "dir"
+        if _uses_generator(c) and not is_zoo_name(c.generator) and not c.generator.startswith("random:"):
+            out[c.generator] = "file"
+    return out
+
+
+def _missing_here(paths: dict[str, str]) -> tuple[str, list[str]]:
+    import socket
+    return socket.gethostname(), sorted(p for p, kind in paths.items()
+                                        if not (os.path.isdir(p) if kind == "dir" else os.path.isfile(p)))
+
+
+def check_paths_on_cluster(paths: dict[str, str]) -> None:
+    """Check, in a Ray task on every alive node that can run trials, that the trials' paths
+    exist there too (a shared filesystem or the same layout on every node); refuse otherwise,
+    before any trial is scheduled. Nodes an autoscaler adds later are not seen here."""
+    if not paths:
+        return
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    task = ray.remote(num_cpus=0)(_missing_here)
+    nodes = [n for n in ray.nodes() if n.get("Alive") and (n.get("Resources", {}).get("CPU", 0) > 0
+                                                            or n.get("Resources", {}).get("GPU", 0) > 0)]
+    refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(paths)
+            for n in nodes]
+    bad = []
+    for n, (host, missing) in zip(nodes, ray.get(refs)):
+        if missing:
+            bad.append(f"node {n.get('NodeManagerAddress', host)} ({host}) lacks {missing}")
+    if bad:
+        raise ConfigError("the trials' paths do not exist on every node of the cluster: " + "; ".join(bad) +
+                          ". Put data, checkpoints and the StyleGAN checkout on a filesystem every node mounts "
+                          "at the same path (or copy them there)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -784,13 +969,39 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
     p.add_argument("--max-failures", type=int, default=1,
                    help="retries of a trial that crashes (default 1; a config or file error is not retried)")
     p.add_argument("--max-concurrent", type=int, default=None, help="cap on trials running at once")
+    if study.searcher is not None:
+        p.add_argument("--num-samples", type=int, default=study.num_samples,
+                       help=f"trials the searcher proposes (default {study.num_samples})")
+    if study.checkpoint_rows:
+        p.add_argument("--generators", metavar="GLOB",
+                       help="generator checkpoints to compare, one row each, e.g. 'runs/00000/network-snapshot-*.pkl' "
+                            "(quote it); each one's FID is recorded with its trials")
+        p.add_argument("--fid-samples", type=int, default=FID_SAMPLES,
+                       help=f"generated images per checkpoint FID (default {FID_SAMPLES})")
+        p.add_argument("--manifest", action="append", default=[],
+                       help="a manifest recording checkpoints' FIDs (sqsp/zoo.py format; repeatable): those are not "
+                            "recomputed")
     args = p.parse_args(argv)
     overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else [])
-
     def run() -> int:
-        trials = run_study(dataclasses.replace(study, preset=args.preset, seeds=_parse_seeds(args.seeds)), address=args.address, storage=args.storage, resume=args.resume,
+        chosen = dataclasses.replace(study, preset=args.preset, seeds=_parse_seeds(args.seeds))
+        if chosen.searcher is not None:
+            if args.num_samples < 1:
+                raise ConfigError(f"--num-samples {args.num_samples}: must be >= 1")
+            chosen = dataclasses.replace(chosen, num_samples=args.num_samples)
+        extra = {}
+        if chosen.checkpoint_rows:
+            if args.fid_samples < 2:
+                raise ConfigError(f"--fid-samples {args.fid_samples}: a FID needs at least 2 images")
+            for m in args.manifest:
+                if not os.path.isfile(m):
+                    raise ConfigError(f"--manifest {m!r} does not exist (relative to {os.getcwd()})")
+            extra = dict(generators=args.generators, fid_samples=args.fid_samples,
+                         manifests=[os.path.abspath(m) for m in args.manifest] or None)
+        trials = run_study(chosen, address=args.address, storage=args.storage, resume=args.resume,
                            cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                           max_failures=args.max_failures, overrides=overrides, max_concurrent=args.max_concurrent)
+                           max_failures=args.max_failures, overrides=overrides, max_concurrent=args.max_concurrent,
+                           **extra)
         if study.table is not None:
             print(study.table(trials))
         reasons = results.failure_summary(trials)

@@ -580,15 +580,24 @@ def _locked(directory: Path) -> Iterator[None]:
 
 
 def load_discriminator(spec: str, *, device: str | torch.device = "cpu", zoo: str | os.PathLike | None = None,
-                       manifests: Sequence[str | os.PathLike] | None = None) -> Discriminator:
-    """The discriminator trained alongside zoo entry ``spec`` (built on first use), checked
-    against the manifest's sha256, frozen, in eval mode."""
+                       manifests: Sequence[str | os.PathLike] | None = None,
+                       stylegan_repo: str | None = None) -> nn.Module:
+    """The discriminator trained alongside generator ``spec``, frozen, in eval mode: ``D`` of
+    an official pickle (a path, or a user-manifest entry of format ``stylegan-pkl``), or the
+    one an embedded zoo entry keeps (built on first use); zoo files are checked against the
+    manifest's sha256 first."""
+    from .generators.official import load_official_discriminator
+    if spec.endswith(".pkl") and not spec.startswith("random:"):
+        return load_official_discriminator(spec, device=device, repo=stylegan_repo)
     known = ensure(spec, zoo=zoo, manifests=manifests)
     e = known.get(spec)
+    if e is not None and e.get("format") == "stylegan-pkl":
+        verify(e)
+        return load_official_discriminator(e["path"], device=device, repo=stylegan_repo)
     if e is None or not e.get("discriminator"):
-        have = sorted(n for n, x in known.items() if x.get("discriminator"))
-        raise UnknownGenerator(f"generator {spec!r} has no discriminator in the zoo (only the embedded zoo keeps them); "
-                          f"entries with one: {have}")
+        have = sorted(n for n, x in known.items() if x.get("discriminator") or x.get("format") == "stylegan-pkl")
+        raise UnknownGenerator(f"generator {spec!r} has no discriminator (the embedded zoo's entries and official "
+                               f"pickles have one); entries with one: {have}")
     verify(e)
     from safetensors.torch import load_file
     disc = Discriminator(**e["discriminator_kwargs"])

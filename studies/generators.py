@@ -3,9 +3,14 @@ it was trained (FID) — changes what squeeze distils.
 
     python studies/generators.py                          # every zoo generator x 3 seeds (builds the zoo)
     python studies/generators.py --set syn_ratio=0.5      # squeeze and span instead of squeeze
-    python studies/generators.py --preset paper-cifar10 --data-root data/   # with a user manifest of
-                                                          # official checkpoints: edit GENERATORS
+    python studies/generators.py --preset paper-cifar10 --data-root data --generators 'runs/00000/*.pkl'
     python analysis/plots.py results/generators           # Fig. 6: accuracy against FID
+
+With ``--generators`` each file the pattern matches (a folder of StyleGAN2-ADA snapshots,
+``network-snapshot-<kimg>.pkl``) is a row, named ``<run folder>@<kimg>``, and its FID is
+computed against the real train split with Inception-v3 (one Ray task per file, on a GPU
+where the cluster has them; ``--fid-samples``, default 50k) or read from a manifest that
+records it (``--manifest``). Without it, on a paper preset, the zoo's digits GANs are refused.
 
 Rows are zoo names: the main StyleGAN2-like run at five points along training (FID ~90 to
 ~12), the DCGAN-like generator and the class-conditional StyleGAN2-like one. Every trial
@@ -31,6 +36,7 @@ STUDY = Study(
     preset="smoke",
     grid=[{"row": g, "generator": g} for g in GENERATORS],
     overrides={"syn_ratio": 1.0},
+    checkpoint_rows=True,
     table=markdown("generators"),
     description="Appendix Table 7 / Fig. 6: squeeze with each generator of the zoo (architectures, "
                 "conditioning, checkpoints along training).",

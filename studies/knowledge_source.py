@@ -7,9 +7,10 @@ squeeze, squeeze and span.
 
 Vanilla distillation regresses the raw target (w, or the concatenated pooled features) with
 MSE alone, as row b of the ablation; squeeze adds T_φ with L_var and L_cov (row e); squeeze
-and span mixes in real images (row f). The discriminator rows train nothing: the
-discriminator kept with the zoo's GAN reads the real images directly (its penultimate
-vector, or Eq. 2's pooled maps of every resolution). Table 1's encoder rows (a post-hoc
+and span mixes in real images (row f). The discriminator rows train nothing: the GAN's
+discriminator (kept with a zoo entry, or ``D`` of the official pickle at the paper presets)
+reads the real images directly (its penultimate vector, or Eq. 2's pooled block outputs
+with that vector), under the preset's probe. Table 1's encoder rows (a post-hoc
 encoder inverting G under LPIPS) are not implemented: LPIPS needs pretrained weights that
 cannot be fetched offline.
 """

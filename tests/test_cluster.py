@@ -41,3 +41,20 @@ def test_ablation_runs_on_a_two_node_cluster_through_address(two_node_cluster, t
     assert sorted(trials["row"]) == list("abcdef") and trials["trial_id"].is_unique
     assert set(trials["status"]) <= {"completed", "collapsed"}, trials[["row", "status", "error"]]
     assert "| a | ✓ |" in out.stdout  # the table at the end
+
+
+def test_paths_missing_on_a_node_are_refused_before_any_trial(two_node_cluster, tmp_path):
+    """With --address the trials run on other nodes: every node is asked whether the paths exist."""
+    import ray
+    from sqsp.config import ConfigError
+    from sqsp.tune import check_paths_on_cluster
+    ray.init(address=two_node_cluster.address, include_dashboard=False, log_to_driver=False)
+    try:
+        check_paths_on_cluster({str(tmp_path): "dir", __file__: "file"})  # both exist on both nodes
+        with pytest.raises(ConfigError) as e:
+            check_paths_on_cluster({str(tmp_path / "data"): "dir", __file__: "file"})
+        msg = str(e.value)
+        assert msg.count("lacks ['" + str(tmp_path / "data") + "']") == 2, msg  # each node answers for itself
+        assert __file__ not in msg
+    finally:
+        ray.shutdown()

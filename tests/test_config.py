@@ -19,6 +19,9 @@ def test_paper_presets_hold_appendix_table2(tmp_path):
         assert (c.batch_size, c.epochs, c.base_lr, c.weight_decay, c.image_size, c.sim_weight, c.var_weight,
                 c.cov_weight, c.syn_ratio, c.aug_preset) == row, name
         assert c.lr == pytest.approx(c.base_lr * c.batch_size / 256)
+        # the probe of the authors' eval_linear scripts: CIFAR SGD lr 30 batch 256; STL-10 --lars, lr 0.1, 4096
+        want = ("lars", 4096, 0.1) if name == "paper-stl10" else ("sgd", 256, 30.0)
+        assert (c.probe, c.probe_optimizer, c.probe_batch_size, c.probe_lr, c.probe_epochs) == ("paper", *want, 90)
 
 
 def test_all_presets_build():
@@ -78,3 +81,16 @@ def test_block_groups():
     assert parse_blocks("b8, b4, b8") == ("b8", "b4")
     with pytest.raises(ConfigError, match="names no block"):
         parse_blocks(" , ")
+
+
+def test_relative_paths_are_made_absolute_against_the_launch_directory(tmp_path):
+    from sqsp.config import absolute_paths
+    values = {"data_root": "data", "stylegan_repo": "~/sg2", "generator": "checkpoints/../g.pkl", "seed": 1}
+    out = absolute_paths(values, tmp_path)
+    assert out["data_root"] == str(tmp_path / "data") and out["generator"] == str(tmp_path / "g.pkl")
+    assert out["stylegan_repo"].endswith("/sg2") and "~" not in out["stylegan_repo"]
+    assert out["seed"] == 1 and values["data_root"] == "data"  # a copy
+    for spec in ("stylegan-digits", "stylegan-digits@400", "random:stylegan@16", "/abs/g.safetensors"):
+        assert absolute_paths({"generator": spec}, tmp_path)["generator"] == spec
+    assert absolute_paths({"data_root": None, "stylegan_repo": None}, tmp_path) == {"data_root": None,
+                                                                                   "stylegan_repo": None}

@@ -152,3 +152,85 @@ def test_knowledge_source_study_distils_w_or_features_three_ways():
     v = by_row["latent-vanilla"]
     assert (v.squeeze, v.var_weight, v.cov_weight, v.syn_augment, v.syn_ratio) == (False, 0.0, 0.0, True, 1.0)
     assert by_row["feature-squeeze-and-span"].syn_ratio == 0.5 and by_row["feature-squeeze"].cov_weight == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# a study's settings never set the scale: the paper presets run appendix Table 2 in every trial
+# ---------------------------------------------------------------------------------------------
+# Appendix Table 2, typed from the appendix (not read from sqsp.config, which is what is tested)
+TABLE2 = {  # aug, batch, epochs, base_lr, weight decay, scale; λ, μ, ν, α
+    "paper-cifar10": ("mocov2-noblur", 512, 800, 0.03, 5e-4, 32, 25.0, 25.0, 1.0, 0.5),
+    "paper-cifar100": ("mocov2-noblur", 512, 800, 0.03, 5e-4, 32, 10.0, 10.0, 1.0, 0.5),
+    "paper-stl10": ("mocov2", 512, 200, 0.05, 1e-4, 64, 25.0, 25.0, 1.0, 0.5),
+    "paper-imagenet100": ("mocov2", 256, 100, 0.05, 1e-4, 96, 25.0, 25.0, 1.0, 0.5),
+    "paper-imagenet": ("mocov2", 256, 100, 0.05, 1e-4, 96, 25.0, 25.0, 1.0, 0.5),
+}
+TABLE2_SCALE = ("aug_preset", "batch_size", "epochs", "base_lr", "weight_decay", "image_size")
+TABLE2_WEIGHTS = ("sim_weight", "var_weight", "cov_weight", "syn_ratio")
+
+
+def all_studies():
+    from pathlib import Path
+    names = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "studies").glob("*.py"))
+    assert len(names) >= 7, names
+    return [importlib.import_module(f"studies.{n}").STUDY for n in names]
+
+
+@pytest.mark.parametrize("preset_name", sorted(TABLE2))
+def test_every_study_on_every_paper_preset_runs_appendix_table2(preset_name, tmp_path):
+    from sqsp.config import PRESETS, SCALE_FIELDS, TrainConfig
+    expected_preset = {**TrainConfig().to_dict(), **PRESETS[preset_name], "data_root": str(tmp_path)}
+    for study in all_studies():
+        study = dataclasses_replace(study, preset=preset_name)
+        trials = expand(study, base_config(study, [f"data_root={tmp_path}"]))
+        assert trials, study.name
+        declared = {r: set(o) for r, o in (study.rows or {}).items()}
+        swept = set(study.search_space) | (set(study.grid) if isinstance(study.grid, dict) else set())
+        for row, cfg in trials:
+            values = cfg.to_dict()
+            where = f"{study.name} row {row} on {preset_name}"
+            assert tuple(values[k] for k in TABLE2_SCALE) == TABLE2[preset_name][:6], where
+            for k, want in zip(TABLE2_WEIGHTS, TABLE2[preset_name][6:]):
+                if k not in declared.get(row, set()) | swept | set(study.overrides):
+                    assert values[k] == want, (where, k)
+            leaked = {k: (values[k], expected_preset[k]) for k in SCALE_FIELDS
+                      if k not in swept | {"seed"} and values[k] != expected_preset[k]}
+            assert not leaked, (where, leaked)
+
+
+def dataclasses_replace(study, **kw):
+    import dataclasses
+    return dataclasses.replace(study, **kw)
+
+
+def test_a_study_that_sets_the_scale_is_refused_when_declared():
+    from sqsp.config import ConfigError
+    from sqsp.tune import Study
+    with pytest.raises(ConfigError, match=r"study 'x': its overrides set base_lr=0.2, which sets the scale"):
+        Study(name="x", grid=[{"row": "a"}], overrides={"base_lr": 0.2})
+    with pytest.raises(ConfigError, match=r"its rows set batch_size=64, image_size=16"):
+        Study(name="x", grid=[{"row": "a", "method": "vicreg", "batch_size": 64, "image_size": 16}])
+    with pytest.raises(ConfigError, match="overrides set generator='stylegan-digits-m'"):
+        Study(name="x", grid=[{"row": "a"}], overrides={"generator": "stylegan-digits-m"})
+    with pytest.raises(ConfigError, match=r"grid sets scale field\(s\) \['epochs'\] to one value"):
+        Study(name="x", grid={"epochs": [10], "syn_ratio": [0.5, 1.0]})
+    with pytest.raises(ConfigError, match=r"unknown config field\(s\) \['lr'\]"):
+        Study(name="x", grid=[{"row": "a", "lr": 0.1}])
+    # what a study compares is declared freely: rows of generators, loss weights; sweeps of any field
+    Study(name="ok", grid=[{"row": "g", "generator": "dcgan-digits-m", "sim_weight": 1.0, "var_weight": 0.0}],
+          overrides={"syn_ratio": 1.0, "eval_mmd": True})
+    Study(name="lr", grid={"base_lr": [0.1, 0.2]})
+
+
+def test_checkpoint_rows_are_named_by_run_and_kimg_in_training_order(tmp_path):
+    from sqsp.checkpoints import find_checkpoints
+    from sqsp.config import ConfigError
+    for p in ("runs/00000-c10/network-snapshot-000200.pkl", "runs/00000-c10/network-snapshot-000040.pkl",
+              "runs/00001-c10/network-snapshot-000040.pkl", "runs/00000-c10/log.txt"):
+        (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / p).write_bytes(b"")
+    found = find_checkpoints("runs/*/network-snapshot-*.pkl", tmp_path)
+    assert [(c.label, c.step) for c in found] == [("00000-c10@40", 40), ("00000-c10@200", 200), ("00001-c10@40", 40)]
+    assert found[1].path == str(tmp_path / "runs" / "00000-c10" / "network-snapshot-000200.pkl")
+    with pytest.raises(ConfigError, match="matches no file"):
+        find_checkpoints("runs/*/*.safetensors", tmp_path)

@@ -181,7 +181,8 @@ def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_pat
     """Table 1's direct-use baseline: the discriminator trained with each snapshot is kept,
     hash-checked, and yields the single (penultimate) or multi-resolution (Eq. 2) features."""
     from sqsp.config import ConfigError, preset
-    from sqsp.discriminator import discriminator_features
+    from sqsp.discriminator import DiscriminatorBackbone
+    from sqsp.evaluate import extract_features
     from sqsp.train import train
     directory, manifest = tiny_zoo
     e = manifest["entries"]["stylegan-digits-m-cond"]
@@ -189,21 +190,23 @@ def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_pat
     disc = zoo.load_discriminator("stylegan-digits-m-cond", zoo=directory)
     assert not any(p.requires_grad for p in disc.parameters())
     x = zoo._digits("test")[0][:9]
-    single = discriminator_features(disc, x, "single", device="cpu")
-    multi = discriminator_features(disc, x, "multi", device="cpu")
+    single = extract_features(DiscriminatorBackbone(disc, "single"), x, device="cpu")
+    multi = extract_features(DiscriminatorBackbone(disc, "multi"), x, device="cpu")
     width = e["discriminator_kwargs"]["width"]
     assert single.shape == (9, 2 * width)                      # the fc's output
-    # GAP of the last map at 16 px (the widening conv before the pool), 8 px, and 4 px (final_conv)
+    # Eq. 2: GAP of each stage's output (8 px and 4 px, after its pool), then the fc's vector
     assert multi.shape == (9, 3 * 2 * width)
-    assert torch.isfinite(multi).all()
+    assert torch.equal(multi[:, -2 * width:], single) and torch.isfinite(multi).all()
 
     monkeypatch.setenv("SQSP_ZOO_DIR", str(directory))
     m = train(preset("smoke", {"method": "discriminator", "generator": "dcgan-digits-m", "disc_features": "single"}))
     assert m["done"] and 10 < m["probe_acc"] <= 100 and m["generator_arch"] == "dcgan"
-    with pytest.raises(ConfigError, match="method='discriminator'.*not a zoo name"):
+    with pytest.raises(ConfigError, match="method='discriminator'.*is neither"):
         preset("smoke", {"method": "discriminator", "generator": "random:stylegan"})
-    with pytest.raises(ConfigError, match="probe='paper'.*allowed with it: probe='fast' or 'none'"):
-        preset("smoke", {"method": "discriminator", "probe": "paper"})
+    paper = train(preset("smoke", {"method": "discriminator", "generator": "dcgan-digits-m", "disc_features": "multi",
+                                   "probe": "paper", "probe_epochs": 2}))  # a linear layer through the frozen D
+    assert paper["done"] and paper["feature_dim"] == 3 * 2 * e["discriminator_kwargs"]["width"]
+    assert 10 < paper["probe_acc"] <= 100
 
     copy = tmp_path / "zoo"
     shutil.copytree(directory, copy)

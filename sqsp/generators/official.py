@@ -61,23 +61,9 @@ def load_official(path: str | os.PathLike, *, device: str | torch.device = "cpu"
     alone, so synthetic batches are reproducible from the latent seed; pass 'random' for
     the official behaviour.
     """
-    path = Path(path).expanduser()
-    if path.suffix != ".pkl":
-        raise ValueError(f"{str(path)!r} is not a .pkl; official StyleGAN networks are pickles")
-    if not path.is_file():
-        raise FileNotFoundError(f"official StyleGAN pickle {str(path)!r} does not exist")
     if noise_mode not in ("const", "random", "none"):
         raise ValueError(f"noise_mode={noise_mode!r} is not allowed; allowed: 'const', 'random', 'none'")
-    checkout = resolve_repo(repo)
-    if checkout is not None and str(checkout) not in sys.path:
-        sys.path.insert(0, str(checkout))
-    with open(path, "rb") as f:
-        data = pickle.load(f)  # noqa: S301 -- a path the user named; see the module docstring
-    if not isinstance(data, dict) or key not in data:
-        found = sorted(data) if isinstance(data, dict) else type(data).__name__
-        raise ValueError(f"{str(path)!r} has no {key!r} network (found {found}); expected an official "
-                         "StyleGAN2-ADA/StyleGAN3 network pickle")
-    G = data[key].to(device)
+    G = _network(path, key, repo).to(device)
 
     def call(net, z, c):
         if c is None:
@@ -88,3 +74,28 @@ def load_official(path: str | os.PathLike, *, device: str | torch.device = "cpu"
 
     return FeatureGenerator(G, z_dim=G.z_dim, c_dim=G.c_dim, resolution=G.img_resolution, channels=G.img_channels,
                             arch=f"official:{type(G).__module__}.{type(G).__name__}", mapping="mapping", call=call)
+
+
+def load_official_discriminator(path: str | os.PathLike, *, device: str | torch.device = "cpu",
+                                repo: str | os.PathLike | None = None) -> torch.nn.Module:
+    """``D`` of an official pickle (Table 1's direct use), frozen, in eval mode, on ``device``."""
+    return _network(path, "D", repo).to(device).eval().requires_grad_(False)
+
+
+def _network(path: str | os.PathLike, key: str, repo: str | os.PathLike | None) -> torch.nn.Module:
+    """One network of an official pickle, unpickled with the checkout's packages importable."""
+    path = Path(path).expanduser()
+    if path.suffix != ".pkl":
+        raise ValueError(f"{str(path)!r} is not a .pkl; official StyleGAN networks are pickles")
+    if not path.is_file():
+        raise FileNotFoundError(f"official StyleGAN pickle {str(path)!r} does not exist")
+    checkout = resolve_repo(repo)
+    if checkout is not None and str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    with open(path, "rb") as f:
+        data = pickle.load(f)  # noqa: S301 -- a path the user named; see the module docstring
+    if not isinstance(data, dict) or not isinstance(data.get(key), torch.nn.Module):
+        found = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"{str(path)!r} has no {key!r} network (found {found}); expected an official "
+                         "StyleGAN2-ADA/StyleGAN3 network pickle")
+    return data[key]
