@@ -77,7 +77,7 @@ from tqdm.auto import tqdm
 from . import cli, lockfile
 from . import fid as fidlib
 from .config import ConfigError, is_zoo_name, parse_blocks
-from .data import load_split
+from .data import DIGITS_M_VERSION, load_split
 from .errors import UserError
 from .generators import ARCHITECTURES, FeatureGenerator, build_architecture, is_checkpoint_path, load_checkpoint, \
     make_network, save_checkpoint, wrap
@@ -366,7 +366,7 @@ def ensure(specs: str | Sequence[str], *, zoo: str | os.PathLike | None = None,
         if not _is_embedded_name(spec):
             continue
         stale = spec in known and known[spec].get("format", "sqsp") == "sqsp" and \
-            known[spec].get("build_version") != BUILD_VERSION
+            (known[spec].get("build_version"), known[spec].get("data_version")) != (BUILD_VERSION, DIGITS_M_VERSION)
         if spec not in known or stale:
             run = _run_of(spec)
             todo.setdefault(run.name, (run, "was built by an older version of sqsp" if stale else "is not in the zoo"))
@@ -631,7 +631,8 @@ def _clean_temporaries(directory: Path) -> None:
 
 def _recipe(**settings: Any) -> str:
     """A short fingerprint of everything that determines a zoo file (settings + BUILD_VERSION)."""
-    blob = json.dumps({"build_version": BUILD_VERSION, **settings}, sort_keys=True, default=str)
+    blob = json.dumps({"build_version": BUILD_VERSION, "data_version": DIGITS_M_VERSION, **settings}, sort_keys=True,
+                      default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -698,7 +699,7 @@ def _train_and_record(directory: str, run: GANRun, steps: int | None, seed: int,
         entry = {"arch": run.arch, "dataset": DATASET, "resolution": RESOLUTION, "channels": CHANNELS,
                  "conditional": fg.conditional, "num_classes": fg.c_dim, "z_dim": fg.z_dim,
                  "step": step, "total_steps": total, "run": run.name, "seed": seed, "recipe": recipe,
-                 "build_version": BUILD_VERSION, "format": "sqsp",
+                 "build_version": BUILD_VERSION, "data_version": DIGITS_M_VERSION, "format": "sqsp",
                  "file": path.name, "sha256": fidlib.file_sha256(path),
                  "sidecar": path.with_suffix(".json").name,
                  "sidecar_sha256": fidlib.file_sha256(path.with_suffix(".json")),
