@@ -39,7 +39,8 @@ def write_study(folder: Path) -> None:
                 recs.append(TrialRecord(tid, cfg, row, [], error="RuntimeError: worker died"))
                 continue
             last = {"training_iteration": 1, "step": 10, "probe_acc": acc, "knn_acc": acc - 5, "done": True,
-                    "final": True, "collapsed": row == "c", "init_probe_acc": UNTRAINED[seed]}
+                    "final": True, "collapsed": row == "c", "init_probe_acc": UNTRAINED[seed],
+                    "raw_probe_acc": 68.5, "raw_knn_acc": 81.25}
             recs.append(TrialRecord(tid, cfg, row, [last]))
     results.write_study(str(folder), "ablation", recs)
 
@@ -83,8 +84,16 @@ def test_formats(study):
     table = ablation_table(pd.read_parquet(study / "trials.parquet"))
     md = format_table(table)
     assert "| c | ✓ | ✓ | ✓ |  |  |  | 10.17 ± 0.76 (n=3) | -50.83 ± 1.89 (n=3) |" in md
-    assert "untrained backbone (step 0, same seeds): 61.00 ± 2.65 (n=3)" in md
-    assert "all 3/3" in md and "74.20" in md and "chance: 10.00%" in md
+    # the three reference rows: chance, raw pixels (one value each) and the untrained backbone (per seed)
+    lines = md.splitlines()
+    ref = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]] for line in lines
+           if line.startswith("| *")}
+    assert list(ref) == ["*chance*", "*raw pixels*", "*untrained backbone*"]
+    probe, knn = 7, 9  # row, 6 components, probe, vs untrained, kNN
+    assert (ref["*chance*"][probe], ref["*chance*"][knn]) == ("10.00", "10.00")
+    assert (ref["*raw pixels*"][probe], ref["*raw pixels*"][knn]) == ("68.50", "81.25")
+    assert ref["*untrained backbone*"][probe] == "61.00 ± 2.65 (n=3)" and ref["*untrained backbone*"][8] == ""
+    assert "all 3/3" in md and "74.20" in md
     assert "| f | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | 93.00 (n=1) |" in md
     latex = format_table(table, "latex")
     assert r"\begin{tabular}" in latex and r"$\pm$" in latex and r"\checkmark" in latex

@@ -39,7 +39,7 @@ def test_build_writes_complete_entries(tiny_zoo):
     assert manifest["entries"]["stylegan-digits-m-cond"]["conditional"] is True
     assert manifest["entries"]["dcgan-digits-m"]["arch"] == "dcgan"
     ref = manifest["references"]["real-test"]
-    assert ref["extractor"] == zoo.CLASSIFIER and (ref["n_samples"], ref["n_reference"]) == (450, 1347)
+    assert ref["extractor"] == zoo.CLASSIFIER and (ref["n_samples"], ref["n_reference"]) == (900, 2694)
     assert not list(directory.glob("*.tmp"))
 
 
