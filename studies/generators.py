@@ -16,7 +16,9 @@ Rows are zoo names: the main StyleGAN2-like run at five points along training (F
 ~12), the DCGAN-like generator and the class-conditional StyleGAN2-like one. Every trial
 reports the FID its generator had (``generator_fid`` with its extractor), so the table and
 the plot read it from the results, not from a zoo that may have been rebuilt since.
-Squeeze only (α = 1), as appendix Table 7 reports.
+Squeeze only (α = 1), as appendix Table 7 reports. A control row distils an untrained
+generator of the main architecture (``random:stylegan@16``): what squeeze learns from the
+generator's structure alone, without anything a GAN learned.
 """
 import sys
 from pathlib import Path
@@ -34,7 +36,8 @@ GENERATORS = [n for n in zoo.zoo_names() if not any(n == f"{r.name}@{r.steps}" f
 STUDY = Study(
     name="generators",
     preset="smoke",
-    grid=[{"row": g, "generator": g} for g in GENERATORS],
+    grid=[*({"row": g, "generator": g} for g in GENERATORS),
+          {"row": "untrained stylegan (control)", "generator": "random:stylegan@16"}],
     overrides={"syn_ratio": 1.0},
     checkpoint_rows=True,
     table=markdown("generators"),

@@ -23,8 +23,11 @@ def configs(name: str, overrides=()):
 def test_generators_study_covers_every_zoo_entry_once():
     study, cfgs = configs("generators")
     rows = {r for r, _ in cfgs}
-    assert rows == set(zoo.zoo_names()) - {"stylegan-digits-m@2000", "dcgan-digits-m@800", "stylegan-digits-m-cond@1000"}
-    assert all(c.generator == r and c.syn_ratio == 1.0 for (r, _), c in cfgs.items())  # squeeze, as Table 7
+    control = "untrained stylegan (control)"
+    assert rows - {control} == set(zoo.zoo_names()) - {"stylegan-digits-m@2000", "dcgan-digits-m@800",
+                                                         "stylegan-digits-m-cond@1000"}
+    assert all(c.generator == r and c.syn_ratio == 1.0 for (r, _), c in cfgs.items() if r != control)  # as Table 7
+    assert cfgs[(control, 0)].generator == "random:stylegan@16"
     assert len(cfgs) == len(rows) * 3
     _, mixed = configs("generators", ["syn_ratio=0.5"])
     assert {c.syn_ratio for c in mixed.values()} == {0.5}
