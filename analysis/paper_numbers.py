@@ -96,6 +96,8 @@ PAPER_DOMAIN_GAP = {"syn-vicreg": TABLE5[("vicreg", "syn")]["cifar10"],
 PAPER_KNOWLEDGE_SOURCE = {
     "discriminator-single": TABLE1[("discriminator", "direct use (single feature)", "syn+real")][0],
     "discriminator-multi": TABLE1[("discriminator", "direct use (multi-feature)", "syn+real")][0],
+    "latent-encoding-syn": TABLE1[("latent", "encoding", "syn")][0],
+    "latent-encoding-syn+real": TABLE1[("latent", "encoding", "syn+real")][0],
     **{
     f"{src}-{how}": TABLE1[(source, method, domain)][0]
     for src, source in (("latent", "latent"), ("feature", "generator feature"))

@@ -69,7 +69,9 @@ def study_table(trials: pd.DataFrame, *, columns: Sequence[str] = (), paper: dic
     config/metric ``columns`` (taken from the row's first trial that has them), then the
     same statistics as the ablation table, and ``paper[row]`` for reference when given."""
     _need_rows(trials, "study_table")
-    ordered = trials.sort_values("trial_id") if "trial_id" in trials else trials
+    # the study's declared order (row_index), else the order Ray created the trials in
+    keys = [c for c in ("row_index", "trial_id") if c in trials and trials[c].notna().any()]
+    ordered = trials.sort_values(keys, kind="stable") if keys else trials
     out = []
     for label, g in ordered.groupby("row", sort=False):
         line: dict = {"row": label}
@@ -107,7 +109,10 @@ def row_stats(g: pd.DataFrame) -> dict:
     line["collapsed"] = int((status == "collapsed").sum())
     line["failed"] = int((status == "failed").sum())
     line["diverged"] = int((status == "diverged").sum())
-    line["unfinished"] = int((~status.isin(("completed", "collapsed", *FAILED))).sum())
+    line["skipped"] = int((status == "skipped").sum())
+    line["unfinished"] = int((~status.isin(("completed", "collapsed", "skipped", *FAILED))).sum())
+    needs = g.loc[status == "skipped", "error"].dropna() if "error" in g else pd.Series(dtype=object)
+    line["needs"] = str(needs.iloc[0]) if len(needs) else None  # what a skipped row lacks
     return line
 
 
@@ -180,7 +185,7 @@ def _mean_std(mean, std, n, *, pm: str = "±", signed: bool = False, digits: int
 
 
 def _collapse(line) -> str:
-    done = line["trials"] - line["failed"] - line.get("diverged", 0) - line["unfinished"]
+    done = line["trials"] - line["failed"] - line.get("diverged", 0) - line["unfinished"] - line.get("skipped", 0)
     if done <= 0:  # no trial ran to its end: nothing to say either way
         return "–"
     if not line["collapsed"]:
@@ -224,7 +229,7 @@ def _display(table: pd.DataFrame, *, check: str, pm: str, labels: dict[str, str]
     for _, line in table.iterrows():
         gain = [_mean_std(line["gain_mean"], line["gain_std"], line["gain_n"], pm=pm, signed=True)] if gains else []
         body.append([str(line["row"]), *(_cell(line[c], check, integer=c in INTEGER_COLUMNS) for c in cols),
-                     _mean_std(line["probe_mean"], line["probe_std"], line["probe_n"], pm=pm), *gain,
+                     _probe_cell(line, pm), *gain,
                      _mean_std(line["knn_mean"], line["knn_std"], line["knn_n"], pm=pm),
                      *([_mean_std(line["mmd_mean"], line["mmd_std"], line["mmd_n"], pm=pm, digits=4)] if mmd else []),
                      _collapse(line), str(line["failed"]) if line["failed"] else "",
@@ -236,6 +241,13 @@ def _display(table: pd.DataFrame, *, check: str, pm: str, labels: dict[str, str]
         line = [f"*{ref['row']}*", *("" for _ in cols), cell(ref["probe"]), *([""] if gains else []), cell(ref["knn"])]
         body.append(line + [""] * (len(head) - len(line)))
     return head, body
+
+
+def _probe_cell(line, pm: str) -> str:
+    """The probe's mean ± std, or, for a row that never ran, what it needs."""
+    if not line["probe_n"] and isinstance(line.get("needs"), str):
+        return line["needs"]
+    return _mean_std(line["probe_mean"], line["probe_std"], line["probe_n"], pm=pm)
 
 
 def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
@@ -365,6 +377,7 @@ def knowledge_source_table(trials: pd.DataFrame) -> pd.DataFrame:
     direct = table["method"] == "discriminator"  # trains nothing: the distillation settings do not apply
     table[["teacher_source", "squeeze", "syn_ratio"]] = table[["teacher_source", "squeeze", "syn_ratio"]].astype(object)
     table.loc[direct, ["teacher_source", "squeeze", "syn_ratio"]] = None
+    table.loc[table["method"] == "encode", "squeeze"] = None  # the encoder regresses w itself: no T_φ
     return table
 
 

@@ -24,7 +24,13 @@ DATASETS = ("digits-m", "digits", "cifar10", "cifar100", "stl10", "imagefolder")
 EMBEDDED_DATASETS = ("digits-m", "digits")  # built from scikit-learn's own data: no data_root
 MAX_SEED = 2**32 - 1  # scikit-learn's random_state (the fast probe) takes seeds below 2**32
 _INT64_MAX = 2**63 - 1  # every int field is an Int64 column of trials.parquet
-METHODS = ("distill", "vicreg", "simsiam", "discriminator")
+METHODS = ("distill", "vicreg", "simsiam", "discriminator", "encode")
+LPIPS_NETS = ("alex", "vgg", "squeeze")
+# Appendix Table 5 pretrains on one dataset and probes on the other two; the embedded default
+# pairs its dataset with the other digits variant. Only pairs whose datasets exist are kept.
+_TRANSFER_PAIRS = {"cifar10": ("cifar100", "stl10"), "cifar100": ("cifar10", "stl10"),
+                   "stl10": ("cifar10", "cifar100"), "digits-m": ("digits",), "digits": ("digits-m",)}
+TRANSFER_PAIRS = {k: tuple(t for t in v if t in DATASETS) for k, v in _TRANSFER_PAIRS.items() if k in DATASETS}
 STUDENTS = ("resnet18-cifar", "resnet18", "resnet50")
 BLOCK_GROUPS = {"b4-b8": ("b4", "b8"), "b16-b32": ("b16", "b32"), "b64-b128": ("b64", "b128")}
 _BLOCK_RE = re.compile(r"^b(\d+)$")
@@ -37,16 +43,27 @@ class ConfigError(UserError, ValueError):
 @dataclass
 class TrainConfig:
     # --- what is learned ---------------------------------------------------------------
-    method: Literal["distill", "vicreg", "simsiam", "discriminator"] = "distill"
+    method: Literal["distill", "vicreg", "simsiam", "discriminator", "encode"] = "distill"
     """distill: teacher-student from the generator (Table 3 rows a-f); vicreg/simsiam: two-view SSL (Table 2);
-    discriminator: no training, the zoo GAN's discriminator as the feature extractor (Table 1)."""
+    discriminator: no training, the zoo GAN's discriminator as the feature extractor (Table 1);
+    encode: the student inverts the generator, E(G(z)) ≈ w under LPIPS (Eq. 3, Table 1's encoding rows)."""
     disc_features: Literal["single", "multi"] = "multi"
     """For method='discriminator': its penultimate vector, or Eq. 2's pooled features of every
     resolution, concatenated."""
+    latent_weight: float = 1.0
+    """For method='encode': λ of Eq. 3, the weight of ||E(G(z)) − w||² beside the LPIPS term
+    (the authors' ``--latent_loss_weight``, default 1)."""
+    lpips_net: Literal["alex", "vgg", "squeeze"] = "alex"
+    """For method='encode': the LPIPS trunk (the authors use AlexNet). Its ImageNet weights come
+    from torchvision's cache (``$TORCH_HOME/hub/checkpoints``); sqsp never downloads them."""
     # --- data ------------------------------------------------------------------------------
     dataset: str = "digits-m"
     data_root: str | None = None
     image_size: int = 16
+    transfer_datasets: str = ""
+    """Appendix Table 5: datasets to also probe the final backbone on (comma separated, sharing
+    ``data_root``), reported as ``probe_acc@<name>`` and ``knn_acc@<name>``. ``auto``: the paper's
+    pairs (CIFAR-10 → CIFAR-100, STL-10; …) or, for an embedded dataset, the other embedded one."""
     # --- generator (teacher) ------------------------------------------------------------
     generator: str = "stylegan-digits-m"
     """A zoo name, a path to a checkpoint, or ``random:<arch>`` for an untrained generator."""
@@ -168,7 +185,8 @@ class TrainConfig:
                               "method='discriminator' does not have; allowed with it: probe='fast' or 'none'")
         _one_of("dataset", self.dataset, DATASETS)
         _one_of("student", self.student, STUDENTS)
-        if self.dataset in EMBEDDED_DATASETS:
+        reads_files = [d for d in (self.dataset, *self.transfer_targets) if d not in EMBEDDED_DATASETS]
+        if not reads_files:
             if self.data_root is not None:
                 raise ConfigError(f"data_root={self.data_root!r} is given, but dataset={self.dataset!r} is embedded "
                                   "and reads no files; drop --data-root (or set data_root=none), or choose a dataset "
@@ -176,10 +194,19 @@ class TrainConfig:
         else:
             if not self.data_root:
                 raise ConfigError(
-                    f"data_root is required for dataset={self.dataset!r} (got {self.data_root!r}); "
+                    f"data_root is required for dataset={reads_files[0]!r} (got {self.data_root!r}); "
                     "pass --data-root or --set data_root=PATH (see README, 'Datasets')")
             if not os.path.isdir(self.data_root):
                 raise ConfigError(f"data_root={self.data_root!r} is not a directory")
+        if self.method == "encode":
+            if self.syn_augment:
+                raise ConfigError("method='encode' reconstructs the very image it is given (Eq. 3), so its synthetic "
+                                  "images are not augmented; set syn_augment=false")
+            if not 0 < self.syn_ratio <= 1:
+                raise ConfigError(f"syn_ratio={self.syn_ratio!r} is outside (0, 1]: method='encode' needs generated "
+                                  "images for its latent term (1: synthetic only, as Table 1's 'Syn.' row)")
+            if self.latent_weight < 0:
+                raise ConfigError(f"latent_weight={self.latent_weight!r} is negative; it must be >= 0")
         _at_least("image_size", self.image_size, 8)
         _positive("truncation", self.truncation)
         if not 0 < self.crop_min <= 1:
@@ -231,6 +258,25 @@ class TrainConfig:
         if self.precision == "fp16" and self.device == "cpu":
             raise ConfigError("precision='fp16' is for CUDA; on CPU use 'bf16' or 'fp32'")
         return self
+
+    @property
+    def transfer_targets(self) -> tuple[str, ...]:
+        """The datasets of ``transfer_datasets``, ``auto`` resolved; raises ConfigError."""
+        spec = self.transfer_datasets.strip()
+        if not spec:
+            return ()
+        if spec == "auto":
+            targets = TRANSFER_PAIRS.get(self.dataset, ())
+            if not targets:
+                raise ConfigError(f"transfer_datasets='auto': no dataset is paired with dataset={self.dataset!r} "
+                                  f"(pairs: {TRANSFER_PAIRS}); name them, e.g. --set transfer_datasets=cifar100")
+            return targets
+        names = tuple(dict.fromkeys(p.strip() for p in spec.split(",") if p.strip()))
+        for n in names:
+            if n not in DATASETS or n == "imagefolder":
+                raise ConfigError(f"transfer_datasets={spec!r}: {n!r} is not allowed; allowed: 'auto' or names from "
+                                  f"{[d for d in DATASETS if d != 'imagefolder']}, comma separated")
+        return names
 
     def _needs(self, part: str) -> bool:
         if part == "synthetic":

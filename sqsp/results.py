@@ -15,8 +15,9 @@ row                   string, null    the row label of a study declared as named
 <every TrainConfig    its type        the trial's resolved config, one column per field
  field>                               (``seed`` is one of them); see sqsp/config.py
 status                string          completed | collapsed | failed | diverged |
-                                      stopped | unfinished (see STATUSES)
-error                 string, null    ``ExceptionType: message`` of a failed/diverged trial
+                                      stopped | unfinished | skipped (see STATUSES)
+error                 string, null    ``ExceptionType: message`` of a failed/diverged trial,
+                                      or what a skipped trial needs
 step, epoch           int64, null     at the last report
 loss, loss_sim, …     float64         metrics of the last report; ``knn_acc`` is the last
  (every metric)                       evaluated value, ``probe_acc`` the final one (NaN if
@@ -26,7 +27,10 @@ init_knn_acc,         float64         the untrained backbone's accuracies (step 
  init_probe_acc                       seed), when the config has ``eval_init``
 mmd_syn_real          float64         MMD² of synthetic vs real representations at the
                                       end (``eval_mmd``, paper Table 5)
+probe_acc@<dataset>,  float64         the final backbone probed on another dataset
+ knn_acc@<dataset>                    (``transfer_datasets``, appendix Table 5)
 collapsed             bool, null      the final report's collapse flag
+row_index             int64, null     the row's position in the study's declaration
 reports               int64           rows of this trial in history.parquet
 wall_time_s           float64         Ray's time_total_s (counts time before a restore)
 hostname, node_ip     string, null    where the trial last ran
@@ -80,12 +84,13 @@ SCHEMA_VERSION = "1"
 TRIALS_FILE = "trials.parquet"
 HISTORY_FILE = "history.parquet"
 
-STATUSES = ("completed", "collapsed", "failed", "diverged", "stopped", "unfinished")
+STATUSES = ("completed", "collapsed", "failed", "diverged", "stopped", "unfinished", "skipped")
 """completed: ran to its final report. collapsed: ran to its end but its representation
 collapsed (metrics kept). failed: raised (after Ray's retries; a user error, such as a
 malformed data file, at once). diverged: NaN/inf loss.
 stopped: ended early by a scheduler or stopper. unfinished: the study was interrupted
-before the trial ended (``--resume`` finishes it)."""
+before the trial ended (``--resume`` finishes it). skipped: never started, because the
+machine lacks something it needs (``error`` says what, e.g. "needs LPIPS weights: …")."""
 FAILED = ("failed", "diverged")
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -122,6 +127,8 @@ class TrialRecord:
     error: BaseException | str | None = None   # what the trial raised, after retries
     checkpoint: str | None = None
     path: str | None = None
+    row_index: int | None = None               # position of ``row`` in the study's declaration
+    skipped: str | None = None                 # why the trial was never started (status 'skipped')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,13 +208,15 @@ def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, A
         last = _flat(r.reports[-1]) if r.reports else {}
         row: dict[str, Any] = {"trial_id": r.trial_id, "study": study, "row": r.row}
         row.update({k: r.config.get(k) for k in CONFIG_FIELDS})
-        row["status"] = trial_status(last, r.error)
-        row["error"] = error_text(r.error) or (last.get("error") if last.get("diverged") or last.get("failed") else None)
+        row["status"] = "skipped" if r.skipped else trial_status(last, r.error)
+        row["error"] = r.skipped or error_text(r.error) or (
+            last.get("error") if last.get("diverged") or last.get("failed") else None)
         if h is not None:
             for m in h.columns:
                 if _is_metric(m) and m not in CONFIG_FIELDS:
                     vals = h[m].dropna()
                     row[m] = vals.iloc[-1] if len(vals) else None
+        row["row_index"] = r.row_index
         row["reports"] = 0 if h is None else len(h)
         row["wall_time_s"] = last.get("time_total_s")
         row["hostname"] = last.get("hostname")
@@ -217,7 +226,7 @@ def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, A
         row.update({k: provenance.get(k) for k in PROVENANCE})
         rows.append(row)
     head = ["trial_id", "study", "row", *CONFIG_FIELDS, "status", "error"]
-    tail = ["reports", "wall_time_s", "hostname", "node_ip", "checkpoint", "trial_path", *PROVENANCE]
+    tail = ["row_index", "reports", "wall_time_s", "hostname", "node_ip", "checkpoint", "trial_path", *PROVENANCE]
     df = pd.DataFrame(rows)
     extra = sorted(c for c in df.columns if c not in head and c not in tail and c not in METRICS)
     cols = head + list(METRICS) + extra + tail
@@ -281,7 +290,7 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         if c in CONFIG_FIELDS:
             kind = _CONFIG_KIND[c]
-        elif c in _INT_METRICS or c in ("training_iteration", "reports", "seed"):
+        elif c in _INT_METRICS or c in ("training_iteration", "reports", "seed", "row_index"):
             kind = "Int64"
         elif c in _BOOL_METRICS or c == "sqsp_dirty":
             kind = "boolean"

@@ -164,16 +164,17 @@ def fixed_spec(study: Study, base: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps({"base": base, "rows": study.rows or {}}))
 
 
-def param_space(study: Study) -> dict[str, Any]:
+def param_space(study: Study, skip: Sequence[str] = ()) -> dict[str, Any]:
     """Ray Tune's param_space: only what varies between trials (row, grid, search space, seed).
 
     The shared part goes to the trainable through ``tune.with_parameters`` and into
-    ``study.json``: Ray would print all of it with every trial otherwise.
+    ``study.json``: Ray would print all of it with every trial otherwise. Rows in ``skip``
+    (see ``skipped_rows``) are left out.
     """
     rows = study.rows
     space: dict[str, Any] = {}
     if rows is not None:
-        space["row"] = tune.grid_search(list(rows))
+        space["row"] = tune.grid_search([r for r in rows if r not in skip])
     else:
         for k, values in study.grid.items():
             space[k] = tune.grid_search(list(values))
@@ -405,8 +406,25 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
             print(f"[sqsp] warning: with a Ray Client address the trials write to {path} on the cluster; "
                   "give --storage a bucket URI or a shared filesystem so this machine can read it too",
                   file=sys.stderr)
-        preflight([cfg for _, cfg in trials])
+        skipped = skipped_rows(study, trials)
+        if restoring:
+            skipped = _stored_skips(path, skipped)
+        spec["skipped"] = skipped
+        runnable = [(row, cfg) for row, cfg in trials if row not in skipped]
+        preflight([cfg for _, cfg in runnable])
         _describe(study, trials, path, cpus_per_trial, gpus_per_trial, restoring)
+        order = list(study.rows or {})
+        skipped_records = [
+            results.TrialRecord(trial_id=f"skipped-{row}-seed{cfg.seed}", config=cfg.to_dict(), row=row,
+                                row_index=order.index(row), skipped=skipped[row])
+            for row, cfg in trials if row in skipped]
+        if not runnable:  # nothing for Ray to do: record the rows and what they need
+            _write_json(results.join(path, STUDY_FILE), spec)
+            trials_df, _ = results.write_study(path, study.name, skipped_records)
+            print(f"[sqsp] study {study.name!r}: every row was skipped; wrote "
+                  f"{results.join(path, results.TRIALS_FILE)}", file=sys.stderr)
+            trials_df.attrs["interrupted"] = False
+            return trials_df
 
         started = False
         if not ray.is_initialized():
@@ -430,7 +448,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                                            restart_errored=False)
             else:
                 _write_json(results.join(path, STUDY_FILE), spec)
-                tuner = tune.Tuner(trainable, param_space=param_space(study),
+                tuner = tune.Tuner(trainable, param_space=param_space(study, skip=list(skipped)),
                                    tune_config=_tune_config(study, max_concurrent, reuse_actors),
                                    run_config=_run_config(study, storage, max_failures, verbose))
             with _terminate_as_interrupt() as signals:
@@ -438,7 +456,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                 grid = tuner.fit()
                 elapsed = time.perf_counter() - t0
                 signals.writing = True
-                records = _records(grid, fixed)
+                records = _records(grid, fixed, order) + skipped_records
                 trials_df, _ = results.write_study(path, study.name, records)
             counts = trials_df["status"].value_counts().to_dict()
             print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
@@ -491,7 +509,40 @@ def _run_config(study: Study, storage: str | None, max_failures: int, verbose: i
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
 
 
-def _records(grid, fixed: dict[str, Any]) -> list[results.TrialRecord]:
+def skipped_rows(study: Study, trials: list[tuple[str | None, TrainConfig]]) -> dict[str, str]:
+    """Rows this machine cannot run, with what they need (``sqsp.train.unavailable``): they are
+    recorded as skipped while the other rows run. Checked in the driver, before Ray starts, so
+    no trial fails for a missing file. A study without named rows cannot leave trials out, so
+    there the first such trial is a ConfigError."""
+    from .train import unavailable
+    out: dict[str, str] = {}
+    for row, cfg in trials:
+        why = unavailable(cfg)
+        if why is None or row in out:
+            continue
+        if row is None:
+            raise ConfigError(f"study {study.name!r}: a trial cannot run on this machine: {why}")
+        out[row] = why
+    if out:
+        print(f"[sqsp] skipping row(s) {sorted(out)}: {'; '.join(sorted(set(out.values())))}", file=sys.stderr)
+    return out
+
+
+def _stored_skips(path: str, now: dict[str, str]) -> dict[str, str]:
+    """A resumed study keeps the rows it skipped when it started (Ray's experiment has no
+    trials for them); rows that could run now are named, with how to run them."""
+    try:
+        stored = json.loads(_read_text(results.join(path, STUDY_FILE))).get("skipped", {})
+    except FileNotFoundError:
+        stored = {}
+    runnable_now = sorted(set(stored) - set(now))
+    if runnable_now:
+        print(f"[sqsp] note: row(s) {runnable_now} were skipped when this study started and stay skipped in "
+              f"{path}; run the study with another --storage to train them", file=sys.stderr)
+    return stored
+
+
+def _records(grid, fixed: dict[str, Any], order: Sequence[str] = ()) -> list[results.TrialRecord]:
     """The ResultGrid as plain records, robust to trials that died before their first report."""
     # A Result takes its config from the trial's last report, so a trial that never reported
     # (pending when the study was interrupted) would lose its row and seed; Tune's own trial
@@ -509,9 +560,11 @@ def _records(grid, fixed: dict[str, Any]) -> list[results.TrialRecord]:
             cfg = trial_config(space, fixed).to_dict()
         except (ConfigError, KeyError, TypeError):
             cfg = {}
+        row = space.get("row")
         out.append(results.TrialRecord(
-            trial_id=str(trial_id), config=cfg, row=space.get("row"), reports=reports, error=res.error,
-            checkpoint=res.checkpoint.path if res.checkpoint is not None else None, path=str(res.path)))
+            trial_id=str(trial_id), config=cfg, row=row, reports=reports, error=res.error,
+            checkpoint=res.checkpoint.path if res.checkpoint is not None else None, path=str(res.path),
+            row_index=order.index(row) if row in order else None))
     return sorted(out, key=lambda r: r.trial_id)
 
 
@@ -547,8 +600,8 @@ def preflight(configs: list[TrainConfig]) -> None:
     seen = set()
     for c in used:
         direct = c.method == "discriminator"  # reads the discriminator, not blocks or w
-        key = (c.generator, "all" if direct else c.generator_blocks, "features" if direct else c.teacher_source,
-               direct, c.stylegan_repo)
+        source = "features" if direct else "w" if c.method == "encode" else c.teacher_source  # the encoder needs w
+        key = (c.generator, "all" if direct else c.generator_blocks, source, direct, c.stylegan_repo)
         if key not in seen:
             seen.add(key)
             zoo.check_generator(key[0], blocks=key[1], teacher_source=key[2], discriminator=direct,
