@@ -34,7 +34,9 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_DOMAIN_GAP, PAPER_GENERATORS,  # noqa: E402
+from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_CROSS_DATASET,  # noqa: E402
+                                    PAPER_CROSS_DATASET_TARGETS, PAPER_DATASET_NAMES,
+                                    PAPER_DOMAIN_GAP, PAPER_GENERATORS,
                                     PAPER_KNOWLEDGE_SOURCE, PAPER_SSL,
                                     TABLE3_CIFAR10,
                                     TABLE3_COMPONENTS)
@@ -221,10 +223,14 @@ def _display(table: pd.DataFrame, *, check: str, pm: str, labels: dict[str, str]
     gains = "gain_n" in table and table["gain_n"].sum() > 0
     mmd = "mmd_n" in table and table["mmd_n"].sum() > 0 and table.attrs.get("show_mmd", False)
     diverged = "diverged" in table and table["diverged"].sum() > 0
-    head = ["row", *(labels[c] if ablation else COLUMN_LABELS.get(c, c) for c in cols), "linear probe",
-            *(["vs untrained"] if gains else []), "kNN", *(["MMD² syn-real"] if mmd else []), "collapsed", "failed",
-            *(["diverged"] if diverged else []),
-            *(["paper (CIFAR-10)" if ablation else paper_col] if paper_col else [])]
+    transfer = list(table.attrs.get("transfer", []))            # appendix Table 5: probes on other datasets
+    papers = list(table.attrs.get("paper_columns", []))
+    source = table.attrs.get("dataset") or "pretraining data"
+    head = ["row", *(labels[c] if ablation else COLUMN_LABELS.get(c, c) for c in cols),
+            "linear probe" if not transfer else f"linear probe ({source})",
+            *(["vs untrained"] if gains else []), "kNN", *(["MMD² syn-real"] if mmd else []),
+            *(f"linear probe → {t}" for t in transfer), "collapsed", "failed", *(["diverged"] if diverged else []),
+            *(["paper (CIFAR-10)" if ablation else paper_col] if paper_col else []), *papers]
     body = []
     for _, line in table.iterrows():
         gain = [_mean_std(line["gain_mean"], line["gain_std"], line["gain_n"], pm=pm, signed=True)] if gains else []
@@ -232,9 +238,11 @@ def _display(table: pd.DataFrame, *, check: str, pm: str, labels: dict[str, str]
                      _probe_cell(line, pm), *gain,
                      _mean_std(line["knn_mean"], line["knn_std"], line["knn_n"], pm=pm),
                      *([_mean_std(line["mmd_mean"], line["mmd_std"], line["mmd_n"], pm=pm, digits=4)] if mmd else []),
+                     *(_mean_std(line[f"probe@{t}_mean"], line[f"probe@{t}_std"], line[f"probe@{t}_n"], pm=pm)
+                       for t in transfer),
                      _collapse(line), str(line["failed"]) if line["failed"] else "",
                      *([str(line["diverged"]) if line["diverged"] else ""] if diverged else []),
-                     *([_cell(line[paper_col], check)] if paper_col else [])])
+                     *([_cell(line[paper_col], check)] if paper_col else []), *(_cell(line[c], check) for c in papers)])
     for ref in table.attrs.get("references", []):
         cell = lambda v: (f"{v[0]:.2f}" if v[2] == 1 and ref["row"] != "untrained backbone"  # noqa: E731
                           else _mean_std(*v, pm=pm))
@@ -381,8 +389,35 @@ def knowledge_source_table(trials: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def cross_dataset_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Appendix Table 5: each row's backbone probed on its own data and on the transfer datasets
+    (``probe_acc@<dataset>``), with the paper's numbers for the same pairs; for a dataset the
+    paper did not pretrain on (the embedded default), its CIFAR-10 pairs, labelled so."""
+    table = study_table(trials, columns=("method", "syn_ratio"))
+    targets = sorted(c.partition("@")[2] for c in trials.columns if c.startswith("probe_acc@"))
+    for t in targets:
+        stats = {row: pd.to_numeric(g[f"probe_acc@{t}"], errors="coerce").dropna()
+                 for row, g in trials.groupby("row", sort=False)}
+        table[f"probe@{t}_mean"] = [stats[r].mean() if len(stats[r]) else float("nan") for r in table["row"]]
+        table[f"probe@{t}_std"] = [stats[r].std(ddof=1) if len(stats[r]) > 1 else float("nan") for r in table["row"]]
+        table[f"probe@{t}_n"] = [int(len(stats[r])) for r in table["row"]]
+    sources = trials["dataset"].dropna().unique() if "dataset" in trials else []
+    source = str(sources[0]) if len(sources) == 1 else ""
+    paper_source = source if source in PAPER_CROSS_DATASET_TARGETS else "cifar10"
+    papers = []
+    for t in PAPER_CROSS_DATASET_TARGETS[paper_source]:
+        col = f"paper {PAPER_DATASET_NAMES[paper_source]} → {PAPER_DATASET_NAMES[t]}"
+        table[col] = [PAPER_CROSS_DATASET.get(str(r), {}).get((paper_source, t), float("nan")) for r in table["row"]]
+        papers.append(col)
+    table.attrs.update(transfer=targets, paper_columns=papers, paper_note="paper: appendix Table 5 (Real & Syn)")
+    if not targets:
+        table.attrs["extra_notes"] = ["no transfer dataset was probed: set transfer_datasets (e.g. auto)"]
+    return table
+
+
 TABLES = {"ablation": ablation_table, "generators": generators_table, "blocks": blocks_table, "ssl_baselines": ssl_table,
-          "domain_gap": domain_gap_table, "knowledge_source": knowledge_source_table}
+          "domain_gap": domain_gap_table, "knowledge_source": knowledge_source_table,
+          "cross_dataset": cross_dataset_table}
 """Study name -> its table function (the command line picks by the study recorded in the file)."""
 
 
