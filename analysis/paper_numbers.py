@@ -121,3 +121,14 @@ PAPER_CROSS_DATASET = {"syn+real-simsiam": APPENDIX_TABLE5["simsiam"], "syn+real
 PAPER_CROSS_DATASET_TARGETS = {"cifar10": ("cifar100", "stl10"), "cifar100": ("cifar10", "stl10"),
                                "stl10": ("cifar10", "cifar100")}
 PAPER_DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "stl10": "STL-10"}
+
+# Fig. 2 (a StyleGAN2-ADA on CIFAR-10, UMAP, generated images labelled by a classifier of ~95%
+# test accuracy): the paper gives no number per panel, only its reading of each.
+FIG2_READING = {"discriminator": "not class-clustered (2a)", "latent": "not class-clustered (2b)",
+                "generator": "class-clustered (2c)"}
+
+# Appendix Fig. 1 (CKA of pooled layer features): again a reading, not numbers. Its ResNet-18
+# was trained by SimSiam on real images; ours is the student of the run compared.
+FIG1_CKA_THRESHOLD = 0.85
+FIG1_CKA_READING = {"generator": "most pairs < 0.80", "student": "many pairs > 0.85 (ResNet-18, SimSiam)",
+                    "generator-student": "– (not shown)"}

@@ -426,6 +426,144 @@ def markdown(kind: str):
     return lambda trials: format_table(TABLES[kind](trials), "markdown")
 
 
+# ---------------------------------------------------------------------------------------------
+# Fig. 2: how class-clustered each representation of generated images is
+# ---------------------------------------------------------------------------------------------
+REPRESENTATION_TITLES = {"discriminator": "discriminator features (Eq. 2)", "latent": "latent w",
+                         "generator": "generator features (Eq. 4)"}
+KNN_K = 10
+
+
+def cluster_scores(points: np.ndarray, labels: np.ndarray, *, k: int = KNN_K) -> tuple[float, float]:
+    """kNN accuracy (%, 5-fold cross-validated, k neighbours, standardised coordinates) and the
+    silhouette of the class labels: two measures of how well ``points`` group by class.
+    Chance for the first is about the majority class's share; the second is ~0 without
+    class structure and 1 for tight, separate clusters."""
+    from sklearn.metrics import silhouette_score
+    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    knn = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=min(k, len(points) // 2)))
+    acc = 100.0 * float(cross_val_score(knn, points, labels, cv=KFold(5, shuffle=True, random_state=0)).mean())
+    sil = float(silhouette_score(points, labels)) if len(np.unique(labels)) > 1 else float("nan")
+    return acc, sil
+
+
+def representations_table(df: pd.DataFrame, info: dict | None = None) -> pd.DataFrame:
+    """One line per representation of Fig. 2: kNN accuracy and silhouette of the class labels in
+    the UMAP plane (what the figure shows) and kNN accuracy in the full representation (what
+    UMAP cannot distort), each mean ± std over seeds, beside the paper's reading."""
+    from analysis.paper_numbers import FIG2_READING
+    out = []
+    for rep in [r for r in REPRESENTATION_TITLES if r in set(df["representation"])]:
+        scores = []
+        for _, g in df[df["representation"] == rep].groupby("seed"):
+            g = g.sort_values("sample")
+            labels = g["label"].to_numpy()
+            knn2d, sil = cluster_scores(g[["umap_x", "umap_y"]].to_numpy(), labels)
+            knn_full, _ = cluster_scores(np.stack(g["features"].to_numpy()), labels)
+            scores.append((knn2d, sil, knn_full))
+        s = pd.DataFrame(scores, columns=["knn2d", "silhouette", "knn_full"])
+        line = {"representation": rep, "title": REPRESENTATION_TITLES[rep],
+                "dim": int(df.loc[df["representation"] == rep, "dim"].iloc[0]), "n": len(s)}
+        for c in s:
+            line[f"{c}_mean"], line[f"{c}_std"] = s[c].mean(), s[c].std(ddof=1) if len(s) > 1 else float("nan")
+        line["paper"] = FIG2_READING.get(rep, "")
+        out.append(line)
+    table = pd.DataFrame(out)
+    first = df[(df["seed"] == df["seed"].min()) & (df["representation"] == df["representation"].iloc[0])]
+    shares = first["label"].value_counts(normalize=True)
+    table.attrs.update(info=dict(info or {}), classes=int(len(shares)), majority=100.0 * float(shares.max()),
+                       samples=int(len(first)), seeds=sorted(int(x) for x in df["seed"].unique()))
+    return table
+
+
+def format_representations(table: pd.DataFrame, fmt: str = "markdown") -> str:
+    if fmt == "csv":
+        return table.to_csv(index=False, float_format="%.4f")
+    if fmt != "markdown":
+        raise ValueError(f"format {fmt!r} for Fig. 2's table; allowed: markdown, csv")
+    lines = ["| panel | representation | dim | kNN acc. in 2-D (UMAP) | silhouette in 2-D | kNN acc. in all dims | "
+             "paper (Fig. 2) |", "|:--|:--|--:|:-:|:-:|:-:|:--|"]
+    for i, r in table.iterrows():
+        lines.append(f"| ({'abc'[i] if i < 3 else i}) | {r['title']} | {r['dim']} | "
+                     f"{_mean_std(r['knn2d_mean'], r['knn2d_std'], r['n'])} | "
+                     f"{_mean_std(r['silhouette_mean'], r['silhouette_std'], r['n'], digits=3)} | "
+                     f"{_mean_std(r['knn_full_mean'], r['knn_full_std'], r['n'])} | {r['paper']} |")
+    info, a = table.attrs.get("info", {}), table.attrs
+    labelled = f"labels from {info.get('classifier', '?')}"
+    if info.get("classifier_dataset"):
+        labelled += f" (trained on {info['classifier_dataset']}"
+        acc = info.get("classifier_test_accuracy")
+        labelled += f", test accuracy {100 * acc:.1f}%)" if isinstance(acc, (int, float)) else ")"
+    notes = [f"{a.get('samples')} images of {info.get('generator', '?')} per seed, seeds {a.get('seeds')}", labelled,
+             f"{a.get('classes')} classes, the largest {a.get('majority', float('nan')):.1f}% of the images "
+             "(kNN's floor)", f"kNN: {KNN_K} neighbours, 5-fold cross-validated; silhouette of the class labels"]
+    notes += [f"{k} panel missing: {v}" for k, v in (info.get("missing") or {}).items()]
+    return "\n".join(lines + ["", "; ".join(notes)])
+
+
+# ---------------------------------------------------------------------------------------------
+# appendix Fig. 1: CKA between layers
+# ---------------------------------------------------------------------------------------------
+def cka_matrices(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each panel's CKA matrix (rows a, columns b, layers in order), averaged over seeds."""
+    out = {}
+    for panel, g in df.groupby("panel", sort=False):
+        m = g.groupby(["a_index", "b_index", "a", "b"])["cka"].mean().reset_index()
+        mat = m.pivot(index=["a_index", "a"], columns=["b_index", "b"], values="cka").sort_index().sort_index(axis=1)
+        mat.index, mat.columns = mat.index.get_level_values(1), mat.columns.get_level_values(1)
+        out[str(panel)] = mat
+    return out
+
+
+def layer_similarity_table(df: pd.DataFrame, info: dict | None = None) -> pd.DataFrame:
+    """One line per panel: its layers, the mean CKA between different layers and the share of
+    pairs at or above the paper's 0.85 (each mean ± std over seeds), and its largest value."""
+    from analysis.paper_numbers import FIG1_CKA_READING, FIG1_CKA_THRESHOLD
+    out = []
+    for panel, g in df.groupby("panel", sort=False):
+        square = panel != "generator-student"
+        per_seed = []
+        for _, s in g.groupby("seed"):
+            off = s[s["a_index"] != s["b_index"]] if square else s
+            off = off[off["a_index"] < off["b_index"]] if square else off  # each pair once
+            per_seed.append((off["cka"].mean(), 100.0 * (off["cka"] >= FIG1_CKA_THRESHOLD).mean(), off["cka"].max()))
+        p = pd.DataFrame(per_seed, columns=["mean", "share", "max"])
+        a_layers = list(dict.fromkeys(g.sort_values("a_index")["a"]))
+        b_layers = list(dict.fromkeys(g.sort_values("b_index")["b"]))
+        out.append({"panel": panel, "layers": f"{len(a_layers)}" if square else f"{len(a_layers)} × {len(b_layers)}",
+                    "n": len(p), "mean_mean": p["mean"].mean(), "mean_std": p["mean"].std(ddof=1) if len(p) > 1 else float("nan"),
+                    "share_mean": p["share"].mean(), "share_std": p["share"].std(ddof=1) if len(p) > 1 else float("nan"),
+                    "max": p["max"].max(), "paper": FIG1_CKA_READING.get(str(panel), "")})
+    table = pd.DataFrame(out)
+    cross = cka_matrices(df).get("generator-student")
+    best = [] if cross is None else [f"{b} ↔ {cross[b].idxmax()} ({cross[b].max():.2f})" for b in cross.columns]
+    table.attrs.update(info=dict(info or {}), best=best, seeds=sorted(int(x) for x in df["seed"].unique()))
+    return table
+
+
+def format_layer_similarity(table: pd.DataFrame, fmt: str = "markdown") -> str:
+    from analysis.paper_numbers import FIG1_CKA_THRESHOLD
+    if fmt == "csv":
+        return table.to_csv(index=False, float_format="%.4f")
+    if fmt != "markdown":
+        raise ValueError(f"format {fmt!r} for appendix Fig. 1's table; allowed: markdown, csv")
+    lines = [f"| panel | layers | mean CKA between layers | pairs ≥ {FIG1_CKA_THRESHOLD} (%) | max | "
+             "paper (appendix Fig. 1) |", "|:--|:-:|:-:|:-:|:-:|:--|"]
+    for _, r in table.iterrows():
+        lines.append(f"| {r['panel']} | {r['layers']} | {_mean_std(r['mean_mean'], r['mean_std'], r['n'], digits=3)} | "
+                     f"{_mean_std(r['share_mean'], r['share_std'], r['n'], digits=1)} | {r['max']:.3f} | {r['paper']} |")
+    info = table.attrs.get("info", {})
+    notes = [f"{info.get('n_samples', '?')} images of {info.get('generator', '?')}; student {info.get('student', '?')} "
+             f"(×{info.get('student_width', '?')}, method {info.get('method', '?')}), seeds {table.attrs.get('seeds')}",
+             f"layers: {info.get('granularity', '?')}; linear CKA of globally pooled features"]
+    if table.attrs.get("best"):
+        notes.append("most similar generator layer per student layer: " + ", ".join(table.attrs["best"]))
+    return "\n".join(lines + ["", "; ".join(notes)])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python analysis/tables.py", description=__doc__.splitlines()[0])
     p.add_argument("results", help="a study folder (holding trials.parquet), the file itself, or a URI")
@@ -438,7 +576,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_table(location: str, fmt: str) -> int:
-    from sqsp.results import ResultsError, failure_summary, read_trials
+    from sqsp.results import ResultsError, failure_summary, read_table, read_trials
+    figures = {"representations.parquet": (representations_table, format_representations),
+               "layer_similarity.parquet": (layer_similarity_table, format_layer_similarity)}
+    for file, (build, form) in figures.items():  # Fig. 2's and appendix Fig. 1's folders
+        if Path(location).name == file or (Path(location) / file).is_file():
+            try:
+                print(form(build(*read_table(location, file)), fmt))
+            except ValueError as e:
+                raise ResultsError(str(e)) from None
+            return 0
     trials = read_trials(location)
     name = str(trials["study"].dropna().iloc[0]) if "study" in trials and trials["study"].notna().any() else "ablation"
     try:  # the study's own table; a format it has no form for, or a study without rows, is refused

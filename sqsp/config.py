@@ -388,6 +388,46 @@ def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, A
     return out
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``3`` -> [0, 1, 2]; ``4,7`` -> [4, 7]; ``7,`` -> [7]."""
+    usage = "give a count N (seeds 0..N-1) or a comma-separated list (4,7; a single seed: 7,)"
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            count = int(text)
+            if count < 1:
+                raise ValueError(f"--seeds {text}: a count of seeds must be >= 1 (--seeds 1 runs seed 0 alone); "
+                                 f"{usage}")
+            seeds = list(range(count))
+    except ValueError as e:
+        raise ConfigError(str(e) if str(e).startswith("--seeds") else f"--seeds {text!r}: {usage}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise ConfigError(f"--seeds {text!r}: need at least one seed, all >= 0; {usage}")
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise ConfigError(f"--seeds {text!r}: seed(s) {twice} appear more than once; each seed runs once")
+    return seeds
+
+
+def add_run_arguments(p, *, seeds: int = 3) -> None:
+    """The flags every entry point shares with the studies (``sqsp.tune.study_main``):
+    ``--preset``, ``--data-root``, ``--set``, ``--seeds``, ``--storage``."""
+    p.add_argument("--preset", default="smoke", help="base preset: " + ", ".join(sorted(PRESETS)) + " (default smoke)")
+    p.add_argument("--data-root", help="dataset folder, for presets on real data (same as --set data_root=…)")
+    p.add_argument("--seeds", default=str(seeds), help=f"number of seeds, or a comma-separated list (default {seeds})")
+    p.add_argument("--storage", default="results", help="folder that holds the output folder (default ./results)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (repeatable), e.g. --set generator=stylegan-digits")
+
+
+def config_from_args(args) -> tuple[TrainConfig, list[int]]:
+    """The validated config and the seeds of ``add_run_arguments``' flags; raises ConfigError."""
+    seeds = parse_seeds(args.seeds)
+    overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else [])
+    return preset(args.preset, overrides), seeds
+
+
 # ---------------------------------------------------------------------------------------------
 # typed coercion and checks
 # ---------------------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import json
 import math
 import os
 import platform
@@ -335,12 +336,15 @@ def write_study(directory: str, study: str, records: list[TrialRecord],
     return trials, history
 
 
-def write_parquet(df: pd.DataFrame, target: str, *, kind: str, study: str) -> None:
-    """Write ``df`` to ``target`` (a path or URI) so that readers see the old file or the new one."""
+def write_parquet(df: pd.DataFrame, target: str, *, kind: str, study: str, info: dict[str, Any] | None = None) -> None:
+    """Write ``df`` to ``target`` (a path or URI) so that readers see the old file or the new one.
+    ``info`` (plain JSON values) is kept in the file's metadata as ``sqsp_info``."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta.update({b"sqsp_schema_version": SCHEMA_VERSION.encode(), b"sqsp_kind": kind.encode(),
                  b"sqsp_study": study.encode()})
+    if info is not None:
+        meta[b"sqsp_info"] = json.dumps(info, sort_keys=True, default=str).encode()
     table = table.replace_schema_metadata(meta)
     fs, path = filesystem(target)
     parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
@@ -364,6 +368,21 @@ def write_parquet(df: pd.DataFrame, target: str, *, kind: str, study: str) -> No
     finally:
         if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
             fs.delete_file(tmp)
+
+
+def write_table(df: pd.DataFrame, location: str, name: str, *, kind: str, info: dict[str, Any] | None = None) -> str:
+    """A table that is not a study's (e.g. Fig. 2's representations, appendix Fig. 1's CKA
+    matrix) as ``<location>/<name>``, written like the study files; returns its path."""
+    target = join(location, name)
+    write_parquet(df, target, kind=kind, study=os.path.basename(str(location).rstrip("/")), info=info)
+    return target
+
+
+def read_table(location: str, name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A table written by ``write_table`` (the folder or the file) and its ``info``."""
+    df = _read(location, name)
+    meta = schema_metadata(location, name)
+    return df, json.loads(meta.get("sqsp_info", "{}"))
 
 
 def read_trials(location: str) -> pd.DataFrame:

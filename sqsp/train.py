@@ -473,6 +473,21 @@ def save_checkpoint(run: Run, directory: str) -> str:
     return path
 
 
+def load_backbone(checkpoint: str, *, device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig]:
+    """The student's backbone from a checkpoint of ``train()`` (its folder or the file), frozen in
+    eval mode, with the config that trained it (kept in the checkpoint)."""
+    path = os.path.join(checkpoint, CHECKPOINT_FILE) if os.path.isdir(checkpoint) else checkpoint
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no training checkpoint at {checkpoint!r} (expected a folder holding "
+                                f"{CHECKPOINT_FILE}, as train() and the studies write, or the file itself)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = TrainConfig.from_dict(state["config"])
+    backbone = build_backbone(cfg.student, cfg.student_width, *channel_stats(cfg.dataset))
+    prefix = "backbone."
+    backbone.load_state_dict({k[len(prefix):]: v for k, v in state["student"].items() if k.startswith(prefix)})
+    return backbone.to(device).eval().requires_grad_(False), cfg
+
+
 class _NoBar:
     def update(self, n): ...
     def set_postfix(self, d): ...

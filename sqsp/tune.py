@@ -79,7 +79,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from . import cli, lockfile, results
-from .config import ConfigError, TrainConfig, is_zoo_name, parse_overrides, preset
+from .config import ConfigError, TrainConfig, is_zoo_name, parse_overrides, parse_seeds, preset
 from .errors import USER_ERRORS
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
@@ -841,7 +841,7 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
     overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else [])
 
     def run() -> int:
-        trials = run_study(dataclasses.replace(study, preset=args.preset, seeds=_parse_seeds(args.seeds)), address=args.address, storage=args.storage, resume=args.resume,
+        trials = run_study(dataclasses.replace(study, preset=args.preset, seeds=parse_seeds(args.seeds)), address=args.address, storage=args.storage, resume=args.resume,
                            cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                            max_failures=args.max_failures, overrides=overrides, max_concurrent=args.max_concurrent)
         if study.table is not None:
@@ -856,25 +856,3 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
         return 1 if failed or trials.attrs.get("interrupted") else 0
 
     return cli.run(p.prog, run)
-
-
-def _parse_seeds(text: str) -> list[int]:
-    """``3`` -> [0, 1, 2]; ``4,7`` -> [4, 7]; ``7,`` -> [7]."""
-    usage = "give a count N (seeds 0..N-1) or a comma-separated list (4,7; a single seed: 7,)"
-    try:
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        else:
-            count = int(text)
-            if count < 1:
-                raise ValueError(f"--seeds {text}: a count of seeds must be >= 1 (--seeds 1 runs seed 0 alone); "
-                                 f"{usage}")
-            seeds = list(range(count))
-    except ValueError as e:
-        raise ConfigError(str(e) if str(e).startswith("--seeds") else f"--seeds {text!r}: {usage}") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise ConfigError(f"--seeds {text!r}: need at least one seed, all >= 0; {usage}")
-    twice = sorted({s for s in seeds if seeds.count(s) > 1})
-    if twice:
-        raise ConfigError(f"--seeds {text!r}: seed(s) {twice} appear more than once; each seed runs once")
-    return seeds
