@@ -564,6 +564,11 @@ def format_layer_similarity(table: pd.DataFrame, fmt: str = "markdown") -> str:
     return "\n".join(lines + ["", "; ".join(notes)])
 
 
+FIGURE_TABLES = {"representations.parquet": (representations_table, format_representations),
+                 "layer_similarity.parquet": (layer_similarity_table, format_layer_similarity)}
+"""File of a figure's folder -> its table function and formatter."""
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python analysis/tables.py", description=__doc__.splitlines()[0])
     p.add_argument("results", help="a study folder (holding trials.parquet), the file itself, or a URI")
@@ -577,9 +582,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_table(location: str, fmt: str) -> int:
     from sqsp.results import ResultsError, failure_summary, read_table, read_trials
-    figures = {"representations.parquet": (representations_table, format_representations),
-               "layer_similarity.parquet": (layer_similarity_table, format_layer_similarity)}
-    for file, (build, form) in figures.items():  # Fig. 2's and appendix Fig. 1's folders
+    for file, (build, form) in FIGURE_TABLES.items():  # Fig. 2's and appendix Fig. 1's folders
         if Path(location).name == file or (Path(location) / file).is_file():
             try:
                 print(form(build(*read_table(location, file)), fmt))
