@@ -11,7 +11,10 @@ named rows, seeds, metric and mode, optional scheduler and searcher) in a short 
 3. ``preflight`` checks, once per distinct value and before any trial starts, what would
    fail every trial: each data root's layout, each generator (zoo entries built if missing,
    18 trials must not all build them, and hash-checked; the blocks and the mapping network
-   the configs ask for), and the devices and GPUs the trials ask for.
+   the configs ask for), and the devices and GPUs the trials ask for. Rows this machine
+   cannot run at all (``sqsp.train.unavailable``: a file sqsp never downloads, such as
+   LPIPS's ImageNet trunk) are not started: they become ``skipped`` rows that say what they
+   need, and the other rows run. A resumed study keeps the rows it skipped when it started.
 4. Ray starts: a private local Ray (``address="local"``, never a cluster that happens to be
    running here) or, with ``--address auto | host:port | ray://…``, the cluster named.
    ``Tuner.fit`` runs one trial per grid point × seed, each with ``--cpus-per-trial`` CPUs
