@@ -72,17 +72,22 @@ def direct_use(config: TrainConfig, report: Callable[[dict[str, Any], str | None
     cfg = config
     device = resolve_device(cfg.device)
     disc = load_discriminator(cfg.generator, device=device)
-    train_split = load_split(cfg.dataset, cfg.data_root, "train", cfg.image_size)
-    test_split = load_split(cfg.dataset, cfg.data_root, "test", cfg.image_size)
-    ftr = discriminator_features(disc, train_split.images, cfg.disc_features, device=device)
-    fte = discriminator_features(disc, test_split.images, cfg.disc_features, device=device)
-    metrics: dict[str, Any] = {
-        "step": 0, "epoch": 0, "feature_dim": ftr.shape[1],
-        "knn_acc": knn_accuracy(ftr, train_split.labels, fte, test_split.labels,
-                                num_classes=train_split.num_classes, k=cfg.knn_k, t=cfg.knn_t),
-        "probe_acc": (linear_probe_fast(ftr, train_split.labels, fte, test_split.labels, seed=cfg.seed)
-                      if cfg.probe != "none" else math.nan),
-        "collapsed": False, "done": True, **describe(cfg.generator)}
+
+    def scores(dataset: str) -> dict[str, Any]:
+        train_split = load_split(dataset, cfg.data_root, "train", cfg.image_size)
+        test_split = load_split(dataset, cfg.data_root, "test", cfg.image_size)
+        ftr = discriminator_features(disc, train_split.images, cfg.disc_features, device=device)
+        fte = discriminator_features(disc, test_split.images, cfg.disc_features, device=device)
+        return {"feature_dim": ftr.shape[1],
+                "knn_acc": knn_accuracy(ftr, train_split.labels, fte, test_split.labels,
+                                        num_classes=train_split.num_classes, k=cfg.knn_k, t=cfg.knn_t),
+                "probe_acc": (linear_probe_fast(ftr, train_split.labels, fte, test_split.labels, seed=cfg.seed)
+                              if cfg.probe != "none" else math.nan)}
+
+    metrics: dict[str, Any] = {"step": 0, "epoch": 0, **scores(cfg.dataset), "collapsed": False, "done": True,
+                               **describe(cfg.generator)}
+    for name in cfg.transfer_targets:  # appendix Table 5's probes on other datasets
+        metrics.update({f"{k}@{name}": v for k, v in scores(name).items() if k != "feature_dim"})
     if report is not None:
         report(metrics, None)
     return metrics

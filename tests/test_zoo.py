@@ -198,8 +198,10 @@ def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_pat
     assert torch.isfinite(multi).all()
 
     monkeypatch.setenv("SQSP_ZOO_DIR", str(directory))
-    m = train(preset("smoke", {"method": "discriminator", "generator": "dcgan-digits-m", "disc_features": "single"}))
+    m = train(preset("smoke", {"method": "discriminator", "generator": "dcgan-digits-m", "disc_features": "single",
+                               "transfer_datasets": "digits-m"}))
     assert m["done"] and 10 < m["probe_acc"] <= 100 and m["generator_arch"] == "dcgan"
+    assert (m["probe_acc@digits-m"], m["knn_acc@digits-m"]) == (m["probe_acc"], m["knn_acc"])  # same data, same numbers
     with pytest.raises(ConfigError, match="method='discriminator'.*not a zoo name"):
         preset("smoke", {"method": "discriminator", "generator": "random:stylegan"})
     with pytest.raises(ConfigError, match="probe='paper'.*allowed with it: probe='fast' or 'none'"):
