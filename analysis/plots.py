@@ -139,6 +139,17 @@ FIGURES = {"representations.parquet": (representations_figure, "fig2"),
 """File in a folder -> the function that draws it and the stem of its PNG/PDF."""
 
 
+def figure_and_table(folder: str | Path, file: str) -> tuple[list[Path], str]:
+    """Fig. 2 or appendix Fig. 1 from ``folder/file``: the figure drawn beside it (PNG, PDF)
+    and its table as Markdown."""
+    from analysis.tables import FIGURE_TABLES
+    from sqsp.results import read_table
+    df, info = read_table(str(folder), file)
+    draw, stem = FIGURES[file]
+    build, fmt = FIGURE_TABLES[file]
+    return draw(df, info, Path(folder) / stem), fmt(build(df, info))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python analysis/plots.py", description=__doc__.splitlines()[0])
     p.add_argument("results", help="a generators study folder (holding trials.parquet), or a folder holding "

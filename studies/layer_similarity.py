@@ -19,13 +19,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.plots import layer_similarity_figure  # noqa: E402
-from analysis.tables import format_layer_similarity, layer_similarity_table  # noqa: E402
+from analysis.plots import figure_and_table  # noqa: E402
 from sqsp.layer_similarity import FILE, main  # noqa: E402
-from sqsp.results import read_table  # noqa: E402
 
 if __name__ == "__main__":
-    folder = main()
-    df, info = read_table(folder, FILE)
-    print("\n".join(str(p) for p in layer_similarity_figure(df, info, Path(folder) / "fig1_cka")), file=sys.stderr)
-    print(format_layer_similarity(layer_similarity_table(df, info)))
+    paths, table = figure_and_table(main(), FILE)
+    print("\n".join(str(p) for p in paths), file=sys.stderr)
+    print(table)
