@@ -30,7 +30,8 @@ LPIPS_NETS = ("alex", "vgg", "squeeze")
 # pairs its dataset with the other digits variant. Only pairs whose datasets exist are kept.
 _TRANSFER_PAIRS = {"cifar10": ("cifar100", "stl10"), "cifar100": ("cifar10", "stl10"),
                    "stl10": ("cifar10", "cifar100"), "digits-m": ("digits",), "digits": ("digits-m",)}
-TRANSFER_PAIRS = {k: tuple(t for t in v if t in DATASETS) for k, v in _TRANSFER_PAIRS.items() if k in DATASETS}
+TRANSFER_PAIRS = {k: tuple(t for t in v if t in DATASETS) for k, v in _TRANSFER_PAIRS.items()
+                  if k in DATASETS and any(t in DATASETS for t in v)}
 STUDENTS = ("resnet18-cifar", "resnet18", "resnet50")
 BLOCK_GROUPS = {"b4-b8": ("b4", "b8"), "b16-b32": ("b16", "b32"), "b64-b128": ("b64", "b128")}
 _BLOCK_RE = re.compile(r"^b(\d+)$")
@@ -269,7 +270,8 @@ class TrainConfig:
             targets = TRANSFER_PAIRS.get(self.dataset, ())
             if not targets:
                 raise ConfigError(f"transfer_datasets='auto': no dataset is paired with dataset={self.dataset!r} "
-                                  f"(pairs: {TRANSFER_PAIRS}); name them, e.g. --set transfer_datasets=cifar100")
+                                  f"(pairs: {TRANSFER_PAIRS}); name the datasets to probe, --set "
+                                  f"transfer_datasets=NAME[,NAME], from {[d for d in DATASETS if d != 'imagefolder']}")
             return targets
         names = tuple(dict.fromkeys(p.strip() for p in spec.split(",") if p.strip()))
         for n in names:
