@@ -79,7 +79,9 @@ def layer_similarity_figure(df: pd.DataFrame, info: dict, stem: str | Path) -> l
     plt = _pyplot()
     mats = cka_matrices(df)
     table = layer_similarity_table(df, info).set_index("panel")
-    fig, axes = plt.subplots(1, len(mats), figsize=(4.6 * len(mats), 4.4), squeeze=False)
+    widths = [m.shape[1] for m in mats.values()]
+    fig, axes = plt.subplots(1, len(mats), figsize=(2.5 + 0.55 * sum(widths) + 1.2 * len(mats), 4.6), squeeze=False,
+                             layout="constrained", gridspec_kw={"width_ratios": widths})
     for ax, (panel, m) in zip(axes[0], mats.items()):
         im = ax.imshow(m.to_numpy(), vmin=0, vmax=1, cmap="viridis")
         ax.set_xticks(range(m.shape[1]), m.columns, rotation=60, ha="right", fontsize=7)
@@ -88,7 +90,7 @@ def layer_similarity_figure(df: pd.DataFrame, info: dict, stem: str | Path) -> l
             for (i, j), v in np.ndenumerate(m.to_numpy()):
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v < 0.6 else "black")
         ax.set_title(f"{panel}: mean {table.loc[panel, 'mean_mean']:.2f}", fontsize=10)
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="linear CKA")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.7, label="linear CKA")
     fig.suptitle(f"linear CKA of pooled layer features, {info.get('n_samples', '?')} images of "
                  f"{info.get('generator', '?')}", fontsize=10)
     paths = _save(fig, stem)
