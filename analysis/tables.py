@@ -3,6 +3,8 @@
     python analysis/tables.py results/ablation            # Markdown (default)
     python analysis/tables.py results/ablation --latex
     python analysis/tables.py results/ablation --csv
+    python analysis/tables.py results/representations      # Fig. 2's numbers per panel
+    python analysis/tables.py results/layer_similarity     # appendix Fig. 1's CKA summary
 
 In a notebook: ``ablation_table(pd.read_parquet("results/ablation/trials.parquet"))`` gives
 the numbers as a DataFrame; ``format_table(table, "markdown" | "latex" | "csv")`` prints it.
