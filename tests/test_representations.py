@@ -95,7 +95,7 @@ def fake_frame(seeds=(0, 1), n=100):
     return pd.concat(rows, ignore_index=True)
 
 
-def test_analysis_measures_and_draws_fig2_from_parquet_alone(tmp_path):
+def test_analysis_measures_and_draws_fig2_from_parquet_alone(tmp_path, capsys):
     info = {"generator": "g", "classifier": "classifier-digits", "classifier_dataset": "digits",
             "classifier_test_accuracy": 0.95, "missing": {"discriminator": "no discriminator"}}
     write_table(fake_frame(), str(tmp_path / "representations"), FILE, kind="representations", info=info)
@@ -112,14 +112,9 @@ def test_analysis_measures_and_draws_fig2_from_parquet_alone(tmp_path):
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
 
-    import subprocess
-    import sys
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[1]
-    for script, expect in (("analysis/tables.py", "kNN acc. in 2-D (UMAP)"), ("analysis/plots.py", "fig2.pdf")):
-        cli = subprocess.run([sys.executable, script, str(tmp_path / "representations")], capture_output=True,
-                             text=True, timeout=120, cwd=root)
-        assert cli.returncode == 0 and expect in cli.stdout, cli.stderr
+    from analysis import plots, tables
+    for cli, expect in ((tables.main, "kNN acc. in 2-D (UMAP)"), (plots.main, "fig2.pdf")):  # the command lines
+        assert cli([str(tmp_path / "representations")]) == 0 and expect in capsys.readouterr().out
 
 
 def test_command_line_writes_the_file_and_refuses_bad_input(tiny_zoo, tmp_path, capsys):
