@@ -4,7 +4,7 @@ per panel that says how class-clustered it is (kNN accuracy and silhouette in th
 and kNN accuracy in the full representation).
 
     python studies/representations.py                          # smoke: the zoo's StyleGAN, 2000 images x 3 seeds
-    python studies/representations.py --set generator=dcgan-digits --samples 5000
+    python studies/representations.py --set generator=dcgan-digits-m --samples 5000
     python studies/representations.py --set generator=/ckpt/cifar10u-cifar-ada-best-fid.pkl \\
         --set stylegan_repo=/opt/stylegan2-ada-pytorch --classifier /ckpt/cifar10-classifier.pt2 --samples 50000
     python analysis/plots.py results/representations           # the figure again, from Parquet

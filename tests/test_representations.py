@@ -15,6 +15,8 @@ from sqsp.config import preset
 from sqsp.representations import FILE, gan_representations, load_discriminator, load_labeller
 from sqsp.results import read_table, write_table
 
+MAIN = zoo.DEFAULT_RUNS[0].name  # the zoo's main StyleGAN, named for the zoo's dataset
+
 
 @pytest.fixture(scope="module")
 def tiny_zoo(tmp_path_factory):
@@ -29,10 +31,10 @@ def tiny_zoo(tmp_path_factory):
 
 def test_three_representations_of_the_same_images(tiny_zoo):
     cpu = torch.device("cpu")
-    gen = zoo.load_generator("stylegan-digits")
-    labeller = load_labeller(None, "stylegan-digits", device=cpu)
+    gen = zoo.load_generator(MAIN)
+    labeller = load_labeller(None, MAIN, device=cpu)
     assert labeller.info["classifier"] == zoo.CLASSIFIER and labeller.info["classifier_dataset"] == zoo.DATASET
-    disc = load_discriminator("stylegan-digits", device=cpu)
+    disc = load_discriminator(MAIN, device=cpu)
     labels, reps = gan_representations(gen, labeller, 30, seed=3, discriminator=disc)
     assert labels.shape == (30,) and labels.dtype == np.int64 and set(labels) <= set(range(10))
     assert set(reps) == {"discriminator", "latent", "generator"}
@@ -63,10 +65,10 @@ def test_a_users_exported_classifier_labels_and_bad_ones_are_refused(tiny_zoo, t
     with pytest.raises(ValueError, match="not a zoo entry.*--classifier"):
         load_labeller(None, "random:stylegan@16", device=torch.device("cpu"))
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_labeller(str(tmp_path / "nope.pt2"), "stylegan-digits", device=torch.device("cpu"))
+        load_labeller(str(tmp_path / "nope.pt2"), MAIN, device=torch.device("cpu"))
     (tmp_path / "clf.pkl").write_bytes(b"x")
     with pytest.raises(ValueError, match="unknown file type '.pkl'"):
-        load_labeller(str(tmp_path / "clf.pkl"), "stylegan-digits", device=torch.device("cpu"))
+        load_labeller(str(tmp_path / "clf.pkl"), MAIN, device=torch.device("cpu"))
 
 
 def test_cluster_scores_tell_class_clusters_from_noise():
@@ -129,7 +131,7 @@ def test_command_line_writes_the_file_and_refuses_bad_input(tiny_zoo, tmp_path, 
     folder = main(["--seeds", "1", "--samples", "60", "--storage", str(tmp_path)])
     df, info = read_table(folder, FILE)
     assert set(df["representation"]) == {"discriminator", "latent", "generator"} and len(df) == 180
-    assert info["generator"] == "stylegan-digits" and info["classifier"] == zoo.CLASSIFIER
+    assert info["generator"] == MAIN and info["classifier"] == zoo.CLASSIFIER
     assert np.isfinite(df[["umap_x", "umap_y"]].to_numpy()).all()
     table = representations_table(df, info)
     assert len(table) == 3 and table["knn2d_mean"].between(0, 100).all()
