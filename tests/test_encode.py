@@ -89,12 +89,14 @@ def test_lpips_compares_small_images_and_passes_gradients(torch_home):
 def test_encoder_learns_to_invert_the_frozen_generator(torch_home, gen):
     """Eq. 3 through the real loop: the latent and LPIPS terms fall, the generator is untouched,
     the encoder is probed; with real images the LPIPS term on them is reported too."""
+    from sqsp.data import load_split
     place_random_trunk("alex")
     before = {k: v.clone() for k, v in gen.state_dict().items()}
+    cfg = preset("smoke", {**TINY, **ENCODE, "syn_ratio": 1.0, "batch_size": 128})
+    epoch = len(load_split(cfg.dataset, None, "pretrain", 16)) // 128
     reports = []
-    m = train(preset("smoke", {**TINY, **ENCODE, "syn_ratio": 1.0, "steps": 42}), lambda r, c: reports.append(r),
-              generator=gen)
-    assert [r["step"] for r in reports] == [21, 42] and m["done"]
+    m = train(cfg.replace(steps=epoch + 10), lambda r, c: reports.append(r), generator=gen)
+    assert [r["step"] for r in reports] == [epoch, epoch + 10] and m["done"]  # a report per epoch, and the end
     assert reports[1]["loss_latent"] < 0.9 * reports[0]["loss_latent"]
     assert reports[1]["loss_lpips_syn"] < reports[0]["loss_lpips_syn"]
     assert math.isclose(m["loss"], m["loss_latent"] + m["loss_lpips_syn"], rel_tol=1e-5)  # λ = 1

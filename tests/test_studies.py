@@ -162,6 +162,9 @@ def test_cross_dataset_study_and_its_table_beside_the_papers(tmp_path):
     import dataclasses
     study = importlib.import_module("studies.cross_dataset").STUDY
     assert study.overrides["transfer_datasets"] == "auto"
+    from sqsp.config import TRANSFER_PAIRS
+    _, auto = configs("cross_dataset")  # the embedded default probes the other digits dataset
+    assert {c.transfer_targets for c in auto.values()} == {TRANSFER_PAIRS[preset("smoke").dataset]} == {("digits",)}
     _, cfgs = configs("cross_dataset", ["transfer_datasets=digits"])  # every row, every seed probes the target
     by_row = {r: c for (r, s), c in cfgs.items() if s == 0}
     assert {r: c.method for r, c in by_row.items()} == {"syn+real-simsiam": "simsiam", "syn+real-vicreg": "vicreg",
