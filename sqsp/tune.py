@@ -595,8 +595,14 @@ def preflight(configs: list[TrainConfig]) -> None:
     built if missing, hash-checked; blocks and mapping network present; ``zoo.check_generator``).
     Without this, every trial found the same error, was retried, and the study exited 0."""
     from .data import check_layout
-    for dataset, root in sorted({(c.dataset, c.data_root) for c in configs}, key=str):
-        check_layout(dataset, root)
+    from .data import SPLITS
+    needed: dict[tuple[str, str | None], set[str]] = {}
+    for c in configs:  # the pretraining dataset, and the datasets only probed at the end (transfer_datasets)
+        needed.setdefault((c.dataset, c.data_root), set()).update(SPLITS)
+        for t in c.transfer_targets:
+            needed.setdefault((t, c.data_root), set()).update(("train", "test"))
+    for (dataset, root), splits in sorted(needed.items(), key=str):
+        check_layout(dataset, root, [s for s in SPLITS if s in splits])
     used = [c for c in configs if c.syn_batch > 0 or c.method == "discriminator"]
     prepare_generators(used)
     from . import zoo

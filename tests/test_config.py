@@ -90,7 +90,9 @@ def test_transfer_datasets_resolve_to_the_papers_pairs_and_bad_names_are_refused
     assert all(set(v) <= set(TRANSFER_PAIRS) | {"digits"} for v in TRANSFER_PAIRS.values())
     with pytest.raises(ConfigError, match="'mnist' is not allowed; allowed: 'auto' or names"):
         preset("smoke", {"transfer_datasets": "digits,mnist"})
-    with pytest.raises(ConfigError, match="data_root is required for dataset 'cifar100'"):
+    with pytest.raises(ConfigError, match="data_root is required for dataset='cifar100'"):
         preset("smoke", {"transfer_datasets": "cifar100"})
+    # an embedded pretraining dataset takes a data_root when a probed dataset reads it
+    assert preset("smoke", {**root, "transfer_datasets": "cifar100"}).transfer_targets == ("cifar100",)
     with pytest.raises(ConfigError, match="transfer_datasets='auto': no dataset is paired with dataset='imagefolder'"):
         preset("paper-imagenet100", {**root, "transfer_datasets": "auto"})
