@@ -379,8 +379,9 @@ def write_table(df: pd.DataFrame, location: str, name: str, *, kind: str, info: 
 
 
 def read_table(location: str, name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """A table written by ``write_table`` (the folder or the file) and its ``info``."""
-    df = _read(location, name)
+    """A table written by ``write_table`` (the folder or the file) and its ``info``; its kind
+    must be the file name's stem (``representations.parquet`` holds kind ``representations``)."""
+    df = _read(location, name, kind=name.rsplit("/", 1)[-1].removesuffix(".parquet"))
     meta = schema_metadata(location, name)
     return df, json.loads(meta.get("sqsp_info", "{}"))
 
@@ -404,9 +405,9 @@ class ResultsError(UserError, ValueError):
     """A file that is not the study file asked for (another kind, another schema, not Parquet)."""
 
 
-def _read(location: str, name: str) -> pd.DataFrame:
+def _read(location: str, name: str, kind: str | None = None) -> pd.DataFrame:
     fs, path = filesystem(_file(location, name))
-    kind = "trials" if name == TRIALS_FILE else "history"
+    kind = kind or ("trials" if name == TRIALS_FILE else "history")
     found = fs.get_file_info(path).type
     if found != pafs.FileType.File:
         what = "does not exist" if found == pafs.FileType.NotFound else "is a folder"

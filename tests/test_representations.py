@@ -103,6 +103,9 @@ def test_analysis_measures_and_draws_fig2_from_parquet_alone(tmp_path, capsys):
     write_table(fake_frame(), str(tmp_path / "representations"), FILE, kind="representations", info=info)
     df, back = read_table(str(tmp_path / "representations"), FILE)
     assert back == info and isinstance(df["features"].iloc[0], np.ndarray)
+    from sqsp.results import ResultsError, read_trials
+    with pytest.raises(ResultsError, match="representations file, not its trials file"):
+        read_trials(str(tmp_path / "representations" / FILE))
     table = representations_table(df, back).set_index("representation")
     assert list(table.index) == ["latent", "generator"] and (table["n"] == 2).all()
     assert table.loc["generator", "knn2d_mean"] > 90 > 50 > table.loc["latent", "knn2d_mean"]
