@@ -248,7 +248,7 @@ def test_a_pickle_in_the_zoos_own_manifest_is_never_unpickled(tiny_zoo, tmp_path
     monkeypatch.setenv("SQSP_ZOO_MANIFESTS", str(user))
     zoo.check_generator("theirs", zoo=copy, stylegan_repo=str(repo))  # found, hash ok, code located; not unpickled
     assert not marker.exists()
-    with pytest.raises(AttributeError):  # the payload's return value is not a network
+    with pytest.raises(ValueError, match="has no 'G_ema' network"):  # the payload's return value is not one
         zoo.load_generator("theirs", zoo=copy, stylegan_repo=str(repo))
     assert marker.exists()
 
