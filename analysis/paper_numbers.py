@@ -96,9 +96,39 @@ PAPER_DOMAIN_GAP = {"syn-vicreg": TABLE5[("vicreg", "syn")]["cifar10"],
 PAPER_KNOWLEDGE_SOURCE = {
     "discriminator-single": TABLE1[("discriminator", "direct use (single feature)", "syn+real")][0],
     "discriminator-multi": TABLE1[("discriminator", "direct use (multi-feature)", "syn+real")][0],
+    "latent-encoding-syn": TABLE1[("latent", "encoding", "syn")][0],
+    "latent-encoding-syn+real": TABLE1[("latent", "encoding", "syn+real")][0],
     **{
     f"{src}-{how}": TABLE1[(source, method, domain)][0]
     for src, source in (("latent", "latent"), ("feature", "generator feature"))
     for how, method, domain in (("vanilla", "vanilla distillation (w/ aug)", "syn"), ("squeeze", "squeeze", "syn"),
                                 ("squeeze-and-span", "squeeze and span", "syn+real"))},
 }
+
+
+# Appendix Table 5: pretrained on one dataset (Real & Syn), linear probe on another:
+# method -> {(pretraining dataset, probed dataset): accuracy}.
+APPENDIX_TABLE5 = {
+    "simsiam": {("cifar10", "cifar100"): 41.32, ("cifar10", "stl10"): 68.70, ("cifar100", "cifar10"): 75.90,
+                ("cifar100", "stl10"): 60.41, ("stl10", "cifar10"): 59.34, ("stl10", "cifar100"): 32.88},
+    "vicreg": {("cifar10", "cifar100"): 54.19, ("cifar10", "stl10"): 80.56, ("cifar100", "cifar10"): 79.11,
+               ("cifar100", "stl10"): 74.73, ("stl10", "cifar10"): 58.15, ("stl10", "cifar100"): 31.25},
+    "squeeze and span": {("cifar10", "cifar100"): 58.93, ("cifar10", "stl10"): 82.22, ("cifar100", "cifar10"): 80.68,
+                         ("cifar100", "stl10"): 73.85, ("stl10", "cifar10"): 64.76, ("stl10", "cifar100"): 37.48},
+}
+PAPER_CROSS_DATASET = {"syn+real-simsiam": APPENDIX_TABLE5["simsiam"], "syn+real-vicreg": APPENDIX_TABLE5["vicreg"],
+                       "syn+real-squeeze-and-span": APPENDIX_TABLE5["squeeze and span"]}
+PAPER_CROSS_DATASET_TARGETS = {"cifar10": ("cifar100", "stl10"), "cifar100": ("cifar10", "stl10"),
+                               "stl10": ("cifar10", "cifar100")}
+PAPER_DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "stl10": "STL-10"}
+
+# Fig. 2 (a StyleGAN2-ADA on CIFAR-10, UMAP, generated images labelled by a classifier of ~95%
+# test accuracy): the paper gives no number per panel, only its reading of each.
+FIG2_READING = {"discriminator": "not class-clustered (2a)", "latent": "not class-clustered (2b)",
+                "generator": "class-clustered (2c)"}
+
+# Appendix Fig. 1 (CKA of pooled layer features): again a reading, not numbers. Its ResNet-18
+# was trained by SimSiam on real images; ours is the student of the run compared.
+FIG1_CKA_THRESHOLD = 0.85
+FIG1_CKA_READING = {"generator": "most pairs < 0.80", "student": "many pairs > 0.85 (ResNet-18, SimSiam)",
+                    "generator-student": "– (not shown)"}

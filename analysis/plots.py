@@ -1,7 +1,10 @@
-"""Figures from a study's Parquet files (no Ray, no torch): Fig. 6, accuracy against FID.
+"""Figures from Parquet files (no Ray, no torch): Fig. 6, accuracy against FID; Fig. 2, UMAP of
+the GAN's three representations; appendix Fig. 1, CKA between layers.
 
     python analysis/plots.py results/generators                 # writes results/generators/fig6.png
     python analysis/plots.py results/generators --out fig6.pdf
+    python analysis/plots.py results/representations            # fig2.png and fig2.pdf
+    python analysis/plots.py results/layer_similarity           # fig1_cka.png and fig1_cka.pdf
 
 One point per generator row: mean linear-probe accuracy over seeds with its sample std as
 an error bar, against the FID the trials recorded for their generator; checkpoints of one
@@ -14,12 +17,85 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.tables import fid_accuracy_correlation, generators_table  # noqa: E402
+from analysis.tables import (REPRESENTATION_TITLES, cka_matrices, fid_accuracy_correlation,  # noqa: E402
+                             generators_table, layer_similarity_table, representations_table)
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, stem: str | Path) -> list[Path]:
+    """The figure as PNG (to look at) and PDF (for a paper), side by side."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for path in paths:
+        fig.savefig(path, dpi=150)
+    return paths
+
+
+def representations_figure(df: pd.DataFrame, info: dict, stem: str | Path, *, seed: int | None = None) -> list[Path]:
+    """Fig. 2: one UMAP panel per representation of the same generated images, coloured by
+    class, each titled with how class-clustered it is (kNN accuracy and silhouette in 2-D)."""
+    plt = _pyplot()
+    table = representations_table(df, info).set_index("representation")
+    seed = int(df["seed"].min()) if seed is None else seed
+    reps = list(table.index)
+    classes = sorted(df["label"].unique())
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "hsv", max(len(classes), 2))
+    fig, axes = plt.subplots(1, len(reps), figsize=(4.2 * len(reps), 4.6), squeeze=False)
+    for letter, rep, ax in zip("abc", reps, axes[0]):
+        g = df[(df["representation"] == rep) & (df["seed"] == seed)]
+        for i, c in enumerate(classes):
+            pts = g[g["label"] == c]
+            ax.scatter(pts["umap_x"], pts["umap_y"], s=3, alpha=0.5, color=cmap(i), label=str(c), rasterized=True)
+        r = table.loc[rep]
+        ax.set_title(f"({letter}) {REPRESENTATION_TITLES[rep]}\nkNN {r['knn2d_mean']:.1f}%, "
+                     f"silhouette {r['silhouette_mean']:.2f}", fontsize=10)
+        ax.set_xticks([]), ax.set_yticks([])
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=cmap(i), label=str(c)) for i, c in enumerate(classes)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(classes), 10), fontsize=8, frameon=False,
+               title="class (by the classifier)", title_fontsize=8)
+    fig.suptitle(f"{info.get('generator', '')}: {len(g)} generated images (seed {seed}), UMAP", fontsize=10)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    paths = _save(fig, stem)
+    plt.close(fig)
+    return paths
+
+
+def layer_similarity_figure(df: pd.DataFrame, info: dict, stem: str | Path) -> list[Path]:
+    """Appendix Fig. 1: the CKA matrices (generator layers, student layers, and the two
+    against each other), averaged over seeds, with the values written in small matrices."""
+    plt = _pyplot()
+    mats = cka_matrices(df)
+    table = layer_similarity_table(df, info).set_index("panel")
+    widths = [m.shape[1] for m in mats.values()]
+    fig, axes = plt.subplots(1, len(mats), figsize=(2.5 + 0.55 * sum(widths) + 1.2 * len(mats), 4.6), squeeze=False,
+                             layout="constrained", gridspec_kw={"width_ratios": widths})
+    for ax, (panel, m) in zip(axes[0], mats.items()):
+        im = ax.imshow(m.to_numpy(), vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(m.shape[1]), m.columns, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(m.shape[0]), m.index, fontsize=7)
+        if m.size <= 150:
+            for (i, j), v in np.ndenumerate(m.to_numpy()):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v < 0.6 else "black")
+        ax.set_title(f"{panel}: mean {table.loc[panel, 'mean_mean']:.2f}", fontsize=10)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.7, label="linear CKA")
+    fig.suptitle(f"linear CKA of pooled layer features, {info.get('n_samples', '?')} images of "
+                 f"{info.get('generator', '?')}", fontsize=10)
+    paths = _save(fig, stem)
+    plt.close(fig)
+    return paths
 
 
 def fid_figure(trials: pd.DataFrame, path: str | Path, *, reference: float | None = None) -> Path:
@@ -60,12 +136,38 @@ def fid_figure(trials: pd.DataFrame, path: str | Path, *, reference: float | Non
     return path
 
 
+FIGURES = {"representations.parquet": (representations_figure, "fig2"),
+           "layer_similarity.parquet": (layer_similarity_figure, "fig1_cka")}
+"""File in a folder -> the function that draws it and the stem of its PNG/PDF."""
+
+
+def figure_and_table(folder: str | Path, file: str) -> tuple[list[Path], str]:
+    """Fig. 2 or appendix Fig. 1 from ``folder/file``: the figure drawn beside it (PNG, PDF)
+    and its table as Markdown."""
+    from analysis.tables import FIGURE_TABLES
+    from sqsp.results import read_table
+    df, info = read_table(str(folder), file)
+    draw, stem = FIGURES[file]
+    build, fmt = FIGURE_TABLES[file]
+    return draw(df, info, Path(folder) / stem), fmt(build(df, info))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python analysis/plots.py", description=__doc__.splitlines()[0])
-    p.add_argument("results", help="a generators study folder (holding trials.parquet)")
-    p.add_argument("--out", help="output file (default: <results>/fig6.png)")
+    p.add_argument("results", help="a generators study folder (holding trials.parquet), or a folder holding "
+                                   + " or ".join(FIGURES))
+    p.add_argument("--out", help="output file (default: <results>/fig6.png; for Fig. 2 and appendix Fig. 1 a "
+                                 "stem, written as .png and .pdf)")
     args = p.parse_args(argv)
-    from sqsp.results import read_trials  # pandas + pyarrow only
+    from sqsp.results import read_table, read_trials  # pandas + pyarrow only
+    for file, (draw, stem) in FIGURES.items():
+        if (Path(args.results) / file).is_file():
+            try:
+                paths = draw(*read_table(args.results, file), args.out or Path(args.results) / stem)
+            except (OSError, ValueError) as e:
+                p.error(str(e))
+            print("\n".join(str(x) for x in paths))
+            return 0
     try:
         trials = read_trials(args.results)
         out = fid_figure(trials, args.out or Path(args.results) / "fig6.png")

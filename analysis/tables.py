@@ -3,6 +3,8 @@
     python analysis/tables.py results/ablation            # Markdown (default)
     python analysis/tables.py results/ablation --latex
     python analysis/tables.py results/ablation --csv
+    python analysis/tables.py results/representations      # Fig. 2's numbers per panel
+    python analysis/tables.py results/layer_similarity     # appendix Fig. 1's CKA summary
 
 In a notebook: ``ablation_table(pd.read_parquet("results/ablation/trials.parquet"))`` gives
 the numbers as a DataFrame; ``format_table(table, "markdown" | "latex" | "csv")`` prints it.
@@ -34,7 +36,9 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_DOMAIN_GAP, PAPER_GENERATORS,  # noqa: E402
+from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_CROSS_DATASET,  # noqa: E402
+                                    PAPER_CROSS_DATASET_TARGETS, PAPER_DATASET_NAMES,
+                                    PAPER_DOMAIN_GAP, PAPER_GENERATORS,
                                     PAPER_KNOWLEDGE_SOURCE, PAPER_SSL,
                                     TABLE3_CIFAR10,
                                     TABLE3_COMPONENTS)
@@ -69,7 +73,9 @@ def study_table(trials: pd.DataFrame, *, columns: Sequence[str] = (), paper: dic
     config/metric ``columns`` (taken from the row's first trial that has them), then the
     same statistics as the ablation table, and ``paper[row]`` for reference when given."""
     _need_rows(trials, "study_table")
-    ordered = trials.sort_values("trial_id") if "trial_id" in trials else trials
+    # the study's declared order (row_index), else the order Ray created the trials in
+    keys = [c for c in ("row_index", "trial_id") if c in trials and trials[c].notna().any()]
+    ordered = trials.sort_values(keys, kind="stable") if keys else trials
     out = []
     for label, g in ordered.groupby("row", sort=False):
         line: dict = {"row": label}
@@ -107,7 +113,10 @@ def row_stats(g: pd.DataFrame) -> dict:
     line["collapsed"] = int((status == "collapsed").sum())
     line["failed"] = int((status == "failed").sum())
     line["diverged"] = int((status == "diverged").sum())
-    line["unfinished"] = int((~status.isin(("completed", "collapsed", *FAILED))).sum())
+    line["skipped"] = int((status == "skipped").sum())
+    line["unfinished"] = int((~status.isin(("completed", "collapsed", "skipped", *FAILED))).sum())
+    needs = g.loc[status == "skipped", "error"].dropna() if "error" in g else pd.Series(dtype=object)
+    line["needs"] = str(needs.iloc[0]) if len(needs) else None  # what a skipped row lacks
     return line
 
 
@@ -180,7 +189,7 @@ def _mean_std(mean, std, n, *, pm: str = "±", signed: bool = False, digits: int
 
 
 def _collapse(line) -> str:
-    done = line["trials"] - line["failed"] - line.get("diverged", 0) - line["unfinished"]
+    done = line["trials"] - line["failed"] - line.get("diverged", 0) - line["unfinished"] - line.get("skipped", 0)
     if done <= 0:  # no trial ran to its end: nothing to say either way
         return "–"
     if not line["collapsed"]:
@@ -216,26 +225,39 @@ def _display(table: pd.DataFrame, *, check: str, pm: str, labels: dict[str, str]
     gains = "gain_n" in table and table["gain_n"].sum() > 0
     mmd = "mmd_n" in table and table["mmd_n"].sum() > 0 and table.attrs.get("show_mmd", False)
     diverged = "diverged" in table and table["diverged"].sum() > 0
-    head = ["row", *(labels[c] if ablation else COLUMN_LABELS.get(c, c) for c in cols), "linear probe",
-            *(["vs untrained"] if gains else []), "kNN", *(["MMD² syn-real"] if mmd else []), "collapsed", "failed",
-            *(["diverged"] if diverged else []),
-            *(["paper (CIFAR-10)" if ablation else paper_col] if paper_col else [])]
+    transfer = list(table.attrs.get("transfer", []))            # appendix Table 5: probes on other datasets
+    papers = list(table.attrs.get("paper_columns", []))
+    source = table.attrs.get("dataset") or "pretraining data"
+    head = ["row", *(labels[c] if ablation else COLUMN_LABELS.get(c, c) for c in cols),
+            "linear probe" if not transfer else f"linear probe ({source})",
+            *(["vs untrained"] if gains else []), "kNN", *(["MMD² syn-real"] if mmd else []),
+            *(f"linear probe → {t}" for t in transfer), "collapsed", "failed", *(["diverged"] if diverged else []),
+            *(["paper (CIFAR-10)" if ablation else paper_col] if paper_col else []), *papers]
     body = []
     for _, line in table.iterrows():
         gain = [_mean_std(line["gain_mean"], line["gain_std"], line["gain_n"], pm=pm, signed=True)] if gains else []
         body.append([str(line["row"]), *(_cell(line[c], check, integer=c in INTEGER_COLUMNS) for c in cols),
-                     _mean_std(line["probe_mean"], line["probe_std"], line["probe_n"], pm=pm), *gain,
+                     _probe_cell(line, pm), *gain,
                      _mean_std(line["knn_mean"], line["knn_std"], line["knn_n"], pm=pm),
                      *([_mean_std(line["mmd_mean"], line["mmd_std"], line["mmd_n"], pm=pm, digits=4)] if mmd else []),
+                     *(_mean_std(line[f"probe@{t}_mean"], line[f"probe@{t}_std"], line[f"probe@{t}_n"], pm=pm)
+                       for t in transfer),
                      _collapse(line), str(line["failed"]) if line["failed"] else "",
                      *([str(line["diverged"]) if line["diverged"] else ""] if diverged else []),
-                     *([_cell(line[paper_col], check)] if paper_col else [])])
+                     *([_cell(line[paper_col], check)] if paper_col else []), *(_cell(line[c], check) for c in papers)])
     for ref in table.attrs.get("references", []):
         cell = lambda v: (f"{v[0]:.2f}" if v[2] == 1 and ref["row"] != "untrained backbone"  # noqa: E731
                           else _mean_std(*v, pm=pm))
         line = [f"*{ref['row']}*", *("" for _ in cols), cell(ref["probe"]), *([""] if gains else []), cell(ref["knn"])]
         body.append(line + [""] * (len(head) - len(line)))
     return head, body
+
+
+def _probe_cell(line, pm: str) -> str:
+    """The probe's mean ± std, or, for a row that never ran, what it needs."""
+    if not line["probe_n"] and isinstance(line.get("needs"), str):
+        return line["needs"]
+    return _mean_std(line["probe_mean"], line["probe_std"], line["probe_n"], pm=pm)
 
 
 def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
@@ -365,17 +387,188 @@ def knowledge_source_table(trials: pd.DataFrame) -> pd.DataFrame:
     direct = table["method"] == "discriminator"  # trains nothing: the distillation settings do not apply
     table[["teacher_source", "squeeze", "syn_ratio"]] = table[["teacher_source", "squeeze", "syn_ratio"]].astype(object)
     table.loc[direct, ["teacher_source", "squeeze", "syn_ratio"]] = None
+    table.loc[table["method"] == "encode", "squeeze"] = None  # the encoder regresses w itself: no T_φ
+    return table
+
+
+def cross_dataset_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Appendix Table 5: each row's backbone probed on its own data and on the transfer datasets
+    (``probe_acc@<dataset>``), with the paper's numbers for the same pairs; for a dataset the
+    paper did not pretrain on (the embedded default), its CIFAR-10 pairs, labelled so."""
+    table = study_table(trials, columns=("method", "syn_ratio"))
+    targets = sorted(c.partition("@")[2] for c in trials.columns if c.startswith("probe_acc@"))
+    for t in targets:
+        stats = {row: pd.to_numeric(g[f"probe_acc@{t}"], errors="coerce").dropna()
+                 for row, g in trials.groupby("row", sort=False)}
+        table[f"probe@{t}_mean"] = [stats[r].mean() if len(stats[r]) else float("nan") for r in table["row"]]
+        table[f"probe@{t}_std"] = [stats[r].std(ddof=1) if len(stats[r]) > 1 else float("nan") for r in table["row"]]
+        table[f"probe@{t}_n"] = [int(len(stats[r])) for r in table["row"]]
+    sources = trials["dataset"].dropna().unique() if "dataset" in trials else []
+    source = str(sources[0]) if len(sources) == 1 else ""
+    paper_source = source if source in PAPER_CROSS_DATASET_TARGETS else "cifar10"
+    papers = []
+    for t in PAPER_CROSS_DATASET_TARGETS[paper_source]:
+        col = f"paper {PAPER_DATASET_NAMES[paper_source]} → {PAPER_DATASET_NAMES[t]}"
+        table[col] = [PAPER_CROSS_DATASET.get(str(r), {}).get((paper_source, t), float("nan")) for r in table["row"]]
+        papers.append(col)
+    table.attrs.update(transfer=targets, paper_columns=papers, paper_note="paper: appendix Table 5 (Real & Syn)")
+    if not targets:
+        table.attrs["extra_notes"] = ["no transfer dataset was probed: set transfer_datasets (e.g. auto)"]
     return table
 
 
 TABLES = {"ablation": ablation_table, "generators": generators_table, "blocks": blocks_table, "ssl_baselines": ssl_table,
-          "domain_gap": domain_gap_table, "knowledge_source": knowledge_source_table}
+          "domain_gap": domain_gap_table, "knowledge_source": knowledge_source_table,
+          "cross_dataset": cross_dataset_table}
 """Study name -> its table function (the command line picks by the study recorded in the file)."""
 
 
 def markdown(kind: str):
     """The function a study prints its table with: ``table = markdown("blocks")``."""
     return lambda trials: format_table(TABLES[kind](trials), "markdown")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 2: how class-clustered each representation of generated images is
+# ---------------------------------------------------------------------------------------------
+REPRESENTATION_TITLES = {"discriminator": "discriminator features (Eq. 2)", "latent": "latent w",
+                         "generator": "generator features (Eq. 4)"}
+KNN_K = 10
+
+
+def cluster_scores(points: np.ndarray, labels: np.ndarray, *, k: int = KNN_K) -> tuple[float, float]:
+    """kNN accuracy (%, 5-fold cross-validated, k neighbours, standardised coordinates) and the
+    silhouette of the class labels: two measures of how well ``points`` group by class.
+    Chance for the first is about the majority class's share; the second is ~0 without
+    class structure and 1 for tight, separate clusters."""
+    from sklearn.metrics import silhouette_score
+    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    knn = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=min(k, len(points) // 2)))
+    acc = 100.0 * float(cross_val_score(knn, points, labels, cv=KFold(5, shuffle=True, random_state=0)).mean())
+    sil = float(silhouette_score(points, labels)) if len(np.unique(labels)) > 1 else float("nan")
+    return acc, sil
+
+
+def representations_table(df: pd.DataFrame, info: dict | None = None) -> pd.DataFrame:
+    """One line per representation of Fig. 2: kNN accuracy and silhouette of the class labels in
+    the UMAP plane (what the figure shows) and kNN accuracy in the full representation (what
+    UMAP cannot distort), each mean ± std over seeds, beside the paper's reading."""
+    from analysis.paper_numbers import FIG2_READING
+    out = []
+    for rep in [r for r in REPRESENTATION_TITLES if r in set(df["representation"])]:
+        scores = []
+        for _, g in df[df["representation"] == rep].groupby("seed"):
+            g = g.sort_values("sample")
+            labels = g["label"].to_numpy()
+            knn2d, sil = cluster_scores(g[["umap_x", "umap_y"]].to_numpy(), labels)
+            knn_full, _ = cluster_scores(np.stack(g["features"].to_numpy()), labels)
+            scores.append((knn2d, sil, knn_full))
+        s = pd.DataFrame(scores, columns=["knn2d", "silhouette", "knn_full"])
+        line = {"representation": rep, "title": REPRESENTATION_TITLES[rep],
+                "dim": int(df.loc[df["representation"] == rep, "dim"].iloc[0]), "n": len(s)}
+        for c in s:
+            line[f"{c}_mean"], line[f"{c}_std"] = s[c].mean(), s[c].std(ddof=1) if len(s) > 1 else float("nan")
+        line["paper"] = FIG2_READING.get(rep, "")
+        out.append(line)
+    table = pd.DataFrame(out)
+    first = df[(df["seed"] == df["seed"].min()) & (df["representation"] == df["representation"].iloc[0])]
+    shares = first["label"].value_counts(normalize=True)
+    table.attrs.update(info=dict(info or {}), classes=int(len(shares)), majority=100.0 * float(shares.max()),
+                       samples=int(len(first)), seeds=sorted(int(x) for x in df["seed"].unique()))
+    return table
+
+
+def format_representations(table: pd.DataFrame, fmt: str = "markdown") -> str:
+    if fmt == "csv":
+        return table.to_csv(index=False, float_format="%.4f")
+    if fmt != "markdown":
+        raise ValueError(f"format {fmt!r} for Fig. 2's table; allowed: markdown, csv")
+    lines = ["| panel | representation | dim | kNN acc. in 2-D (UMAP) | silhouette in 2-D | kNN acc. in all dims | "
+             "paper (Fig. 2) |", "|:--|:--|--:|:-:|:-:|:-:|:--|"]
+    for i, r in table.iterrows():
+        lines.append(f"| ({'abc'[i] if i < 3 else i}) | {r['title']} | {r['dim']} | "
+                     f"{_mean_std(r['knn2d_mean'], r['knn2d_std'], r['n'])} | "
+                     f"{_mean_std(r['silhouette_mean'], r['silhouette_std'], r['n'], digits=3)} | "
+                     f"{_mean_std(r['knn_full_mean'], r['knn_full_std'], r['n'])} | {r['paper']} |")
+    info, a = table.attrs.get("info", {}), table.attrs
+    labelled = f"labels from {info.get('classifier', '?')}"
+    if info.get("classifier_dataset"):
+        labelled += f" (trained on {info['classifier_dataset']}"
+        acc = info.get("classifier_test_accuracy")
+        labelled += f", test accuracy {100 * acc:.1f}%)" if isinstance(acc, (int, float)) else ")"
+    notes = [f"{a.get('samples')} images of {info.get('generator', '?')} per seed, seeds {a.get('seeds')}", labelled,
+             f"{a.get('classes')} classes, the largest {a.get('majority', float('nan')):.1f}% of the images "
+             "(kNN's floor)", f"kNN: {KNN_K} neighbours, 5-fold cross-validated; silhouette of the class labels"]
+    notes += [f"{k} panel missing: {v}" for k, v in (info.get("missing") or {}).items()]
+    return "\n".join(lines + ["", "; ".join(notes)])
+
+
+# ---------------------------------------------------------------------------------------------
+# appendix Fig. 1: CKA between layers
+# ---------------------------------------------------------------------------------------------
+def cka_matrices(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each panel's CKA matrix (rows a, columns b, layers in order), averaged over seeds."""
+    out = {}
+    for panel, g in df.groupby("panel", sort=False):
+        m = g.groupby(["a_index", "b_index", "a", "b"])["cka"].mean().reset_index()
+        mat = m.pivot(index=["a_index", "a"], columns=["b_index", "b"], values="cka").sort_index().sort_index(axis=1)
+        mat.index, mat.columns = mat.index.get_level_values(1), mat.columns.get_level_values(1)
+        out[str(panel)] = mat
+    return out
+
+
+def layer_similarity_table(df: pd.DataFrame, info: dict | None = None) -> pd.DataFrame:
+    """One line per panel: its layers, the mean CKA between different layers and the share of
+    pairs at or above the paper's 0.85 (each mean ± std over seeds), and its largest value."""
+    from analysis.paper_numbers import FIG1_CKA_READING, FIG1_CKA_THRESHOLD
+    out = []
+    for panel, g in df.groupby("panel", sort=False):
+        square = panel != "generator-student"
+        per_seed = []
+        for _, s in g.groupby("seed"):
+            off = s[s["a_index"] != s["b_index"]] if square else s
+            off = off[off["a_index"] < off["b_index"]] if square else off  # each pair once
+            per_seed.append((off["cka"].mean(), 100.0 * (off["cka"] >= FIG1_CKA_THRESHOLD).mean(), off["cka"].max()))
+        p = pd.DataFrame(per_seed, columns=["mean", "share", "max"])
+        a_layers = list(dict.fromkeys(g.sort_values("a_index")["a"]))
+        b_layers = list(dict.fromkeys(g.sort_values("b_index")["b"]))
+        out.append({"panel": panel, "layers": f"{len(a_layers)}" if square else f"{len(a_layers)} × {len(b_layers)}",
+                    "n": len(p), "mean_mean": p["mean"].mean(), "mean_std": p["mean"].std(ddof=1) if len(p) > 1 else float("nan"),
+                    "share_mean": p["share"].mean(), "share_std": p["share"].std(ddof=1) if len(p) > 1 else float("nan"),
+                    "max": p["max"].max(), "paper": FIG1_CKA_READING.get(str(panel), "")})
+    table = pd.DataFrame(out)
+    cross = cka_matrices(df).get("generator-student")
+    best = [] if cross is None else [f"{b} ↔ {cross[b].idxmax()} ({cross[b].max():.2f})" for b in cross.columns]
+    table.attrs.update(info=dict(info or {}), best=best, seeds=sorted(int(x) for x in df["seed"].unique()))
+    return table
+
+
+def format_layer_similarity(table: pd.DataFrame, fmt: str = "markdown") -> str:
+    from analysis.paper_numbers import FIG1_CKA_THRESHOLD
+    if fmt == "csv":
+        return table.to_csv(index=False, float_format="%.4f")
+    if fmt != "markdown":
+        raise ValueError(f"format {fmt!r} for appendix Fig. 1's table; allowed: markdown, csv")
+    lines = [f"| panel | layers | mean CKA between layers | pairs ≥ {FIG1_CKA_THRESHOLD} (%) | max | "
+             "paper (appendix Fig. 1) |", "|:--|:-:|:-:|:-:|:-:|:--|"]
+    for _, r in table.iterrows():
+        lines.append(f"| {r['panel']} | {r['layers']} | {_mean_std(r['mean_mean'], r['mean_std'], r['n'], digits=3)} | "
+                     f"{_mean_std(r['share_mean'], r['share_std'], r['n'], digits=1)} | {r['max']:.3f} | {r['paper']} |")
+    info = table.attrs.get("info", {})
+    notes = [f"{info.get('n_samples', '?')} images of {info.get('generator', '?')}; student {info.get('student', '?')} "
+             f"(×{info.get('student_width', '?')}, method {info.get('method', '?')}), seeds {table.attrs.get('seeds')}",
+             f"layers: {info.get('granularity', '?')}; linear CKA of globally pooled features"]
+    if table.attrs.get("best"):
+        notes.append("most similar generator layer per student layer: " + ", ".join(table.attrs["best"]))
+    return "\n".join(lines + ["", "; ".join(notes)])
+
+
+FIGURE_TABLES = {"representations.parquet": (representations_table, format_representations),
+                 "layer_similarity.parquet": (layer_similarity_table, format_layer_similarity)}
+"""File of a figure's folder -> its table function and formatter."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -390,7 +583,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_table(location: str, fmt: str) -> int:
-    from sqsp.results import ResultsError, failure_summary, read_trials
+    from sqsp.results import ResultsError, failure_summary, read_table, read_trials
+    for file, (build, form) in FIGURE_TABLES.items():  # Fig. 2's and appendix Fig. 1's folders
+        if Path(location).name == file or (Path(location) / file).is_file():
+            try:
+                print(form(build(*read_table(location, file)), fmt))
+            except ValueError as e:
+                raise ResultsError(str(e)) from None
+            return 0
     trials = read_trials(location)
     name = str(trials["study"].dropna().iloc[0]) if "study" in trials and trials["study"].notna().any() else "ablation"
     try:  # the study's own table; a format it has no form for, or a study without rows, is refused

@@ -24,7 +24,14 @@ DATASETS = ("digits-m", "digits", "cifar10", "cifar100", "stl10", "imagefolder")
 EMBEDDED_DATASETS = ("digits-m", "digits")  # built from scikit-learn's own data: no data_root
 MAX_SEED = 2**32 - 1  # scikit-learn's random_state (the fast probe) takes seeds below 2**32
 _INT64_MAX = 2**63 - 1  # every int field is an Int64 column of trials.parquet
-METHODS = ("distill", "vicreg", "simsiam", "discriminator")
+METHODS = ("distill", "vicreg", "simsiam", "discriminator", "encode")
+LPIPS_NETS = ("alex", "vgg", "squeeze")
+# Appendix Table 5 pretrains on one dataset and probes on the other two; the embedded default
+# pairs its dataset with the other digits variant. Only pairs whose datasets exist are kept.
+_TRANSFER_PAIRS = {"cifar10": ("cifar100", "stl10"), "cifar100": ("cifar10", "stl10"),
+                   "stl10": ("cifar10", "cifar100"), "digits-m": ("digits",), "digits": ("digits-m",)}
+TRANSFER_PAIRS = {k: tuple(t for t in v if t in DATASETS) for k, v in _TRANSFER_PAIRS.items()
+                  if k in DATASETS and any(t in DATASETS for t in v)}
 STUDENTS = ("resnet18-cifar", "resnet18", "resnet50")
 BLOCK_GROUPS = {"b4-b8": ("b4", "b8"), "b16-b32": ("b16", "b32"), "b64-b128": ("b64", "b128")}
 _BLOCK_RE = re.compile(r"^b(\d+)$")
@@ -37,17 +44,28 @@ class ConfigError(UserError, ValueError):
 @dataclass
 class TrainConfig:
     # --- what is learned ---------------------------------------------------------------
-    method: Literal["distill", "vicreg", "simsiam", "discriminator"] = "distill"
+    method: Literal["distill", "vicreg", "simsiam", "discriminator", "encode"] = "distill"
     """distill: teacher-student from the generator (Table 3 rows a-f); vicreg/simsiam: two-view SSL (Table 2);
     discriminator: no training, the GAN's discriminator (a zoo entry's, or ``D`` of an official pickle)
-    as the feature extractor (Table 1)."""
+    as the feature extractor (Table 1);
+    encode: the student inverts the generator, E(G(z)) ≈ w under LPIPS (Eq. 3, Table 1's encoding rows)."""
     disc_features: Literal["single", "multi"] = "multi"
     """For method='discriminator': its penultimate vector (the input of its last linear layer), or
     Eq. 2's pooled output of every block, concatenated with that vector."""
+    latent_weight: float = 1.0
+    """For method='encode': λ of Eq. 3, the weight of ||E(G(z)) − w||² beside the LPIPS term
+    (the authors' ``--latent_loss_weight``, default 1)."""
+    lpips_net: Literal["alex", "vgg", "squeeze"] = "alex"
+    """For method='encode': the LPIPS trunk (the authors use AlexNet). Its ImageNet weights come
+    from torchvision's cache (``$TORCH_HOME/hub/checkpoints``); sqsp never downloads them."""
     # --- data ------------------------------------------------------------------------------
     dataset: str = "digits-m"
     data_root: str | None = None
     image_size: int = 16
+    transfer_datasets: str = ""
+    """Appendix Table 5: datasets to also probe the final backbone on (comma separated, sharing
+    ``data_root``), reported as ``probe_acc@<name>`` and ``knn_acc@<name>``. ``auto``: the paper's
+    pairs (CIFAR-10 → CIFAR-100, STL-10; …) or, for an embedded dataset, the other embedded one."""
     # --- generator (teacher) ------------------------------------------------------------
     generator: str = "stylegan-digits-m"
     """A zoo name, a path to a checkpoint, or ``random:<arch>`` for an untrained generator."""
@@ -171,7 +189,8 @@ class TrainConfig:
                               "(see python -m sqsp.zoo list)")
         _one_of("dataset", self.dataset, DATASETS)
         _one_of("student", self.student, STUDENTS)
-        if self.dataset in EMBEDDED_DATASETS:
+        reads_files = [d for d in (self.dataset, *self.transfer_targets) if d not in EMBEDDED_DATASETS]
+        if not reads_files:
             if self.data_root is not None:
                 raise ConfigError(f"data_root={self.data_root!r} is given, but dataset={self.dataset!r} is embedded "
                                   "and reads no files; drop --data-root (or set data_root=none), or choose a dataset "
@@ -179,10 +198,19 @@ class TrainConfig:
         else:
             if not self.data_root:
                 raise ConfigError(
-                    f"data_root is required for dataset={self.dataset!r} (got {self.data_root!r}); "
+                    f"data_root is required for dataset={reads_files[0]!r} (got {self.data_root!r}); "
                     "pass --data-root or --set data_root=PATH (see README, 'Datasets')")
             if not os.path.isdir(self.data_root):
                 raise ConfigError(f"data_root={self.data_root!r} is not a directory")
+        if self.method == "encode":
+            if self.syn_augment:
+                raise ConfigError("method='encode' reconstructs the very image it is given (Eq. 3), so its synthetic "
+                                  "images are not augmented; set syn_augment=false")
+            if not 0 < self.syn_ratio <= 1:
+                raise ConfigError(f"syn_ratio={self.syn_ratio!r} is outside (0, 1]: method='encode' needs generated "
+                                  "images for its latent term (1: synthetic only, as Table 1's 'Syn.' row)")
+            if self.latent_weight < 0:
+                raise ConfigError(f"latent_weight={self.latent_weight!r} is negative; it must be >= 0")
         _at_least("image_size", self.image_size, 8)
         _positive("truncation", self.truncation)
         if not 0 < self.crop_min <= 1:
@@ -235,6 +263,26 @@ class TrainConfig:
             raise ConfigError("precision='fp16' is for CUDA; on CPU use 'bf16' or 'fp32'")
         return self
 
+    @property
+    def transfer_targets(self) -> tuple[str, ...]:
+        """The datasets of ``transfer_datasets``, ``auto`` resolved; raises ConfigError."""
+        spec = self.transfer_datasets.strip()
+        if not spec:
+            return ()
+        if spec == "auto":
+            targets = TRANSFER_PAIRS.get(self.dataset, ())
+            if not targets:
+                raise ConfigError(f"transfer_datasets='auto': no dataset is paired with dataset={self.dataset!r} "
+                                  f"(pairs: {TRANSFER_PAIRS}); name the datasets to probe, --set "
+                                  f"transfer_datasets=NAME[,NAME], from {[d for d in DATASETS if d != 'imagefolder']}")
+            return targets
+        names = tuple(dict.fromkeys(p.strip() for p in spec.split(",") if p.strip()))
+        for n in names:
+            if n not in DATASETS or n == "imagefolder":
+                raise ConfigError(f"transfer_datasets={spec!r}: {n!r} is not allowed; allowed: 'auto' or names from "
+                                  f"{[d for d in DATASETS if d != 'imagefolder']}, comma separated")
+        return names
+
     def _needs(self, part: str) -> bool:
         if part == "synthetic":
             return self.method == "distill" or self.syn_ratio > 0
@@ -242,10 +290,12 @@ class TrainConfig:
 
 
 STUDY_FIELDS = frozenset({
-    "method", "disc_features", "generator", "generator_blocks", "teacher_source", "truncation", "squeeze",
-    "syn_augment", "aug_granularity", "sim_weight", "var_weight", "cov_weight", "vc_side", "syn_ratio", "eval_mmd"})
+    "method", "disc_features", "latent_weight", "lpips_net", "generator", "generator_blocks", "teacher_source",
+    "truncation", "squeeze", "syn_augment", "aug_granularity", "sim_weight", "var_weight", "cov_weight", "vc_side",
+    "syn_ratio", "eval_mmd", "transfer_datasets"})
 """What a study may declare in its overrides and rows: the settings that define what it
-compares (the paper's components, loss weights, knowledge source, generator and its blocks).
+compares or measures (the paper's components, loss weights, knowledge source and encoder
+loss, generator and its blocks, which other datasets the backbone is probed on).
 Every other field sets the scale (data, image size, optimiser, schedule, widths, probe,
 hardware) and belongs to the presets alone, so a setting tuned for one scale can never
 reach another: a new field is scale until it is added here."""
@@ -380,6 +430,46 @@ def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, A
             raise ConfigError(f"unknown config field {k!r}{hint}; allowed fields: {sorted(known)}")
         out[k] = _coerce(k, v)
     return out
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``3`` -> [0, 1, 2]; ``4,7`` -> [4, 7]; ``7,`` -> [7]."""
+    usage = "give a count N (seeds 0..N-1) or a comma-separated list (4,7; a single seed: 7,)"
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            count = int(text)
+            if count < 1:
+                raise ValueError(f"--seeds {text}: a count of seeds must be >= 1 (--seeds 1 runs seed 0 alone); "
+                                 f"{usage}")
+            seeds = list(range(count))
+    except ValueError as e:
+        raise ConfigError(str(e) if str(e).startswith("--seeds") else f"--seeds {text!r}: {usage}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise ConfigError(f"--seeds {text!r}: need at least one seed, all >= 0; {usage}")
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise ConfigError(f"--seeds {text!r}: seed(s) {twice} appear more than once; each seed runs once")
+    return seeds
+
+
+def add_run_arguments(p, *, seeds: int = 3) -> None:
+    """The flags every entry point shares with the studies (``sqsp.tune.study_main``):
+    ``--preset``, ``--data-root``, ``--set``, ``--seeds``, ``--storage``."""
+    p.add_argument("--preset", default="smoke", help="base preset: " + ", ".join(sorted(PRESETS)) + " (default smoke)")
+    p.add_argument("--data-root", help="dataset folder, for presets on real data (same as --set data_root=…)")
+    p.add_argument("--seeds", default=str(seeds), help=f"number of seeds, or a comma-separated list (default {seeds})")
+    p.add_argument("--storage", default="results", help="folder that holds the output folder (default ./results)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (repeatable), e.g. --set generator=stylegan-digits")
+
+
+def config_from_args(args) -> tuple[TrainConfig, list[int]]:
+    """The validated config and the seeds of ``add_run_arguments``' flags; raises ConfigError."""
+    seeds = parse_seeds(args.seeds)
+    overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else [])
+    return preset(args.preset, overrides), seeds
 
 
 # ---------------------------------------------------------------------------------------------

@@ -108,23 +108,29 @@ def direct_use(config: TrainConfig, report: Callable[[dict[str, Any], str | None
     device = resolve_device(cfg.device)
     backbone = DiscriminatorBackbone(load_discriminator(cfg.generator, device=device,
                                                         stylegan_repo=cfg.stylegan_repo), cfg.disc_features)
-    train_split = load_split(cfg.dataset, cfg.data_root, "train", cfg.image_size)
-    test_split = load_split(cfg.dataset, cfg.data_root, "test", cfg.image_size)
-    ftr = extract_features(backbone, train_split.images, device=device)
-    fte = extract_features(backbone, test_split.images, device=device)
-    if cfg.probe == "fast":
-        probe = linear_probe_fast(ftr, train_split.labels, fte, test_split.labels, seed=cfg.seed)
-    elif cfg.probe == "paper":
-        probe = linear_probe_paper(backbone, train_split, test_split, device=device, epochs=cfg.probe_epochs,
-                                   lr=cfg.probe_lr, batch_size=cfg.probe_batch_size, optimizer=cfg.probe_optimizer,
-                                   seed=cfg.seed)
-    else:
-        probe = math.nan
-    metrics: dict[str, Any] = {
-        "step": 0, "epoch": 0, "feature_dim": ftr.shape[1],
-        "knn_acc": knn_accuracy(ftr, train_split.labels, fte, test_split.labels,
-                                num_classes=train_split.num_classes, k=cfg.knn_k, t=cfg.knn_t),
-        "probe_acc": probe, "collapsed": False, "done": True, **describe(cfg.generator)}
+
+    def scores(dataset: str) -> dict[str, Any]:
+        train_split = load_split(dataset, cfg.data_root, "train", cfg.image_size)
+        test_split = load_split(dataset, cfg.data_root, "test", cfg.image_size)
+        ftr = extract_features(backbone, train_split.images, device=device)
+        fte = extract_features(backbone, test_split.images, device=device)
+        if cfg.probe == "fast":
+            probe = linear_probe_fast(ftr, train_split.labels, fte, test_split.labels, seed=cfg.seed)
+        elif cfg.probe == "paper":
+            probe = linear_probe_paper(backbone, train_split, test_split, device=device, epochs=cfg.probe_epochs,
+                                       lr=cfg.probe_lr, batch_size=cfg.probe_batch_size,
+                                       optimizer=cfg.probe_optimizer, seed=cfg.seed)
+        else:
+            probe = math.nan
+        return {"feature_dim": ftr.shape[1],
+                "knn_acc": knn_accuracy(ftr, train_split.labels, fte, test_split.labels,
+                                        num_classes=train_split.num_classes, k=cfg.knn_k, t=cfg.knn_t),
+                "probe_acc": probe}
+
+    metrics: dict[str, Any] = {"step": 0, "epoch": 0, **scores(cfg.dataset), "collapsed": False, "done": True,
+                               **describe(cfg.generator)}
+    for name in cfg.transfer_targets:  # appendix Table 5's probes on other datasets
+        metrics.update({f"{k}@{name}": v for k, v in scores(name).items() if k != "feature_dim"})
     if report is not None:
         report(metrics, None)
     return metrics

@@ -15,8 +15,9 @@ row                   string, null    the row label of a study declared as named
 <every TrainConfig    its type        the trial's resolved config, one column per field
  field>                               (``seed`` is one of them); see sqsp/config.py
 status                string          completed | collapsed | failed | diverged |
-                                      stopped | unfinished (see STATUSES)
-error                 string, null    ``ExceptionType: message`` of a failed/diverged trial
+                                      stopped | unfinished | skipped (see STATUSES)
+error                 string, null    ``ExceptionType: message`` of a failed/diverged trial,
+                                      or what a skipped trial needs
 step, epoch           int64, null     at the last report
 loss, loss_sim, …     float64         metrics of the last report; ``knn_acc`` is the last
  (every metric)                       evaluated value, ``probe_acc`` the final one (NaN if
@@ -26,7 +27,10 @@ init_knn_acc,         float64         the untrained backbone's accuracies (step 
  init_probe_acc                       seed), when the config has ``eval_init``
 mmd_syn_real          float64         MMD² of synthetic vs real representations at the
                                       end (``eval_mmd``, paper Table 5)
+probe_acc@<dataset>,  float64         the final backbone probed on another dataset
+ knn_acc@<dataset>                    (``transfer_datasets``, appendix Table 5)
 collapsed             bool, null      the final report's collapse flag
+row_index             int64, null     the row's position in the study's declaration
 reports               int64           rows of this trial in history.parquet
 wall_time_s           float64         Ray's time_total_s (counts time before a restore)
 hostname, node_ip     string, null    where the trial last ran
@@ -59,6 +63,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import json
 import math
 import os
 import platform
@@ -80,12 +85,13 @@ SCHEMA_VERSION = "1"
 TRIALS_FILE = "trials.parquet"
 HISTORY_FILE = "history.parquet"
 
-STATUSES = ("completed", "collapsed", "failed", "diverged", "stopped", "unfinished")
+STATUSES = ("completed", "collapsed", "failed", "diverged", "stopped", "unfinished", "skipped")
 """completed: ran to its final report. collapsed: ran to its end but its representation
 collapsed (metrics kept). failed: raised (after Ray's retries; a user error, such as a
 malformed data file, at once). diverged: NaN/inf loss.
 stopped: ended early by a scheduler or stopper. unfinished: the study was interrupted
-before the trial ended (``--resume`` finishes it)."""
+before the trial ended (``--resume`` finishes it). skipped: never started, because the
+machine lacks something it needs (``error`` says what, e.g. "needs LPIPS weights: …")."""
 FAILED = ("failed", "diverged")
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -122,6 +128,8 @@ class TrialRecord:
     error: BaseException | str | None = None   # what the trial raised, after retries
     checkpoint: str | None = None
     path: str | None = None
+    row_index: int | None = None               # position of ``row`` in the study's declaration
+    skipped: str | None = None                 # why the trial was never started (status 'skipped')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,13 +209,15 @@ def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, A
         last = _flat(r.reports[-1]) if r.reports else {}
         row: dict[str, Any] = {"trial_id": r.trial_id, "study": study, "row": r.row}
         row.update({k: r.config.get(k) for k in CONFIG_FIELDS})
-        row["status"] = trial_status(last, r.error)
-        row["error"] = error_text(r.error) or (last.get("error") if last.get("diverged") or last.get("failed") else None)
+        row["status"] = "skipped" if r.skipped else trial_status(last, r.error)
+        row["error"] = r.skipped or error_text(r.error) or (
+            last.get("error") if last.get("diverged") or last.get("failed") else None)
         if h is not None:
             for m in h.columns:
                 if _is_metric(m) and m not in CONFIG_FIELDS:
                     vals = h[m].dropna()
                     row[m] = vals.iloc[-1] if len(vals) else None
+        row["row_index"] = r.row_index
         row["reports"] = 0 if h is None else len(h)
         row["wall_time_s"] = last.get("time_total_s")
         row["hostname"] = last.get("hostname")
@@ -217,7 +227,7 @@ def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, A
         row.update({k: provenance.get(k) for k in PROVENANCE})
         rows.append(row)
     head = ["trial_id", "study", "row", *CONFIG_FIELDS, "status", "error"]
-    tail = ["reports", "wall_time_s", "hostname", "node_ip", "checkpoint", "trial_path", *PROVENANCE]
+    tail = ["row_index", "reports", "wall_time_s", "hostname", "node_ip", "checkpoint", "trial_path", *PROVENANCE]
     df = pd.DataFrame(rows)
     extra = sorted(c for c in df.columns if c not in head and c not in tail and c not in METRICS)
     cols = head + list(METRICS) + extra + tail
@@ -281,7 +291,7 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         if c in CONFIG_FIELDS:
             kind = _CONFIG_KIND[c]
-        elif c in _INT_METRICS or c in ("training_iteration", "reports", "seed"):
+        elif c in _INT_METRICS or c in ("training_iteration", "reports", "seed", "row_index"):
             kind = "Int64"
         elif c in _BOOL_METRICS or c == "sqsp_dirty":
             kind = "boolean"
@@ -326,12 +336,15 @@ def write_study(directory: str, study: str, records: list[TrialRecord],
     return trials, history
 
 
-def write_parquet(df: pd.DataFrame, target: str, *, kind: str, study: str) -> None:
-    """Write ``df`` to ``target`` (a path or URI) so that readers see the old file or the new one."""
+def write_parquet(df: pd.DataFrame, target: str, *, kind: str, study: str, info: dict[str, Any] | None = None) -> None:
+    """Write ``df`` to ``target`` (a path or URI) so that readers see the old file or the new one.
+    ``info`` (plain JSON values) is kept in the file's metadata as ``sqsp_info``."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta.update({b"sqsp_schema_version": SCHEMA_VERSION.encode(), b"sqsp_kind": kind.encode(),
                  b"sqsp_study": study.encode()})
+    if info is not None:
+        meta[b"sqsp_info"] = json.dumps(info, sort_keys=True, default=str).encode()
     table = table.replace_schema_metadata(meta)
     fs, path = filesystem(target)
     parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
@@ -357,6 +370,22 @@ def write_parquet(df: pd.DataFrame, target: str, *, kind: str, study: str) -> No
             fs.delete_file(tmp)
 
 
+def write_table(df: pd.DataFrame, location: str, name: str, *, kind: str, info: dict[str, Any] | None = None) -> str:
+    """A table that is not a study's (e.g. Fig. 2's representations, appendix Fig. 1's CKA
+    matrix) as ``<location>/<name>``, written like the study files; returns its path."""
+    target = join(location, name)
+    write_parquet(df, target, kind=kind, study=os.path.basename(str(location).rstrip("/")), info=info)
+    return target
+
+
+def read_table(location: str, name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A table written by ``write_table`` (the folder or the file) and its ``info``; its kind
+    must be the file name's stem (``representations.parquet`` holds kind ``representations``)."""
+    df = _read(location, name, kind=name.rsplit("/", 1)[-1].removesuffix(".parquet"))
+    meta = schema_metadata(location, name)
+    return df, json.loads(meta.get("sqsp_info", "{}"))
+
+
 def read_trials(location: str) -> pd.DataFrame:
     """trials.parquet of a study folder (or the file itself), path or URI."""
     return _read(location, TRIALS_FILE)
@@ -376,9 +405,9 @@ class ResultsError(UserError, ValueError):
     """A file that is not the study file asked for (another kind, another schema, not Parquet)."""
 
 
-def _read(location: str, name: str) -> pd.DataFrame:
+def _read(location: str, name: str, kind: str | None = None) -> pd.DataFrame:
     fs, path = filesystem(_file(location, name))
-    kind = "trials" if name == TRIALS_FILE else "history"
+    kind = kind or ("trials" if name == TRIALS_FILE else "history")
     found = fs.get_file_info(path).type
     if found != pafs.FileType.File:
         what = "does not exist" if found == pafs.FileType.NotFound else "is a folder"

@@ -6,6 +6,9 @@ One code path covers Table 3 rows a-f and the SSL baselines of Table 2, by confi
   concatenated pooled features). With ``syn_ratio`` α < 1 the rest of the batch is real
   images under the two-view VICReg loss, and the total is α·L_syn + (1−α)·L_real (span, Sec. 4.2).
 - ``method="vicreg" | "simsiam"``: two views of a batch made of α synthetic and 1−α real images.
+- ``method="encode"``: Table 1's encoding baseline (Eq. 3, ``sqsp/encode.py``): the student
+  inverts the frozen generator, E(G(z)) ≈ w, under LPIPS on the re-rendered image; real images
+  (α < 1) add the LPIPS term alone.
 
 The step stays on the device: no ``.item()`` or other host sync happens inside it; loss
 sums accumulate as tensors and are read once per report.
@@ -32,6 +35,7 @@ from . import cli, losses
 from .augment import build_augment
 from .config import PRESETS, ConfigError, TrainConfig, parse_blocks, preset
 from .data import channel_stats, load_split
+from .encode import missing_lpips_weights, perceptual_distance
 from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2, pixel_reference
 from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp, projector
 from .synthetic import SyntheticSource
@@ -111,6 +115,8 @@ class Run:
     step: int = 0
     init_metrics: dict[str, float] = field(default_factory=dict)   # the untrained backbone's (eval_init)
     generator_info: dict[str, Any] = field(default_factory=dict)   # the zoo entry's FID etc. (zoo.describe)
+    perceptual: nn.Module | None = None  # the frozen LPIPS distance of method='encode'
+    transfer: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # name -> (train, test) probe splits
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -161,8 +167,17 @@ def build_run(config: TrainConfig, generator=None) -> Run:
             generator = zoo.load_generator(cfg.generator, device=device, truncation=cfg.truncation,
                                            stylegan_repo=cfg.stylegan_repo)
             generator_info = zoo.describe(cfg.generator)
-        synthetic = SyntheticSource(generator, parse_blocks(cfg.generator_blocks), cfg.teacher_source,
-                                    device, cfg.seed + 1)
+        # the encoder's latent target is w whatever teacher_source says (it has no teacher)
+        source = "w" if cfg.method == "encode" else cfg.teacher_source
+        synthetic = SyntheticSource(generator, parse_blocks(cfg.generator_blocks), source, device, cfg.seed + 1)
+    # Table 5 of the appendix: probe splits of other datasets, loaded now so a missing one fails
+    # before training, not after it
+    transfer = {ds: (load_split(ds, cfg.data_root, "train", cfg.image_size),
+                     load_split(ds, cfg.data_root, "test", cfg.image_size)) for ds in cfg.transfer_targets}
+    perceptual = None
+    if cfg.method == "encode":
+        from .encode import load_lpips
+        perceptual = load_lpips(cfg.lpips_net, device=device)
 
     # the student's (and squeeze module's) initialisation depends on the seed alone, not on what
     # loading the generator drew before: rows that differ in generator, or have none, start alike
@@ -176,6 +191,8 @@ def build_run(config: TrainConfig, generator=None) -> Run:
         else:
             teacher = ConcatTeacher(synthetic.teacher_dims)
             out_dim = teacher.out_dim
+    elif cfg.method == "encode":  # the authors' encoder: backbone + projector to w's dimension
+        out_dim = synthetic.teacher_dims[0]
     head = projector(backbone.out_dim, cfg.projector_dim, out_dim, cfg.projector_depth)
     predictor = mlp(out_dim, max(out_dim // 4, 8), out_dim, 2) if cfg.method == "simsiam" else None
     student = Student(backbone, head, predictor).to(device)
@@ -200,7 +217,8 @@ def build_run(config: TrainConfig, generator=None) -> Run:
         aug_syn=build_augment(syn_preset, cfg.image_size, cfg.aug_granularity, cfg.crop_min),
         aug_real=build_augment(cfg.aug_preset, cfg.image_size, "sample", cfg.crop_min),
         data_rng=torch.Generator(device=device).manual_seed(cfg.seed + 2),
-        steps_per_epoch=steps_per_epoch, total_steps=total, generator_info=generator_info)
+        steps_per_epoch=steps_per_epoch, total_steps=total, generator_info=generator_info,
+        perceptual=perceptual, transfer=transfer)
 
 
 def _lr_lambda(cfg: TrainConfig, total: int):
@@ -251,6 +269,8 @@ def compute_loss(run: Run) -> dict[str, torch.Tensor]:
                 real = losses.weighted(losses.vicreg_terms(z1, z2), cfg.sim_weight, cfg.var_weight, cfg.cov_weight)
                 out["loss_real"] = real
                 loss = cfg.syn_ratio * loss + (1 - cfg.syn_ratio) * real
+        elif cfg.method == "encode":
+            loss = _encoding_loss(run, syn, out)
         else:
             parts = ([_fmt(run, syn.images)] if syn is not None else []) + \
                     ([_fmt(run, _real_batch(run))] if cfg.real_batch else [])
@@ -268,6 +288,25 @@ def compute_loss(run: Run) -> dict[str, torch.Tensor]:
             out["student_std"], out["student_nstd"] = losses.feature_std(z1), losses.normalized_std(z1)
     out["loss"] = loss
     return out
+
+
+def _encoding_loss(run: Run, syn, out: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Eq. 3 on the synthetic part, LPIPS alone on the real part, mixed α : 1 − α (encode.py)."""
+    cfg, G = run.config, run.synthetic.generator
+    pred = run.student(_fmt(run, syn.images))          # E(G(z)), no augmentation: it must reconstruct
+    w = syn.teacher_in[0]
+    latent = losses.invariance_loss(pred, w)
+    image = perceptual_distance(run.perceptual, G.synthesize(pred), syn.images * 2 - 1)
+    loss = cfg.latent_weight * latent + image
+    out.update(loss_latent=latent, loss_lpips_syn=image, loss_syn=loss)
+    out["student_std"], out["teacher_std"] = losses.feature_std(pred), losses.feature_std(w)
+    out["student_nstd"] = losses.normalized_std(pred)
+    if cfg.real_batch:
+        x = _real_batch(run)
+        real = perceptual_distance(run.perceptual, G.synthesize(run.student(_fmt(run, x))), x * 2 - 1)
+        out["loss_lpips_real"] = out["loss_real"] = real
+        loss = cfg.syn_ratio * loss + (1 - cfg.syn_ratio) * real
+    return loss
 
 
 def train_step(run: Run) -> dict[str, torch.Tensor]:
@@ -288,27 +327,38 @@ def train_step(run: Run) -> dict[str, torch.Tensor]:
 # evaluation
 # ---------------------------------------------------------------------------------------------
 def evaluate(run: Run, *, probe: bool) -> dict[str, float]:
+    """kNN always; with ``probe``, the configured linear probe, the syn-real MMD² and the probes
+    on the transfer datasets (keys ``<metric>@<dataset>``)."""
     cfg = run.config
     kw = dict(device=run.device, channels_last=cfg.channels_last, amp_dtype=run.dtype)
-    bb = run.student.backbone
-    ftr = extract_features(bb, run.eval_train.images, **kw)
-    fte = extract_features(bb, run.eval_test.images, **kw)
+    ftr, fte, out = _probe_split(run, run.eval_train, run.eval_test, kw, probe=probe)
+    out["backbone_nstd"] = float(losses.normalized_std(fte))
+    if probe and cfg.eval_mmd and run.synthetic is not None:
+        out["mmd_syn_real"] = _syn_real_mmd(run, fte, kw)
+    if probe:
+        for name, (tr, te) in run.transfer.items():
+            out.update({f"{k}@{name}": v for k, v in _probe_split(run, tr, te, kw, probe=True)[2].items()})
+    return out
+
+
+def _probe_split(run: Run, train_split, test_split, kw: dict, *, probe: bool):
+    """The backbone's features of a train/test pair, and kNN (plus, with ``probe``, the
+    configured linear probe) on them: (train features, test features, metrics)."""
+    cfg, bb = run.config, run.student.backbone
+    ftr, fte = extract_features(bb, train_split.images, **kw), extract_features(bb, test_split.images, **kw)
     if not (torch.isfinite(ftr).all() and torch.isfinite(fte).all()):
         # the last update can blow the weights up after the last loss was read
         raise TrainingDiverged(f"the backbone's features became non-finite by step {run.step}; "
                                f"lower base_lr={cfg.base_lr} or check the loss weights")
-    out = {"knn_acc": knn_accuracy(ftr, run.eval_train.labels, fte, run.eval_test.labels,
-                                   num_classes=run.eval_train.num_classes, k=cfg.knn_k, t=cfg.knn_t),
-           "backbone_nstd": float(losses.normalized_std(fte))}
-    if probe and cfg.eval_mmd and run.synthetic is not None:
-        out["mmd_syn_real"] = _syn_real_mmd(run, fte, kw)
+    out = {"knn_acc": knn_accuracy(ftr, train_split.labels, fte, test_split.labels,
+                                   num_classes=train_split.num_classes, k=cfg.knn_k, t=cfg.knn_t)}
     if probe and cfg.probe == "fast":
-        out["probe_acc"] = linear_probe_fast(ftr, run.eval_train.labels, fte, run.eval_test.labels, seed=cfg.seed)
+        out["probe_acc"] = linear_probe_fast(ftr, train_split.labels, fte, test_split.labels, seed=cfg.seed)
     elif probe and cfg.probe == "paper":
-        out["probe_acc"] = linear_probe_paper(bb, run.eval_train, run.eval_test, epochs=cfg.probe_epochs,
+        out["probe_acc"] = linear_probe_paper(bb, train_split, test_split, epochs=cfg.probe_epochs,
                                               lr=cfg.probe_lr, batch_size=cfg.probe_batch_size,
                                               optimizer=cfg.probe_optimizer, seed=cfg.seed, **kw)
-    return out
+    return ftr, fte, out
 
 
 def _syn_real_mmd(run: Run, real_feats: torch.Tensor, kw: dict) -> float:
@@ -326,6 +376,15 @@ def _syn_real_mmd(run: Run, real_feats: torch.Tensor, kw: dict) -> float:
 # ---------------------------------------------------------------------------------------------
 # the loop
 # ---------------------------------------------------------------------------------------------
+def unavailable(config: TrainConfig) -> str | None:
+    """Why this machine cannot run ``config`` at all, or None: a resource that sqsp does not
+    download and that is not there (LPIPS's ImageNet trunk for method='encode'). Studies ask
+    this in the driver and record such trials as skipped instead of starting them."""
+    if config.method == "encode":
+        return missing_lpips_weights(config.lpips_net)
+    return None
+
+
 def train(config: TrainConfig, report: Report | None = None, *, resume_from: str | None = None,
           generator=None, progress: bool = False) -> dict[str, Any]:
     """Run one training run and return its final metrics.
@@ -384,11 +443,13 @@ def train(config: TrainConfig, report: Report | None = None, *, resume_from: str
 def is_collapsed(run: Run, m: dict[str, Any]) -> bool:
     """The student's spread fell below ``collapse_std`` times the spread it is asked for:
     γ = 1 of Eq. 9 for a learned target (squeeze, VICReg), the fixed teacher's own spread
-    without squeeze (rows a-b), and the scale-free signal for SimSiam's cosine loss."""
+    without squeeze (rows a-b) and for the encoder (w's spread), and the scale-free signal for
+    SimSiam's cosine loss."""
     cfg = run.config
     if cfg.method == "simsiam":
         return m["student_nstd"] < cfg.collapse_std
-    ref = m["teacher_std"] if isinstance(run.teacher, ConcatTeacher) else 1.0
+    fixed_target = isinstance(run.teacher, ConcatTeacher) or cfg.method == "encode"
+    ref = m["teacher_std"] if fixed_target else 1.0
     return m["student_std"] < cfg.collapse_std * ref
 
 
@@ -411,6 +472,21 @@ def save_checkpoint(run: Run, directory: str) -> str:
     torch.save(run.state_dict(), tmp)
     os.replace(tmp, path)
     return path
+
+
+def load_backbone(checkpoint: str, *, device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig]:
+    """The student's backbone from a checkpoint of ``train()`` (its folder or the file), frozen in
+    eval mode, with the config that trained it (kept in the checkpoint)."""
+    path = os.path.join(checkpoint, CHECKPOINT_FILE) if os.path.isdir(checkpoint) else checkpoint
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no training checkpoint at {checkpoint!r} (expected a folder holding "
+                                f"{CHECKPOINT_FILE}, as train() and the studies write, or the file itself)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = TrainConfig.from_dict(state["config"])
+    backbone = build_backbone(cfg.student, cfg.student_width, *channel_stats(cfg.dataset))
+    prefix = "backbone."
+    backbone.load_state_dict({k[len(prefix):]: v for k, v in state["student"].items() if k.startswith(prefix)})
+    return backbone.to(device).eval().requires_grad_(False), cfg
 
 
 class _NoBar:

@@ -11,7 +11,10 @@ named rows, seeds, metric and mode, optional scheduler and searcher) in a short 
 3. ``preflight`` checks, once per distinct value and before any trial starts, what would
    fail every trial: each data root's layout, each generator (zoo entries built if missing,
    18 trials must not all build them, and hash-checked; the blocks and the mapping network
-   the configs ask for), and the devices and GPUs the trials ask for.
+   the configs ask for), and the devices and GPUs the trials ask for. Rows this machine
+   cannot run at all (``sqsp.train.unavailable``: a file sqsp never downloads, such as
+   LPIPS's ImageNet trunk) are not started: they become ``skipped`` rows that say what they
+   need, and the other rows run. A resumed study keeps the rows it skipped when it started.
 4. Ray starts: a private local Ray (``address="local"``, never a cluster that happens to be
    running here) or, with ``--address auto | host:port | ray://…``, the cluster named.
    ``Tuner.fit`` runs one trial per grid point × seed, each with ``--cpus-per-trial`` CPUs
@@ -87,7 +90,7 @@ from ray.tune.search import Searcher
 from . import cli, lockfile, results
 from .checkpoints import FID_SAMPLES, Checkpoint, checkpoint_fid, find_checkpoints, info_from_entry, recorded_fids
 from .config import (SCALE_FIELDS, STUDY_FIELDS, ConfigError, TrainConfig, absolute_paths, is_zoo_name,
-                     parse_overrides, preset)
+                     parse_overrides, parse_seeds, preset)
 from .errors import USER_ERRORS
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
@@ -212,16 +215,17 @@ def fixed_spec(study: Study, base: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps({"base": base, "rows": rows}))
 
 
-def param_space(study: Study) -> dict[str, Any]:
+def param_space(study: Study, skip: Sequence[str] = ()) -> dict[str, Any]:
     """Ray Tune's param_space: only what varies between trials (row, grid, search space, seed).
 
     The shared part goes to the trainable through ``tune.with_parameters`` and into
-    ``study.json``: Ray would print all of it with every trial otherwise.
+    ``study.json``: Ray would print all of it with every trial otherwise. Rows in ``skip``
+    (see ``skipped_rows``) are left out.
     """
     rows = study.rows
     space: dict[str, Any] = {}
     if rows is not None:
-        space["row"] = tune.grid_search(list(rows))
+        space["row"] = tune.grid_search([r for r in rows if r not in skip])
     else:
         for k in study.grid:
             space[k] = tune.grid_search(_grid_values(study, k))
@@ -467,11 +471,28 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
             print(f"[sqsp] warning: with a Ray Client address the trials write to {path} on the cluster; "
                   "give --storage a bucket URI or a shared filesystem so this machine can read it too",
                   file=sys.stderr)
-        preflight([cfg for _, cfg in trials])
+        skipped = skipped_rows(study, trials)
+        if restoring:
+            skipped = _stored_skips(path, skipped)
+        spec["skipped"] = skipped
+        runnable = [(row, cfg) for row, cfg in trials if row not in skipped]
+        preflight([cfg for _, cfg in runnable])
         recorded = {} if restoring or not checkpoints else recorded_fids([c.path for c in checkpoints], manifests)
         if checkpoints and not restoring and not address and len(recorded) < len(checkpoints):
             _inception_available_here()
         _describe(study, trials, path, cpus_per_trial, gpus_per_trial, restoring)
+        order = list(study.rows or {})
+        skipped_records = [
+            results.TrialRecord(trial_id=f"skipped-{row}-seed{cfg.seed}", config=cfg.to_dict(), row=row,
+                                row_index=order.index(row), skipped=skipped[row])
+            for row, cfg in trials if row in skipped]
+        if not runnable:  # nothing for Ray to do: record the rows and what they need
+            _write_json(results.join(path, STUDY_FILE), spec)
+            trials_df, _ = results.write_study(path, study.name, skipped_records)
+            print(f"[sqsp] study {study.name!r}: every row was skipped; wrote "
+                  f"{results.join(path, results.TRIALS_FILE)}", file=sys.stderr)
+            trials_df.attrs["interrupted"] = False
+            return trials_df
 
         started = False
         if not ray.is_initialized():
@@ -482,7 +503,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
         try:
             check_resources(cpus_per_trial, gpus_per_trial, strict=address is None)
             if address:
-                check_paths_on_cluster(trial_paths([cfg for _, cfg in trials]))
+                check_paths_on_cluster(trial_paths([cfg for _, cfg in runnable]))
             if checkpoints and not restoring:
                 fixed["info"] = checkpoint_info(checkpoints, recorded, trials[0][1], fid_samples)
             # probe_acc comes with the final report only; Tune's strict check would refuse the others
@@ -499,7 +520,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                                            restart_errored=False)
             else:
                 _write_json(results.join(path, STUDY_FILE), spec)
-                tuner = tune.Tuner(trainable, param_space=param_space(study),
+                tuner = tune.Tuner(trainable, param_space=param_space(study, skip=list(skipped)),
                                    tune_config=_tune_config(study, max_concurrent, reuse_actors),
                                    run_config=_run_config(study, storage, max_failures, verbose))
             with _terminate_as_interrupt() as signals:
@@ -507,7 +528,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                 grid = tuner.fit()
                 elapsed = time.perf_counter() - t0
                 signals.writing = True
-                records = _records(grid, fixed)
+                records = _records(grid, fixed, order) + skipped_records
                 trials_df, _ = results.write_study(path, study.name, records)
             counts = trials_df["status"].value_counts().to_dict()
             print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
@@ -560,7 +581,40 @@ def _run_config(study: Study, storage: str | None, max_failures: int, verbose: i
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
 
 
-def _records(grid, fixed: dict[str, Any]) -> list[results.TrialRecord]:
+def skipped_rows(study: Study, trials: list[tuple[str | None, TrainConfig]]) -> dict[str, str]:
+    """Rows this machine cannot run, with what they need (``sqsp.train.unavailable``): they are
+    recorded as skipped while the other rows run. Checked in the driver, before Ray starts, so
+    no trial fails for a missing file. A study without named rows cannot leave trials out, so
+    there the first such trial is a ConfigError."""
+    from .train import unavailable
+    out: dict[str, str] = {}
+    for row, cfg in trials:
+        why = unavailable(cfg)
+        if why is None or row in out:
+            continue
+        if row is None or study.rows is None:  # a grid's or a searcher's trials are not left out
+            raise ConfigError(f"study {study.name!r}: a trial cannot run on this machine: {why}")
+        out[row] = why
+    if out:
+        print(f"[sqsp] skipping row(s) {sorted(out)}: {'; '.join(sorted(set(out.values())))}", file=sys.stderr)
+    return out
+
+
+def _stored_skips(path: str, now: dict[str, str]) -> dict[str, str]:
+    """A resumed study keeps the rows it skipped when it started (Ray's experiment has no
+    trials for them); rows that could run now are named, with how to run them."""
+    try:
+        stored = json.loads(_read_text(results.join(path, STUDY_FILE))).get("skipped", {})
+    except FileNotFoundError:
+        stored = {}
+    runnable_now = sorted(set(stored) - set(now))
+    if runnable_now:
+        print(f"[sqsp] note: row(s) {runnable_now} were skipped when this study started and stay skipped in "
+              f"{path}; run the study with another --storage to train them", file=sys.stderr)
+    return stored
+
+
+def _records(grid, fixed: dict[str, Any], order: Sequence[str] = ()) -> list[results.TrialRecord]:
     """The ResultGrid as plain records, robust to trials that died before their first report."""
     # A Result takes its config from the trial's last report, so a trial that never reported
     # (pending when the study was interrupted) would lose its row and seed; Tune's own trial
@@ -578,9 +632,11 @@ def _records(grid, fixed: dict[str, Any]) -> list[results.TrialRecord]:
             cfg = trial_config(space, fixed).to_dict()
         except (ConfigError, KeyError, TypeError):
             cfg = {}
+        row = space.get("row")
         out.append(results.TrialRecord(
-            trial_id=str(trial_id), config=cfg, row=space.get("row"), reports=reports, error=res.error,
-            checkpoint=res.checkpoint.path if res.checkpoint is not None else None, path=str(res.path)))
+            trial_id=str(trial_id), config=cfg, row=row, reports=reports, error=res.error,
+            checkpoint=res.checkpoint.path if res.checkpoint is not None else None, path=str(res.path),
+            row_index=order.index(row) if row in order else None))
     return sorted(out, key=lambda r: r.trial_id)
 
 
@@ -724,16 +780,22 @@ def preflight(configs: list[TrainConfig]) -> None:
     built if missing, hash-checked; blocks and mapping network present; ``zoo.check_generator``).
     Without this, every trial found the same error, was retried, and the study exited 0."""
     from .data import check_layout
-    for dataset, root in sorted({(c.dataset, c.data_root) for c in configs}, key=str):
-        check_layout(dataset, root)
+    from .data import SPLITS
+    needed: dict[tuple[str, str | None], set[str]] = {}
+    for c in configs:  # the pretraining dataset, and the datasets only probed at the end (transfer_datasets)
+        needed.setdefault((c.dataset, c.data_root), set()).update(SPLITS)
+        for t in c.transfer_targets:
+            needed.setdefault((t, c.data_root), set()).update(("train", "test"))
+    for (dataset, root), splits in sorted(needed.items(), key=str):
+        check_layout(dataset, root, [s for s in SPLITS if s in splits])
     used = [c for c in configs if c.syn_batch > 0 or c.method == "discriminator"]
     prepare_generators(used)
     from . import zoo
     seen = set()
     for c in used:
         direct = c.method == "discriminator"  # reads the discriminator, not blocks or w
-        key = (c.generator, "all" if direct else c.generator_blocks, "features" if direct else c.teacher_source,
-               direct, c.stylegan_repo)
+        source = "features" if direct else "w" if c.method == "encode" else c.teacher_source  # the encoder needs w
+        key = (c.generator, "all" if direct else c.generator_blocks, source, direct, c.stylegan_repo)
         if key not in seen:
             seen.add(key)
             zoo.check_generator(key[0], blocks=key[1], teacher_source=key[2], discriminator=direct,
@@ -983,8 +1045,9 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
                             "recomputed")
     args = p.parse_args(argv)
     overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else [])
+
     def run() -> int:
-        chosen = dataclasses.replace(study, preset=args.preset, seeds=_parse_seeds(args.seeds))
+        chosen = dataclasses.replace(study, preset=args.preset, seeds=parse_seeds(args.seeds))
         if chosen.searcher is not None:
             if args.num_samples < 1:
                 raise ConfigError(f"--num-samples {args.num_samples}: must be >= 1")
@@ -1014,25 +1077,3 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
         return 1 if failed or trials.attrs.get("interrupted") else 0
 
     return cli.run(p.prog, run)
-
-
-def _parse_seeds(text: str) -> list[int]:
-    """``3`` -> [0, 1, 2]; ``4,7`` -> [4, 7]; ``7,`` -> [7]."""
-    usage = "give a count N (seeds 0..N-1) or a comma-separated list (4,7; a single seed: 7,)"
-    try:
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        else:
-            count = int(text)
-            if count < 1:
-                raise ValueError(f"--seeds {text}: a count of seeds must be >= 1 (--seeds 1 runs seed 0 alone); "
-                                 f"{usage}")
-            seeds = list(range(count))
-    except ValueError as e:
-        raise ConfigError(str(e) if str(e).startswith("--seeds") else f"--seeds {text!r}: {usage}") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise ConfigError(f"--seeds {text!r}: need at least one seed, all >= 0; {usage}")
-    twice = sorted({s for s in seeds if seeds.count(s) > 1})
-    if twice:
-        raise ConfigError(f"--seeds {text!r}: seed(s) {twice} appear more than once; each seed runs once")
-    return seeds

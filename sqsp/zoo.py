@@ -605,6 +605,20 @@ def load_discriminator(spec: str, *, device: str | torch.device = "cpu", zoo: st
     return disc.to(device).eval().requires_grad_(False)
 
 
+def load_classifier(*, zoo: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
+    """The zoo's FID classifier (a ``SmallClassifier`` trained on the zoo's dataset, logits from
+    images in [-1, 1]), checked against the manifest, and its manifest record (``dataset``,
+    ``test_accuracy``). Fig. 2 labels generated images with it (the paper uses a CIFAR-10 one)."""
+    directory = zoo_dir(zoo)
+    info = read_manifest(directory / "manifest.json")["extractors"].get(CLASSIFIER)
+    if info is None:
+        raise LookupError(f"the zoo at {directory} has no classifier {CLASSIFIER!r} yet; `python -m sqsp.zoo build` "
+                          "trains it (a zoo generator's first use does too)")
+    extractor = fidlib.load_classifier_extractor(directory / info["file"], name=CLASSIFIER,
+                                                 expected_sha256=info["sha256"], device=device)
+    return extractor.model, {"name": CLASSIFIER, **info}
+
+
 def save_sample_grid(generator: FeatureGenerator, path: Path, *, seed: int = 0, per_row: int = 10,
                      rows: int = 8, scale: int = 4) -> None:
     """A PNG of samples (rows = classes for a conditional generator), nearest-upscaled to be viewable."""

@@ -2,7 +2,7 @@
 ``w`` or its block features — and how: direct use, vanilla distillation (with augmentation),
 squeeze, squeeze and span.
 
-    python studies/knowledge_source.py                     # smoke: 8 rows x 3 seeds
+    python studies/knowledge_source.py                     # smoke: 10 rows x 3 seeds
     python studies/knowledge_source.py --preset paper-cifar10 --data-root data/
 
 Vanilla distillation regresses the raw target (w, or the concatenated pooled features) with
@@ -10,9 +10,11 @@ MSE alone, as row b of the ablation; squeeze adds T_φ with L_var and L_cov (row
 and span mixes in real images (row f). The discriminator rows train nothing: the GAN's
 discriminator (kept with a zoo entry, or ``D`` of the official pickle at the paper presets)
 reads the real images directly (its penultimate vector, or Eq. 2's pooled block outputs
-with that vector), under the preset's probe. Table 1's encoder rows (a post-hoc
-encoder inverting G under LPIPS) are not implemented: LPIPS needs pretrained weights that
-cannot be fetched offline.
+with that vector), under the preset's probe. The encoding rows train a post-hoc encoder
+that inverts G (Eq. 3: LPIPS on the re-rendered image + λ ||E(G(z)) − w||², on generated
+images, or with real images too) and probe it like a student. LPIPS needs torchvision's
+ImageNet AlexNet in the torch cache; where it is missing, those two rows are printed as
+"needs LPIPS weights: <file> in <folder>" and the other rows run.
 """
 import sys
 from pathlib import Path
@@ -33,12 +35,16 @@ STUDY = Study(
     preset="smoke",
     grid=[*({"row": f"discriminator-{mode}", "method": "discriminator", "disc_features": mode}
             for mode in ("single", "multi")),
+          # Eq. 3's encoder reconstructs the image it is given: no augmentation (the authors' encode.py)
+          *({"row": f"latent-encoding-{domain}", "method": "encode", "teacher_source": "w", "syn_augment": False,
+             **share} for domain, share in (("syn", {"syn_ratio": 1.0}), ("syn+real", {}))),
           *({"row": f"{source}-{how}", "teacher_source": ts, **over}
             for source, ts in (("latent", "w"), ("feature", "features"))
             for how, over in (("vanilla", VANILLA), ("squeeze", SQUEEZE), ("squeeze-and-span", SPAN)))],
     overrides={"syn_augment": True},
     table=markdown("knowledge_source"),
-    description="Table 1: the discriminator used directly, or the generator's latent w or block features distilled.",
+    description="Table 1: the discriminator used directly, an encoder inverting the generator, or the generator's "
+                "latent w or block features distilled.",
 )
 
 if __name__ == "__main__":

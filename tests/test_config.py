@@ -94,3 +94,21 @@ def test_relative_paths_are_made_absolute_against_the_launch_directory(tmp_path)
         assert absolute_paths({"generator": spec}, tmp_path)["generator"] == spec
     assert absolute_paths({"data_root": None, "stylegan_repo": None}, tmp_path) == {"data_root": None,
                                                                                    "stylegan_repo": None}
+
+
+def test_transfer_datasets_resolve_to_the_papers_pairs_and_bad_names_are_refused(tmp_path):
+    from sqsp.config import TRANSFER_PAIRS
+    root = {"data_root": str(tmp_path)}
+    assert preset("paper-cifar10", {**root, "transfer_datasets": "auto"}).transfer_targets == ("cifar100", "stl10")
+    assert preset("paper-stl10", {**root, "transfer_datasets": "auto"}).transfer_targets == ("cifar10", "cifar100")
+    assert preset("smoke", {"transfer_datasets": " digits, digits "}).transfer_targets == ("digits",)
+    assert preset("smoke").transfer_targets == ()
+    assert all(set(v) <= set(TRANSFER_PAIRS) | {"digits"} for v in TRANSFER_PAIRS.values())
+    with pytest.raises(ConfigError, match="'mnist' is not allowed; allowed: 'auto' or names"):
+        preset("smoke", {"transfer_datasets": "digits,mnist"})
+    with pytest.raises(ConfigError, match="data_root is required for dataset='cifar100'"):
+        preset("smoke", {"transfer_datasets": "cifar100"})
+    # an embedded pretraining dataset takes a data_root when a probed dataset reads it
+    assert preset("smoke", {**root, "transfer_datasets": "cifar100"}).transfer_targets == ("cifar100",)
+    with pytest.raises(ConfigError, match="transfer_datasets='auto': no dataset is paired with dataset='imagefolder'"):
+        preset("paper-imagenet100", {**root, "transfer_datasets": "auto"})

@@ -7,6 +7,7 @@ config columns must show appendix Table 2 for every trial.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -22,6 +23,7 @@ ray = pytest.importorskip("ray")
 from paper_fixtures import write_network_pickles, write_stylegan_repo  # noqa: E402
 from sqsp import results  # noqa: E402
 from sqsp.config import ConfigError  # noqa: E402
+from sqsp.encode import lpips_trunk_path  # noqa: E402
 from sqsp.fid import file_sha256, inception_weights_path  # noqa: E402
 from sqsp.tune import _runtime_env, run_study, study_main  # noqa: E402
 from test_data import write_cifar10, write_stl10  # noqa: E402
@@ -39,7 +41,8 @@ MODULES = ("dnnlib", "torch_utils", "training", "training.networks")
 def workdir(tmp_path_factory):
     """A user's folder: data trees, the StyleGAN checkout, checkpoints under the presets' names,
     a run folder of snapshots with a manifest recording one FID, and a torch cache whose
-    Inception-v3 weights (random, in torchvision's file format) make the other FID computable."""
+    Inception-v3 weights (random, in torchvision's file format) make the other FID computable
+    and whose AlexNet weights (random too) let Table 1's encoding rows build LPIPS."""
     d = tmp_path_factory.mktemp("user")
     write_cifar10(d / "data", n_per_batch=4, n_test=10)
     write_stl10(d / "data", n_train=10, n_test=10, n_unlabeled=10)
@@ -56,12 +59,17 @@ def workdir(tmp_path_factory):
     os.environ["TORCH_HOME"] = str(d / "torch-home")  # where torch.hub.get_dir() points
     try:
         weights = inception_weights_path()
+        alexnet = lpips_trunk_path("alex")
     finally:
         os.environ.pop("TORCH_HOME") if before is None else os.environ.update(TORCH_HOME=before)
     from torchvision.models import inception_v3
     weights.parent.mkdir(parents=True)
     torch.save(calibrated_inception(inception_v3(weights=None, aux_logits=True, init_weights=False)).state_dict(),
                weights)
+    from torchvision.models import alexnet as build_alexnet
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.save(build_alexnet().state_dict(), alexnet)
     return d
 
 
@@ -111,7 +119,7 @@ def check_table2(trials, preset_name: str, workdir: Path, study) -> None:
         assert t["generator"].startswith(str(workdir)) and t["probe"] == "paper"
 
 
-CIFAR = [("ablation", 6), ("blocks", 3), ("domain_gap", 4), ("knowledge_source", 8), ("loss_weights", 2),
+CIFAR = [("ablation", 6), ("blocks", 3), ("domain_gap", 4), ("knowledge_source", 10), ("loss_weights", 2),
          ("ssl_baselines", 8)]
 
 
@@ -129,6 +137,8 @@ def test_every_study_runs_on_the_paper_cifar10_preset_from_the_users_folder(work
     ks = results.read_trials(str(workdir / "results" / "knowledge_source")).set_index("row")
     assert (ks.loc["discriminator-multi", "feature_dim"], ks.loc["discriminator-single", "feature_dim"]) == (44, 16)
     assert ks.loc["discriminator-multi", "generator"] == str(workdir / "checkpoints" / "cifar10u-cifar-ada-best-fid.pkl")
+    # Eq. 3's encoder inverts the official G through its synthesis network (w broadcast to every layer)
+    assert ks.loc["latent-encoding-syn", "method"] == "encode" and ks.loc["latent-encoding-syn", "loss_latent"] > 0
     gap = results.read_trials(str(workdir / "results" / "domain_gap"))
     assert gap["mmd_syn_real"].notna().all()
     assert "| discriminator-multi |" in capsys.readouterr().out  # each study printed its table
@@ -136,16 +146,16 @@ def test_every_study_runs_on_the_paper_cifar10_preset_from_the_users_folder(work
 
 def test_generators_study_on_a_folder_of_snapshots_records_fids_and_plots(workdir, cluster, monkeypatch):
     argv = ["--preset", "paper-cifar10", "--data-root", "data", *COMMON]
-    with pytest.raises(SystemExit) as e:  # without --generators the zoo's digits GANs would be used: refused
-        run("generators", argv, monkeypatch, workdir)
-    assert e.value.code == 2 and not (workdir / "results" / "generators").exists()
+    # without --generators the zoo's digits GANs would be used: refused, one line and exit 2 (sqsp/cli.py)
+    code = run("generators", argv, monkeypatch, workdir)
+    assert code == 2 and not (workdir / "results" / "generators").exists()
     # without the Inception weights, only the recorded FID could be had: refused before any trial
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("TORCH_HOME", str(workdir / "empty-cache"))
-    study = importlib.import_module("studies.generators").STUDY
+    study = dataclasses.replace(importlib.import_module("studies.generators").STUDY, preset="paper-cifar10")
     with pytest.raises(ConfigError, match=r"Inception-v3 weights at .*empty-cache.*inception_v3_google"):
-        run_study(study, storage="results", overrides=[f"data_root=data", *SHRINK], generators="runs/*/*.pkl",
-                  manifests=[str(workdir / "fids.json")])
+        run_study(study, storage="results", generators="runs/*/*.pkl", manifests=[str(workdir / "fids.json")],
+                  overrides=["data_root=data", "stylegan_repo=stylegan2-ada-pytorch", *SHRINK])
 
     code = run("generators", [*argv, "--generators", "runs/*/network-snapshot-*.pkl", "--fid-samples", "8",
                               "--manifest", "fids.json"], monkeypatch, workdir)

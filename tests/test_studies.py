@@ -145,11 +145,15 @@ def test_domain_gap_study_and_its_mmd_column(tmp_path):
     assert "| syn-squeeze | distill | 1.00 | 90.00 ± 0.00 (n=2) | 80.00 ± 0.00 (n=2) | 0.0500 ± 0.0141 (n=2) |" in md
 
 
-def test_knowledge_source_study_distils_w_or_features_three_ways():
+def test_knowledge_source_study_has_all_ten_rows_of_table_1():
     _, cfgs = configs("knowledge_source")
     by_row = {r: c for (r, s), c in cfgs.items() if s == 0}
     assert sorted(by_row) == sorted([f"{s}-{h}" for s in ("latent", "feature") for h in ("vanilla", "squeeze", "squeeze-and-span")]
-                                    + ["discriminator-single", "discriminator-multi"])
+                                    + ["discriminator-single", "discriminator-multi", "latent-encoding-syn",
+                                       "latent-encoding-syn+real"])
+    enc, enc_real = by_row["latent-encoding-syn"], by_row["latent-encoding-syn+real"]
+    assert (enc.method, enc.teacher_source, enc.syn_augment, enc.syn_ratio) == ("encode", "w", False, 1.0)
+    assert (enc_real.method, enc_real.syn_ratio) == ("encode", 0.5)  # the authors' encode_w_syn_real: α = 0.5
     assert (by_row["discriminator-multi"].method, by_row["discriminator-multi"].disc_features) == ("discriminator", "multi")
     assert {by_row[f"latent-{h}"].teacher_source for h in ("vanilla", "squeeze", "squeeze-and-span")} == {"w"}
     v = by_row["latent-vanilla"]
@@ -173,19 +177,30 @@ TABLE2_WEIGHTS = ("sim_weight", "var_weight", "cov_weight", "syn_ratio")
 
 
 def all_studies():
+    """Every Ray Tune study (studies/representations.py and layer_similarity.py are one-process
+    figures with no Study: they take the preset and --set as given)."""
     from pathlib import Path
     names = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "studies").glob("*.py"))
-    assert len(names) >= 7, names
-    return [importlib.import_module(f"studies.{n}").STUDY for n in names]
+    modules = [importlib.import_module(f"studies.{n}") for n in names]
+    studies = [m.STUDY for m in modules if hasattr(m, "STUDY")]
+    assert len(studies) >= 8 and {"cross_dataset", "knowledge_source"} <= {s.name for s in studies}, names
+    return studies
 
 
 @pytest.mark.parametrize("preset_name", sorted(TABLE2))
 def test_every_study_on_every_paper_preset_runs_appendix_table2(preset_name, tmp_path):
     from sqsp.config import PRESETS, SCALE_FIELDS, TrainConfig
     expected_preset = {**TrainConfig().to_dict(), **PRESETS[preset_name], "data_root": str(tmp_path)}
+    from sqsp.config import ConfigError
     for study in all_studies():
         study = dataclasses_replace(study, preset=preset_name)
-        trials = expand(study, base_config(study, [f"data_root={tmp_path}"]))
+        user = [f"data_root={tmp_path}"]
+        if "transfer_datasets" in study.overrides and PRESETS[preset_name]["dataset"] == "imagefolder":
+            # cross_dataset's 'auto' pairs exist for CIFAR and STL-10 only; an ImageNet run names its targets
+            with pytest.raises(ConfigError, match="transfer_datasets='auto': no dataset is paired"):
+                expand(study, base_config(study, user))
+            user.append("transfer_datasets=cifar10")
+        trials = expand(study, base_config(study, user))
         assert trials, study.name
         declared = {r: set(o) for r, o in (study.rows or {}).items()}
         swept = set(study.search_space) | (set(study.grid) if isinstance(study.grid, dict) else set())
@@ -237,3 +252,42 @@ def test_checkpoint_rows_are_named_by_run_and_kimg_in_training_order(tmp_path):
     assert found[1].path == str(tmp_path / "runs" / "00000-c10" / "network-snapshot-000200.pkl")
     with pytest.raises(ConfigError, match="matches no file"):
         find_checkpoints("runs/*/*.safetensors", tmp_path)
+
+
+def test_cross_dataset_study_and_its_table_beside_the_papers(tmp_path):
+    import dataclasses
+    study = importlib.import_module("studies.cross_dataset").STUDY
+    assert study.overrides["transfer_datasets"] == "auto"
+    from sqsp.config import TRANSFER_PAIRS
+    _, auto = configs("cross_dataset")  # the embedded default probes the other digits dataset
+    assert {c.transfer_targets for c in auto.values()} == {TRANSFER_PAIRS[preset("smoke").dataset]} == {("digits",)}
+    _, cfgs = configs("cross_dataset", ["transfer_datasets=digits"])  # every row, every seed probes the target
+    by_row = {r: c for (r, s), c in cfgs.items() if s == 0}
+    assert {r: c.method for r, c in by_row.items()} == {"syn+real-simsiam": "simsiam", "syn+real-vicreg": "vicreg",
+                                                       "syn+real-squeeze-and-span": "distill"}
+    assert all(c.transfer_targets == ("digits",) and 0 < c.syn_ratio < 1 for c in cfgs.values())
+    paper = dataclasses.replace(study, preset="paper-cifar10")  # auto: the paper's pairs
+    assert {c.transfer_targets for _, c in expand(paper, base_config(paper, [f"data_root={tmp_path}"]))} == \
+        {("cifar100", "stl10")}
+
+    def write(source, targets, folder):
+        recs = []
+        for row, base in (("syn+real-vicreg", 50.0), ("syn+real-squeeze-and-span", 60.0)):
+            for seed in (0, 1):
+                cfg = preset("smoke", {"seed": seed}).to_dict() | {"dataset": source, "method": "distill"}
+                last = {"training_iteration": 1, "step": 84, "probe_acc": 90.0, "knn_acc": 80.0, "done": True,
+                        "collapsed": False, **{f"probe_acc@{t}": base + i + seed for i, t in enumerate(targets)}}
+                recs.append(TrialRecord(f"t{len(recs)}", cfg, row, [last], row_index=len(recs) // 2))
+        results.write_study(str(folder), "cross_dataset", recs)
+        return pd.read_parquet(folder / "trials.parquet")
+
+    from analysis.tables import cross_dataset_table
+    md = format_table(cross_dataset_table(write("cifar10", ("cifar100", "stl10"), tmp_path / "c10")))
+    head, _, vicreg, sqsp = md.splitlines()[:4]
+    assert "| linear probe (cifar10) |" in head and "| linear probe → cifar100 | linear probe → stl10 |" in head
+    assert head.endswith("| paper CIFAR-10 → CIFAR-100 | paper CIFAR-10 → STL-10 |")
+    assert "| 50.50 ± 0.71 (n=2) | 51.50 ± 0.71 (n=2) |" in vicreg and vicreg.endswith("| 54.19 | 80.56 |")
+    assert sqsp.startswith("| syn+real-squeeze-and-span |") and sqsp.endswith("| 58.93 | 82.22 |")
+    # a dataset the paper did not pretrain on: the paper's CIFAR-10 pairs stand beside it, named as such
+    md = format_table(cross_dataset_table(write("digits", ("digits",), tmp_path / "dg")))
+    assert "| linear probe → digits | collapsed | failed | paper CIFAR-10 → CIFAR-100 |" in md.splitlines()[0]

@@ -203,3 +203,12 @@ def test_command_line_prints_user_errors_as_one_line(tmp_path, capsys, monkeypat
     debug = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=120,
                            env={**os.environ, "SQSP_DEBUG": "1"})
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "DatasetLayoutError" in debug.stderr
+
+
+def test_transfer_probes_report_per_dataset_and_match_the_own_probe_on_the_same_data(gen):
+    """Appendix Table 5's path: the final backbone probed on another dataset. Probed on its own
+    dataset, the numbers must equal the run's own probe (same features, same labels)."""
+    own = tiny().dataset
+    m = train(tiny(steps=3, probe="fast", eval_init=True, transfer_datasets=own), generator=gen)
+    assert m[f"probe_acc@{own}"] == m["probe_acc"] and m[f"knn_acc@{own}"] == m["knn_acc"]
+    assert m[f"init_probe_acc@{own}"] == m["init_probe_acc"]  # the untrained floor of the transfer too

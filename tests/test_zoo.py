@@ -199,8 +199,10 @@ def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_pat
     assert torch.equal(multi[:, -2 * width:], single) and torch.isfinite(multi).all()
 
     monkeypatch.setenv("SQSP_ZOO_DIR", str(directory))
-    m = train(preset("smoke", {"method": "discriminator", "generator": "dcgan-digits-m", "disc_features": "single"}))
+    m = train(preset("smoke", {"method": "discriminator", "generator": "dcgan-digits-m", "disc_features": "single",
+                               "transfer_datasets": "digits-m"}))
     assert m["done"] and 10 < m["probe_acc"] <= 100 and m["generator_arch"] == "dcgan"
+    assert (m["probe_acc@digits-m"], m["knn_acc@digits-m"]) == (m["probe_acc"], m["knn_acc"])  # same data, same numbers
     with pytest.raises(ConfigError, match="method='discriminator'.*is neither"):
         preset("smoke", {"method": "discriminator", "generator": "random:stylegan"})
     paper = train(preset("smoke", {"method": "discriminator", "generator": "dcgan-digits-m", "disc_features": "multi",

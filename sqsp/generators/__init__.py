@@ -64,7 +64,8 @@ def wrap(net: nn.Module, arch: str, *, truncation: float = 1.0) -> FeatureGenera
         return img.clamp(-1, 1)  # the interface promises [-1, 1]; StyleGAN's raw output overshoots
 
     return FeatureGenerator(net, z_dim=net.z_dim, c_dim=net.c_dim, resolution=net.resolution,
-                            channels=net.img_channels, arch=arch, mapping=mapping, call=call)
+                            channels=net.img_channels, arch=arch, mapping=mapping, call=call,
+                            synthesis=(lambda n, w: n.synthesis(w)) if mapping else None)
 
 
 def build_architecture(arch: str, *, resolution: int, channels: int = 3, z_dim: int = 64, c_dim: int = 0,

@@ -60,19 +60,22 @@ class FeatureGenerator(nn.Module):
     """Wraps a generator network; ``forward(z, c)`` gives images, block features and w.
 
     ``call(net, z, c)`` invokes the wrapped network (default: ``net(z)`` or ``net(z, c)``
-    when conditional); ``mapping`` names the sub-module whose output is the latent ``w``.
+    when conditional); ``mapping`` names the sub-module whose output is the latent ``w``;
+    ``synthesis(net, w)``, where the architecture has one, renders images from ``w``.
     The wrapped network is frozen: the paper distils from a pre-trained generator.
     """
 
     def __init__(self, net: nn.Module, *, z_dim: int, c_dim: int = 0, resolution: int, channels: int,
                  arch: str = "custom", mapping: str | None = None,
-                 call: Callable[[nn.Module, torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None):
+                 call: Callable[[nn.Module, torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
+                 synthesis: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None):
         super().__init__()
         self.net = net.eval().requires_grad_(False)
         self.z_dim, self.c_dim = z_dim, c_dim
         self.resolution, self.img_channels, self.arch = resolution, channels, arch
         self.mapping_name = mapping
         self._call = call or (lambda n, z, c: n(z, c) if c is not None else n(z))
+        self._synthesis = synthesis
         self.blocks: list[Block] = self._discover_blocks()
         self.w_dim = self._probe_w_dim()
 
@@ -125,6 +128,16 @@ class FeatureGenerator(nn.Module):
                 h.remove()
         return GeneratorOutput(images=images, features={b.name: captured[b.name] for b in blocks},
                                w=w_box[0] if w_box else None)
+
+    def synthesize(self, w: torch.Tensor) -> torch.Tensor:
+        """Images (N, C, H, W), about [-1, 1] (not clamped), from latents ``w`` (N, w_dim).
+
+        Not under ``no_grad``: gradients flow through the frozen network into ``w``, which is
+        what the encoding baseline (Eq. 3, ``sqsp/encode.py``) trains its encoder with."""
+        if self._synthesis is None:
+            raise ValueError(f"generator {self.arch!r} cannot render images from w (it has no mapping/synthesis "
+                             "split); method='encode' needs a StyleGAN-like generator")
+        return self._synthesis(self.net, w)
 
     # -----------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -72,8 +72,13 @@ def load_official(path: str | os.PathLike, *, device: str | torch.device = "cpu"
         img = net(z, c, truncation_psi=truncation, noise_mode=noise_mode, force_fp32=z.device.type != "cuda")
         return img.float().clamp(-1, 1)  # raw outputs overshoot [-1, 1] slightly
 
+    def synthesis(net, w):  # one w for every synthesis layer (w+ broadcast), as the mapping network outputs
+        ws = w.unsqueeze(1).repeat(1, net.num_ws, 1)
+        return net.synthesis(ws, noise_mode=noise_mode, force_fp32=w.device.type != "cuda").float()
+
     return FeatureGenerator(G, z_dim=G.z_dim, c_dim=G.c_dim, resolution=G.img_resolution, channels=G.img_channels,
-                            arch=f"official:{type(G).__module__}.{type(G).__name__}", mapping="mapping", call=call)
+                            arch=f"official:{type(G).__module__}.{type(G).__name__}", mapping="mapping", call=call,
+                            synthesis=synthesis)
 
 
 def load_official_discriminator(path: str | os.PathLike, *, device: str | torch.device = "cpu",

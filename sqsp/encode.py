@@ -1,0 +1,85 @@
+"""Table 1's encoding baseline: a post-hoc encoder that inverts the frozen generator (Eq. 3).
+
+    min_E  LPIPS(G(E(G(z))), G(z)) + λ ||E(G(z)) − w||²        on generated images,
+    (1 − α) LPIPS(G(E(x)), x)                                   added for real images x ("Syn. & Real"),
+
+the two parts weighted α and 1 − α as span weights its batch (the authors' ``encode.py``). The
+encoder is the student's backbone with its projector ending in ``w``'s dimension, trained by
+``sqsp.train``'s one loop (``method="encode"``) and probed like any other student.
+
+Deliberate differences from the authors' code: they add an L1 pixel term to LPIPS (Eq. 3 of the
+paper has none, and it is not kept here), and they regress StyleGAN's w+ (one w per synthesis
+layer); here the encoder predicts the one w that ``teacher_source='w'`` distils, broadcast to
+every layer, so the latent rows of Table 1 share one target.
+
+LPIPS (Zhang et al. 2018) is the ``lpips`` package: its wheel ships the learned linear heads,
+and the trunk (AlexNet by default) is torchvision's ImageNet model, which torchvision reads
+from its cache (``$TORCH_HOME/hub/checkpoints``) and would otherwise download. sqsp never
+downloads it: ``missing_lpips_weights`` says what is missing and where it goes, so a study
+can mark its encoding rows before any trial starts.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# AlexNet's stride-4 stem and three 3x3/2 max-pools leave nothing of an image under ~31 px
+# (at 16 px the second pool fails); the authors ran LPIPS at CIFAR's 32 px, so smaller images
+# are upsampled to that.
+LPIPS_MIN_SIZE = 32
+
+
+def _trunk_weights(net: str):
+    """The torchvision weights the ``lpips`` package asks for with ``pretrained=True``."""
+    from torchvision.models import AlexNet_Weights, SqueezeNet1_1_Weights, VGG16_Weights
+    trunks = {"alex": AlexNet_Weights.IMAGENET1K_V1, "vgg": VGG16_Weights.IMAGENET1K_V1,
+              "squeeze": SqueezeNet1_1_Weights.IMAGENET1K_V1}
+    if net not in trunks:
+        raise ValueError(f"lpips_net={net!r} is not allowed; allowed: {sorted(trunks)}")
+    return trunks[net]
+
+
+def lpips_trunk_path(net: str = "alex") -> Path:
+    """Where torchvision looks for the trunk's weights (the torch hub cache, ``$TORCH_HOME``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(_trunk_weights(net).url)
+
+
+def missing_lpips_weights(net: str = "alex") -> str | None:
+    """None when LPIPS can be built offline; else what is missing, in the form tables print."""
+    path = lpips_trunk_path(net)
+    if path.is_file():
+        return None
+    return f"needs LPIPS weights: {path.name} in {path.parent}"
+
+
+def load_lpips(net: str = "alex", *, device: str | torch.device = "cpu") -> nn.Module:
+    """The frozen LPIPS distance with ``net``'s trunk, in eval mode on ``device``.
+
+    Raises FileNotFoundError (saying where the file goes and how to get it) instead of letting
+    torchvision try a download."""
+    missing = missing_lpips_weights(net)
+    if missing is not None:
+        url = _trunk_weights(net).url
+        raise FileNotFoundError(
+            f"method='encode' {missing} (torchvision's ImageNet trunk of LPIPS, {url}). sqsp does not download "
+            "it: on a machine with internet run `python -c \"import lpips; lpips.LPIPS(net='%s')\"` and copy the "
+            "file there (or point TORCH_HOME at a cache that has it)." % net)
+    import lpips
+    with warnings.catch_warnings():  # lpips passes torchvision the deprecated pretrained=True
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(net=net, verbose=False)
+    return model.to(device).eval().requires_grad_(False)
+
+
+def perceptual_distance(lpips_fn: nn.Module, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean LPIPS between image batches in [-1, 1], both brought to one size of at least
+    ``LPIPS_MIN_SIZE`` (antialiased bilinear)."""
+    size = max(LPIPS_MIN_SIZE, a.shape[-1], b.shape[-1])
+    a, b = (x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                                         align_corners=False) for x in (a, b))
+    return lpips_fn(a, b).mean()

@@ -1,0 +1,157 @@
+"""Table 1's encoding baseline (Eq. 3): the real ``lpips`` package with its shipped linear heads
+and an AlexNet trunk read from a torch cache that the test fills with a randomly initialised
+file (the path torchvision takes for ImageNet weights, without a download); a study marks its
+encoding rows when the file is missing, and trains them when it is there (real Ray)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import pytest
+import torch
+
+from sqsp.config import ConfigError, preset
+from sqsp.encode import LPIPS_MIN_SIZE, load_lpips, lpips_trunk_path, missing_lpips_weights, perceptual_distance
+from sqsp.generators import build_architecture
+from sqsp.train import train, unavailable
+
+TINY = {"batch_size": 64, "student_width": 0.125, "projector_dim": 64, "projector_depth": 2, "eval_every": 0,
+        "checkpoint_every": 1, "knn_k": 10, "probe": "fast", "generator": "random:stylegan@16", "precision": "fp32",
+        "channels_last": False, "base_lr": 0.2, "eval_init": False, "eval_mmd": False}
+ENCODE = {"method": "encode", "teacher_source": "w", "syn_augment": False}
+
+
+@pytest.fixture(scope="module")
+def torch_home(tmp_path_factory):
+    """An empty torch cache for the whole module (Ray's workers, started later, inherit it)."""
+    home = tmp_path_factory.mktemp("torch_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(home))
+        yield home
+
+
+def place_random_trunk(net: str = "alex") -> None:
+    """torchvision's architecture with random weights, saved where its ImageNet file would be."""
+    import torchvision
+    path = lpips_trunk_path(net)
+    if path.is_file():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = {"alex": torchvision.models.alexnet, "squeeze": torchvision.models.squeezenet1_1}[net]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.save(model().state_dict(), path)
+
+
+@pytest.fixture(scope="module")
+def gen():
+    return build_architecture("stylegan", resolution=16, seed=0)
+
+
+def test_missing_trunk_is_named_before_anything_runs(torch_home):
+    if lpips_trunk_path("squeeze").exists():
+        pytest.skip("another test placed the trunk already")
+    want = f"needs LPIPS weights: squeezenet1_1-b8a52dc0.pth in {torch_home / 'hub' / 'checkpoints'}"
+    assert missing_lpips_weights("squeeze") == want
+    cfg = preset("smoke", {**TINY, **ENCODE, "lpips_net": "squeeze", "steps": 2})
+    assert unavailable(cfg) == want and unavailable(preset("smoke", TINY)) is None
+    with pytest.raises(FileNotFoundError, match="squeezenet1_1-b8a52dc0.pth.*does not download"):
+        train(cfg)
+
+
+def test_encoder_config_is_validated():
+    with pytest.raises(ConfigError, match="syn_augment=false"):
+        preset("smoke", {**TINY, "method": "encode"})
+    with pytest.raises(ConfigError, match=r"syn_ratio=0.0 is outside \(0, 1\]"):
+        preset("smoke", {**TINY, **ENCODE, "syn_ratio": 0.0})
+    with pytest.raises(ConfigError, match="lpips_net='resnet' is not allowed"):
+        preset("smoke", {**TINY, **ENCODE, "lpips_net": "resnet"})
+    with pytest.raises(ConfigError, match="latent_weight=-1.0 is negative"):
+        preset("smoke", {**TINY, **ENCODE, "latent_weight": -1})
+
+
+def test_lpips_compares_small_images_and_passes_gradients(torch_home):
+    place_random_trunk("alex")
+    assert missing_lpips_weights("alex") is None
+    lp = load_lpips("alex")
+    assert not any(p.requires_grad for p in lp.parameters())
+    a = torch.rand(4, 3, 16, 16) * 2 - 1  # below what AlexNet can pool: upsampled to LPIPS_MIN_SIZE
+    b = a.clone().requires_grad_(True)
+    assert LPIPS_MIN_SIZE == 32 and perceptual_distance(lp, a, b).item() == pytest.approx(0.0, abs=1e-6)
+    far = perceptual_distance(lp, a, torch.rand(4, 3, 16, 16) * 2 - 1)
+    assert far.item() > 1e-3
+    c = (torch.rand(4, 3, 16, 16) * 2 - 1).requires_grad_(True)
+    perceptual_distance(lp, a, c).backward()
+    assert torch.isfinite(c.grad).all() and c.grad.abs().sum() > 0
+
+
+def test_encoder_learns_to_invert_the_frozen_generator(torch_home, gen):
+    """Eq. 3 through the real loop: the latent and LPIPS terms fall, the generator is untouched,
+    the encoder is probed; with real images the LPIPS term on them is reported too."""
+    from sqsp.data import load_split
+    place_random_trunk("alex")
+    before = {k: v.clone() for k, v in gen.state_dict().items()}
+    cfg = preset("smoke", {**TINY, **ENCODE, "syn_ratio": 1.0, "batch_size": 128})
+    epoch = len(load_split(cfg.dataset, None, "pretrain", 16)) // 128
+    reports = []
+    m = train(cfg.replace(steps=epoch + 10), lambda r, c: reports.append(r), generator=gen)
+    assert [r["step"] for r in reports] == [epoch, epoch + 10] and m["done"]  # a report per epoch, and the end
+    assert reports[1]["loss_latent"] < 0.9 * reports[0]["loss_latent"]
+    assert reports[1]["loss_lpips_syn"] < reports[0]["loss_lpips_syn"]
+    assert math.isclose(m["loss"], m["loss_latent"] + m["loss_lpips_syn"], rel_tol=1e-5)  # λ = 1
+    assert all(torch.equal(v, before[k]) for k, v in gen.state_dict().items())
+    assert 0 < m["probe_acc"] <= 100 and m["collapsed"] is False and m["teacher_std"] > 0
+
+    mixed = train(preset("smoke", {**TINY, **ENCODE, "syn_ratio": 0.5, "steps": 3, "latent_weight": 0.0}),
+                  generator=gen)
+    assert math.isfinite(mixed["loss_lpips_real"]) and mixed["loss_latent"] > 0
+    assert math.isclose(mixed["loss"], 0.5 * mixed["loss_lpips_syn"] + 0.5 * mixed["loss_lpips_real"], rel_tol=1e-5)
+
+
+def test_generator_without_mapping_cannot_be_inverted(torch_home):
+    place_random_trunk("alex")
+    with pytest.raises(ValueError, match="mapping network"):
+        train(preset("smoke", {**TINY, **ENCODE, "steps": 2, "generator": "random:dcgan@16"}))
+
+
+# ---------------------------------------------------------------------------------------------
+# a study: rows that need LPIPS are skipped (and say why) when the trunk is missing, and run when it is there
+@pytest.fixture(scope="module")
+def ray_with_cache(torch_home):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield torch_home
+    ray.shutdown()
+
+
+def test_study_skips_encoding_rows_without_the_trunk_and_trains_them_with_it(ray_with_cache, tmp_path):
+    from analysis.tables import format_table, knowledge_source_table
+    from sqsp import results
+    from sqsp.tune import Study, run_study
+
+    scale = {**TINY, "steps": 3}  # a study declares what it compares; the scale comes from the run
+    study = Study(name="knowledge_source", preset="smoke", seeds=(0,), grid=[
+        {"row": "latent-encoding-syn", **ENCODE, "syn_ratio": 1.0, "lpips_net": "squeeze"},
+        {"row": "feature-squeeze", "syn_ratio": 1.0},
+    ])
+    if lpips_trunk_path("squeeze").exists():
+        os.remove(lpips_trunk_path("squeeze"))
+    trials = run_study(study, storage=str(tmp_path / "without"), max_failures=0, overrides=scale)
+    by = results.read_trials(str(tmp_path / "without" / "knowledge_source")).set_index("row")
+    assert sorted(by.index) == sorted(trials["row"]) and len(by) == 2
+    need = f"needs LPIPS weights: squeezenet1_1-b8a52dc0.pth in {ray_with_cache / 'hub' / 'checkpoints'}"
+    assert by.loc["latent-encoding-syn", "status"] == "skipped" and by.loc["latent-encoding-syn", "error"] == need
+    assert by.loc["feature-squeeze", "status"] == "completed" and by.loc["feature-squeeze", "probe_acc"] > 0
+    assert (by.loc["latent-encoding-syn", "row_index"], by.loc["feature-squeeze", "row_index"]) == (0, 1)
+    md = format_table(knowledge_source_table(trials)).splitlines()
+    assert md[2].startswith(f"| latent-encoding-syn | encode | w |  | 1.00 | {need} |")  # declared order
+    assert md[3].startswith("| feature-squeeze | distill | features | ✓ | 1.00 |")
+    assert md[2].endswith("| 57.15 |")  # the paper's number beside it
+
+    place_random_trunk("squeeze")  # the workers look for it at trial start
+    trials = run_study(dataclasses.replace(study, grid=study.grid[:1]), storage=str(tmp_path / "with"),
+                       max_failures=0, overrides=scale)
+    assert list(trials["status"]) == ["completed"], trials[["row", "status", "error"]]
+    enc = trials.set_index("row").loc["latent-encoding-syn"]
+    assert enc["probe_acc"] > 0 and enc["loss_latent"] > 0 and enc["method"] == "encode"
