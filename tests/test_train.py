@@ -11,7 +11,7 @@ from sqsp.generators import build_architecture
 from sqsp.train import CHECKPOINT_FILE, TrainingDiverged, train
 
 TINY = {"batch_size": 128, "student_width": 0.125, "projector_dim": 64, "squeeze_width": 64, "teacher_dim": 64,
-        "projector_depth": 2, "epochs": 2, "eval_every": 0, "checkpoint_every": 1, "knn_k": 10, "probe": "none",
+        "projector_depth": 2, "epochs": 2, "steps": 0, "warmup_steps": 0, "eval_every": 0, "checkpoint_every": 1, "knn_k": 10, "probe": "none",
         "generator": "random:stylegan@16", "precision": "fp32", "channels_last": False, "base_lr": 0.2}
 
 
