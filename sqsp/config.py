@@ -124,6 +124,13 @@ class TrainConfig:
     """At the end, also report ``mmd_syn_real``: the squared MMD (KID's cubic kernel) between
     the backbone's features of generated images and of the real test images, paper Table 5's
     measure of the domain gap. Needs a generator (``syn_ratio`` > 0)."""
+    val_fraction: float = 0.0
+    """Share of the labelled training images held out as a validation split, to choose between
+    runs without looking at the test split (0: none). Stratified by class, with a fixed seed, and
+    by digit scan for ``digits-m`` (``data.validation_split``). Every report then carries
+    ``val_knn_acc`` (each epoch: the validation images' leave-one-scan-out kNN accuracy, a forward
+    pass over them alone), and the final one ``val_probe_acc`` (the probe fitted on the training
+    images minus the validation ones, scored on those). The test metrics are unchanged."""
     collapse_std: float = 0.1
     """A run is reported as collapsed when its student's per-dimension std falls below this
     share of the spread it is asked for (see ``train.is_collapsed``)."""
@@ -229,6 +236,12 @@ class TrainConfig:
         _positive("knn_t", self.knn_t)
         _positive("probe_lr", self.probe_lr)
         _positive("collapse_std", self.collapse_std)
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"val_fraction={self.val_fraction!r} is outside [0, 1): the share of the labelled "
+                              "training images held out for validation (0: no validation split)")
+        if self.val_fraction > 0 and self.method == "discriminator":
+            raise ConfigError(f"val_fraction={self.val_fraction!r} selects between trained runs; method='discriminator' "
+                              "trains nothing (use val_fraction=0 with it)")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             raise ConfigError(f"device={self.device!r}; allowed: auto, cpu, cuda, cuda:N, mps")
         if self.precision == "fp16" and self.device == "cpu":
@@ -243,9 +256,11 @@ class TrainConfig:
 
 STUDY_FIELDS = frozenset({
     "method", "disc_features", "generator", "generator_blocks", "teacher_source", "truncation", "squeeze",
-    "syn_augment", "aug_granularity", "sim_weight", "var_weight", "cov_weight", "vc_side", "syn_ratio", "eval_mmd"})
+    "syn_augment", "aug_granularity", "sim_weight", "var_weight", "cov_weight", "vc_side", "syn_ratio", "eval_mmd",
+    "val_fraction"})
 """What a study may declare in its overrides and rows: the settings that define what it
-compares (the paper's components, loss weights, knowledge source, generator and its blocks).
+compares (the paper's components, loss weights, knowledge source, generator and its blocks)
+and how it measures or selects (``eval_mmd``; ``val_fraction``, a share of any data set).
 Every other field sets the scale (data, image size, optimiser, schedule, widths, probe,
 hardware) and belongs to the presets alone, so a setting tuned for one scale can never
 reach another: a new field is scale until it is added here."""
