@@ -127,7 +127,8 @@ def knn_accuracy(train_feats: torch.Tensor, train_labels: torch.Tensor, test_fea
     queries = F.normalize(test_feats.float(), dim=1).to(bank.device)
     test_labels = test_labels.to(bank.device)
     if train_groups is not None:
-        bank_groups, test_groups = train_groups[keep.to(train_groups.device)].to(bank.device), test_groups.to(bank.device)
+        bank_groups = train_groups[keep.to(train_groups.device)].to(bank.device)
+        test_groups = test_groups.to(bank.device)
     k = min(k, bank.shape[0])
     chunk = max(1, _SIM_ELEMENTS // bank.shape[0])
     correct = torch.zeros((), dtype=torch.int64, device=bank.device)

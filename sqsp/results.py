@@ -108,7 +108,8 @@ CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 _CONFIG_KIND = {f.name: {bool: "boolean", int: "Int64", float: "float64"}.get(type(f.default), "string")
                 for f in dataclasses.fields(TrainConfig)}
 METRICS = ("step", "epoch", "progress", "loss", "loss_sim", "loss_var", "loss_cov", "loss_syn", "loss_real", "lr",
-           "student_std", "teacher_std", "student_nstd", "backbone_nstd", "img_per_s", "knn_acc", "probe_acc", "val_knn_acc", "val_probe_acc",
+           "student_std", "teacher_std", "student_nstd", "backbone_nstd", "img_per_s", "knn_acc", "probe_acc",
+           "val_knn_acc", "val_probe_acc",
            "init_knn_acc", "init_probe_acc", "mmd_syn_real", "collapsed")
 """The metrics train() reports, in column order; others it adds follow them."""
 _INT_METRICS = ("step", "epoch")
@@ -316,8 +317,8 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-_STRING_COLUMNS = ("trial_id", "study", "row", "status", "error", "phase", "confirms", "hostname", "node_ip", "checkpoint",
-                   "trial_path", "python_version", "torch_version", "ray_version", "sqsp_commit")
+_STRING_COLUMNS = ("trial_id", "study", "row", "status", "error", "phase", "confirms", "hostname", "node_ip",
+                   "checkpoint", "trial_path", "python_version", "torch_version", "ray_version", "sqsp_commit")
 
 
 def _cast(s: pd.Series, kind: str) -> pd.Series:

@@ -26,6 +26,20 @@ and ``--set`` alone. Paths (data root, checkpoints, StyleGAN checkout) are made 
 the driver, against the directory it was started in, before ``study.json`` is written; with
 ``--address`` a Ray task on every node checks that they exist there too.
 
+Searched studies (a ``searcher`` and a ``search_space``, e.g. studies/loss_weights.py) run
+``num_samples`` trials on one seed. What they select on is ``metric`` (``val_probe_acc``: a
+validation split carved from the training images, ``val_fraction``; never the test split),
+and ``check_search`` refuses a metric the trials would not report. A ``scheduler`` may act on
+a signal of its own reported every epoch (ASHA on ``val_knn_acc`` against ``progress``, the
+share of the run done, so its rungs mean the same on every preset) and a ``stopper`` ends
+trials that stay collapsed (``CollapseStopper``: status ``collapsed``, never ``failed``);
+Optuna is told that a stopped trial was pruned. Then ``run_confirmation`` re-runs the
+``confirm_top`` best trials on each of ``confirm_seeds`` (other seeds than the search's, which
+selected them) as a second Tune experiment in ``<study>/confirm/``; both phases land in the
+same Parquet files (``phase``, ``confirms``), with the metric and the search space in their
+metadata so that analysis/ can rank the candidates by their mean over seeds and rebuild the
+Optuna study (importances, history) from the files alone.
+
 Order of precedence of a trial's config: preset < study overrides < ``--set`` < the row's
 overrides < the grid's or searcher's value < seed. Rows are written relative to the base
 (row d of the ablation sets ``cov_weight=0`` and inherits μ from the preset), so ``--set``
@@ -55,7 +69,12 @@ marked so, and ``--resume`` continues exactly); a driver
 killed outright loses at most the last ``TUNE_GLOBAL_CHECKPOINT_S`` (2 s here) of Tune's
 bookkeeping, so a trial that ended in that window resumes from its last recorded checkpoint,
 and one resumed from its final checkpoint reports its end again from the metrics stored in
-it: still one row per trial, and history.parquet drops the replayed reports. The study
+it: still one row per trial, and history.parquet drops the replayed reports. A searched
+study resumes its search with the restored searcher (Tune saves the OptunaSearch with the
+experiment state, so it neither forgets a trial nor proposes one twice), then its
+confirmation, with the candidates written down when the confirmation first started
+(``confirm.json``). ASHA's rungs are not saved by Tune: after a resume they fill again from
+the results that follow, so a trial may then run further than it would have. The study
 folder keeps what every trial shares (``study.json``; Ray keeps what varies), so a resume
 runs the study as it was started, and a ``--resume`` with another ``--preset``/``--set``/
 ``--seeds`` is refused.
@@ -1097,8 +1116,8 @@ def _check_same_study(path: str, spec: dict[str, Any]) -> dict[str, Any]:
     except FileNotFoundError:
         return spec["fixed"]
     now = json.loads(json.dumps(spec))
-    diff = [f"{k}: {stored.get(k)!r} then, {now.get(k)!r} now" for k in ("preset", "overrides", "seeds", "grid", "search")
-            if k in stored and stored[k] != now.get(k)]
+    diff = [f"{k}: {stored.get(k)!r} then, {now.get(k)!r} now"
+            for k in ("preset", "overrides", "seeds", "grid", "search") if k in stored and stored[k] != now.get(k)]
     if stored["fixed"]["rows"] != now["fixed"]["rows"]:
         diff.append("the rows differ")
     if diff:
@@ -1228,8 +1247,8 @@ def _apply_search_flags(study: Study, args: argparse.Namespace) -> Study:
     if args.num_samples < 1:
         raise ConfigError(f"--num-samples {args.num_samples}: must be >= 1")
     off = args.early_stopping == "off"
-    return dataclasses.replace(study, num_samples=args.num_samples, confirm_top=args.confirm_top,
-                               confirm_seeds=_parse_seeds(args.confirm_seeds, "--confirm-seeds") if args.confirm_top else study.confirm_seeds,
+    seeds = _parse_seeds(args.confirm_seeds, "--confirm-seeds") if args.confirm_top else study.confirm_seeds
+    return dataclasses.replace(study, num_samples=args.num_samples, confirm_top=args.confirm_top, confirm_seeds=seeds,
                                scheduler=None if off else study.scheduler, stopper=None if off else study.stopper)
 
 

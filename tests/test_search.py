@@ -242,3 +242,20 @@ def test_a_search_that_could_not_select_is_refused_before_ray(tmp_path):
         run_study(grid, storage=str(tmp_path))
     rc = study_main(searched_study(), ["--storage", str(tmp_path), "--confirm-seeds", "0,", "--confirm-top", "1"])
     assert rc == 2 and not (tmp_path / "searched").exists()
+
+
+def test_the_command_line_sets_budget_confirmation_and_early_stopping():
+    import argparse
+
+    from sqsp.tune import _add_search_flags, _apply_search_flags
+    p = argparse.ArgumentParser()
+    _add_search_flags(p, searched_study())
+    as_declared = _apply_search_flags(searched_study(), p.parse_args([]))
+    assert type(as_declared.scheduler).__name__ == "AsyncHyperBandScheduler" and as_declared.stopper is not None
+    assert (as_declared.num_samples, as_declared.confirm_top, list(as_declared.confirm_seeds)) == (6, 2, [1, 2])
+    changed = _apply_search_flags(searched_study(), p.parse_args(["--early-stopping", "off", "--num-samples", "3",
+                                                                  "--confirm-top", "1", "--confirm-seeds", "5,6"]))
+    assert changed.scheduler is None and changed.stopper is None
+    assert (changed.num_samples, changed.confirm_top, changed.confirm_seeds) == (3, 1, [5, 6])
+    with pytest.raises(ConfigError, match="--confirm-seeds '5,5': seed"):
+        _apply_search_flags(searched_study(), p.parse_args(["--confirm-seeds", "5,5"]))
