@@ -115,9 +115,11 @@ def _param(v, distribution):
 
 
 def search_figures(trials: pd.DataFrame, folder: str | Path) -> list[Path]:
-    """Draw ``importances.png`` (Optuna's fANOVA importances, seed 0) and ``history.png`` (the
-    optimisation history, with the confirmed candidates' mean ± std over seeds) into
-    ``folder``. Raises ValueError when too few trials ran to their end."""
+    """Draw ``history.png`` (the optimisation history, with the confirmed candidates' mean ±
+    std over seeds) and ``importances.png`` (Optuna's fANOVA importances, seed 0) into
+    ``folder``; returns the files drawn. Raises ValueError when fewer than 2 trials ran to
+    their end. Where their values do not vary there is no importance to draw: a note on
+    stderr says so and only the history is drawn."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -139,12 +141,6 @@ def search_figures(trials: pd.DataFrame, folder: str | Path) -> list[Path]:
     out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        ax = plot_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), target_name=label)
-        ax.set_yticklabels([f"{SYMBOLS.get(t.get_text(), '')} {t.get_text()}".strip() for t in ax.get_yticklabels()])
-        ax.set_title("", loc="left")  # Optuna's own title, which ours replaces
-        ax.set_title(f"importance for {label} (fANOVA over the {len(complete)} of {len(study.trials)} trials that "
-                     "ran to their end)", fontsize=9)
-        out.append(_save(ax.figure, folder / "importances.png", plt))
         ax = plot_optimization_history(study, target_name=f"{label} (%)")
         order = {t.user_attrs["trial_id"]: t.number for t in study.trials}
         confirm = trials[trials["phase"] == "confirm"] if "phase" in trials else trials.iloc[:0]
@@ -160,6 +156,17 @@ def search_figures(trials: pd.DataFrame, folder: str | Path) -> list[Path]:
         ax.set_title(f"optimisation history ({len(complete)} of {len(study.trials)} trials ran to their end)",
                      fontsize=9)
         out.append(_save(ax.figure, folder / "history.png", plt))
+        try:
+            ax = plot_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), target_name=label)
+        except RuntimeError as e:  # fANOVA: "zero total variance" when every trial scored the same
+            print(f"[sqsp] no importances.png: {e} (the {len(complete)} trials that ran to their end all scored "
+                  f"{complete[0].value:g})", file=sys.stderr)
+            return out
+        ax.set_yticklabels([f"{SYMBOLS.get(t.get_text(), '')} {t.get_text()}".strip() for t in ax.get_yticklabels()])
+        ax.set_title("", loc="left")  # Optuna's own title, which ours replaces
+        ax.set_title(f"importance for {label} (fANOVA over the {len(complete)} of {len(study.trials)} trials that "
+                     "ran to their end)", fontsize=9)
+        out.append(_save(ax.figure, folder / "importances.png", plt))
     return out
 
 

@@ -185,11 +185,13 @@ def test_search_figures_rebuild_the_optuna_study_from_parquet(tmp_path):
     importances = get_param_importances(rebuilt, evaluator=FanovaImportanceEvaluator(seed=0))
     assert max(importances, key=importances.get) == "sim_weight"  # the only value that moves the probe (bar s09)
     paths = search_figures(trials, tmp_path / "figs")
-    assert [p.name for p in paths] == ["importances.png", "history.png"]
+    assert [p.name for p in paths] == ["history.png", "importances.png"]
     assert all(p.stat().st_size > 5000 and p.read_bytes()[:4] == b"\x89PNG" for p in paths)
     cli = subprocess.run([sys.executable, "analysis/plots.py", str(tmp_path / "loss_weights")], capture_output=True,
                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert cli.returncode == 0 and (tmp_path / "loss_weights" / "importances.png").exists(), cli.stderr
+    flat = trials.assign(val_probe_acc=trials["val_probe_acc"].where(trials["val_probe_acc"].isna(), 50.0))
+    assert [p.name for p in search_figures(flat, tmp_path / "flat")] == ["history.png"]  # nothing varies: no importances
     with pytest.raises(ValueError, match="no search space"):
         search_study(write_generators(tmp_path / "generators"))
 
