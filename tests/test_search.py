@@ -35,9 +35,10 @@ from sqsp.tune import CollapseStopper, Study, run_study, study_main  # noqa: E40
 ROOT = Path(__file__).resolve().parents[1]
 # the real train() at its smallest with several epochs: plain digits (1,347 images) at batch 128
 # is 10 steps an epoch; a random generator, so nothing is built
-REAL = {"dataset": "digits", "batch_size": 128, "epochs": 4, "student_width": 0.125, "generator": "random:stylegan@16",
-        "projector_dim": 64, "squeeze_width": 64, "teacher_dim": 64, "eval_every": 0, "eval_init": False,
-        "eval_mmd": False, "probe": "fast", "val_fraction": 0.2, "precision": "fp32", "channels_last": False}
+REAL = {"dataset": "digits", "batch_size": 128, "epochs": 4, "steps": 0, "student_width": 0.125,
+        "generator": "random:stylegan@16", "projector_dim": 64, "squeeze_width": 64, "teacher_dim": 64, "eval_every": 0,
+        "eval_init": False, "eval_mmd": False, "probe": "fast", "precision": "fp32", "channels_last": False,
+        "base_lr": 0.5, "crop_min": 0.2}  # the collapse of row c shows at the former smoke's lr (README)
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +88,11 @@ def searched_study(**kw):
                  scheduler=ASHAScheduler(time_attr="progress", metric="val_knn_acc", mode="max", max_t=1.0,
                                          grace_period=0.5, reduction_factor=2),
                  stopper=CollapseStopper(patience=2), confirm_top=2, confirm_seeds=(1, 2),
-                 overrides={"steps": 6, "batch_size": 16, "generator": "random:stylegan@16", "val_fraction": 0.2,
-                            "checkpoint_every": 1}, **kw)
+                 overrides={"val_fraction": 0.2}, **kw)
+
+
+SCALE = {"steps": 6, "batch_size": 16, "generator": "random:stylegan@16", "checkpoint_every": 1}
+"""The scale of ``searched_study``'s trials: given by the user (``run_study(overrides=…)``, i.e. --set)."""
 
 
 _DRIVER = """
@@ -98,7 +102,8 @@ import ray, ray.cloudpickle, test_search
 ray.cloudpickle.register_pickle_by_value(test_search)
 from sqsp.tune import run_study
 run_study(test_search.searched_study(), address={address!r}, storage={storage!r}, max_failures=0, max_concurrent=2,
-          resume={resume}, train_fn=functools.partial(test_search.search_standin, sleep={sleep}, log_dir={storage!r}))
+          resume={resume}, overrides=test_search.SCALE,
+          train_fn=functools.partial(test_search.search_standin, sleep={sleep}, log_dir={storage!r}))
 """
 
 
@@ -149,7 +154,7 @@ def test_killed_search_resumes_with_its_sampler_and_confirms_without_a_duplicate
     assert (folder / "confirm.json").exists()
     candidates = json.loads((folder / "confirm.json").read_text())["rows"]
     # 3. resumed to the end, in this process
-    trials = run_study(searched_study(), storage=str(tmp_path), resume=True, max_failures=0,
+    trials = run_study(searched_study(), storage=str(tmp_path), resume=True, max_failures=0, overrides=SCALE,
                        train_fn=functools.partial(search_standin, sleep=0.05, log_dir=str(tmp_path)))
     history = results.read_history(str(folder))
     on_disk = results.read_trials(str(folder))
@@ -213,8 +218,8 @@ def test_a_collapsed_trial_is_stopped_early_and_recorded_as_collapsed(ray_sessio
     validation signal it had; the healthy row e runs its 4 epochs."""
     off = {"sim_weight": 1.0, "var_weight": 0.0, "cov_weight": 0.0, "syn_ratio": 1.0}
     study = Study(name="collapse", preset="smoke", seeds=(0,), stopper=CollapseStopper(patience=2),
-                  grid=[{"row": "c", **off}, {"row": "e", "syn_ratio": 1.0}], overrides=REAL)
-    trials = run_study(study, storage=str(tmp_path), max_failures=0).set_index("row")
+                  grid=[{"row": "c", **off}, {"row": "e", "syn_ratio": 1.0}], overrides={"val_fraction": 0.2})
+    trials = run_study(study, storage=str(tmp_path), max_failures=0, overrides=REAL).set_index("row")
     history = results.read_history(str(tmp_path / "collapse"))
     assert trials.loc["c", "status"] == "collapsed" and pd.isna(trials.loc["c", "error"])
     assert trials.loc["c", "progress"] < 1 and trials.loc["c", "reports"] < 4
@@ -231,16 +236,16 @@ def test_a_search_that_could_not_select_is_refused_before_ray(tmp_path):
              (dict(confirm_top=7), "confirm_top=7 must be between 0 and num_samples=6"),
              (dict(overrides={"val_fraction": 0.2, "probe": "none"}), "needs a linear probe, but probe='none'")]
     for change, says in cases:
-        study = searched_study()
-        study.overrides = {**study.overrides, **change.pop("overrides", {})}
-        study = __import__("dataclasses").replace(study, **change)
+        sets = {**SCALE, **change.pop("overrides", {})}
+        study = __import__("dataclasses").replace(searched_study(), **change)
         with pytest.raises(ConfigError, match=says.replace("(", r"\(").replace(")", r"\)")):
-            run_study(study, storage=str(tmp_path))
+            run_study(study, storage=str(tmp_path), overrides=sets)
         assert not (tmp_path / "searched").exists()
-    grid = Study(name="grid", preset="smoke", seeds=(0,), grid={"base_lr": [0.1]}, confirm_top=1)
+    grid = Study(name="grid", preset="smoke", seeds=(0,), grid={"sim_weight": [1.0, 2.0]}, confirm_top=1)
     with pytest.raises(ConfigError, match="has no searcher"):
         run_study(grid, storage=str(tmp_path))
-    rc = study_main(searched_study(), ["--storage", str(tmp_path), "--confirm-seeds", "0,", "--confirm-top", "1"])
+    sets = [a for k, v in SCALE.items() for a in ("--set", f"{k}={v}")]
+    rc = study_main(searched_study(), ["--storage", str(tmp_path), "--confirm-seeds", "0,", "--confirm-top", "1", *sets])
     assert rc == 2 and not (tmp_path / "searched").exists()
 
 
