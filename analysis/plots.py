@@ -1,20 +1,32 @@
-"""Figures from Parquet files (no Ray, no torch): Fig. 6, accuracy against FID; Fig. 2, UMAP of
-the GAN's three representations; appendix Fig. 1, CKA between layers.
+"""Figures from Parquet files (no Ray, no torch): Fig. 6, accuracy against FID; a searched
+study's importances and history; Fig. 2, UMAP of the GAN's three representations; appendix
+Fig. 1, CKA between layers.
 
     python analysis/plots.py results/generators                 # writes results/generators/fig6.png
     python analysis/plots.py results/generators --out fig6.pdf
+    python analysis/plots.py results/loss_weights               # importances.png, history.png there
     python analysis/plots.py results/representations            # fig2.png and fig2.pdf
     python analysis/plots.py results/layer_similarity           # fig1_cka.png and fig1_cka.pdf
 
-One point per generator row: mean linear-probe accuracy over seeds with its sample std as
-an error bar, against the FID the trials recorded for their generator; checkpoints of one
-GAN run are joined in order of training step. Rows whose FIDs come from different feature
-extractors are refused: FIDs are comparable only within one extractor.
+Fig. 6, accuracy against FID: one point per generator row, mean linear-probe accuracy over
+seeds with its sample std as an error bar, against the FID the trials recorded for their
+generator; checkpoints of one GAN run are joined in order of training step. Rows whose FIDs
+come from different feature extractors are refused: FIDs are comparable only within one
+extractor.
+
+A searched study (``studies/loss_weights.py``): the search is rebuilt as an Optuna study from
+trials.parquet alone (``search_study``: each search trial's values in the order the searcher
+proposed them, the metric it was selected on and the distributions recorded in the file's
+metadata), then Optuna draws its parameter
+importances (fANOVA, fixed seed, over the trials that ran to their end) and its optimisation
+history, on which the confirmed candidates are marked with their mean ± std over seeds.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -152,12 +164,119 @@ def figure_and_table(folder: str | Path, file: str) -> tuple[list[Path], str]:
     return draw(df, info, Path(folder) / stem), fmt(build(df, info))
 
 
+def search_study(trials: pd.DataFrame):
+    """A searched study's search phase as an ``optuna.Study``, rebuilt from trials.parquet alone
+    (``sqsp.results.read_trials``, whose ``attrs["sqsp"]`` carry the metric, its direction and
+    the search space). Trials in the order the searcher proposed them (``trial_number``);
+    a trial with the metric is COMPLETE, one that failed or diverged FAIL, one stopped early
+    (no final metric) PRUNED."""
+    import optuna
+    from optuna.distributions import json_to_distribution
+    from optuna.trial import TrialState
+
+    meta = trials.attrs.get("sqsp", {})
+    if "sqsp_search_space" not in meta:
+        raise ValueError("these results record no search space: not a searched study (e.g. studies/loss_weights.py), "
+                         "or written before sqsp recorded it")
+    space = {k: json_to_distribution(json.dumps(v)) for k, v in json.loads(meta["sqsp_search_space"]).items()}
+    metric, mode = meta.get("sqsp_metric", "probe_acc"), meta.get("sqsp_mode", "max")
+    search = trials[trials["phase"].fillna("search") == "search"] if "phase" in trials else trials
+    search = search.sort_values(["trial_number", "trial_id"] if "trial_number" in search else ["trial_id"])
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize",
+                                study_name=str(meta.get("sqsp_study", "search")))
+    for _, t in search.iterrows():
+        value = pd.to_numeric(pd.Series([t.get(metric)]), errors="coerce").iloc[0]
+        state = (TrialState.COMPLETE if pd.notna(value) else
+                 TrialState.FAIL if str(t["status"]) in ("failed", "diverged") else TrialState.PRUNED)
+        params = {k: _param(t[k], d) for k, d in space.items()}
+        study.add_trial(optuna.trial.create_trial(
+            state=state, value=float(value) if state == TrialState.COMPLETE else None, params=params,
+            distributions=space, user_attrs={"trial_id": str(t["trial_id"]), "status": str(t["status"])}))
+    study.set_user_attr("metric", metric)
+    return study
+
+
+def _param(v, distribution):
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+    v = v.item() if hasattr(v, "item") else v
+    if isinstance(distribution, IntDistribution):
+        return int(v)
+    if isinstance(distribution, CategoricalDistribution):
+        return next((c for c in distribution.choices if c == v), v)
+    return float(v)
+
+
+def search_figures(trials: pd.DataFrame, folder: str | Path) -> list[Path]:
+    """Draw ``history.png`` (the optimisation history, with the confirmed candidates' mean ±
+    std over seeds) and ``importances.png`` (Optuna's fANOVA importances, seed 0) into
+    ``folder``; returns the files drawn. Raises ValueError when fewer than 2 trials ran to
+    their end. Where their values do not vary there is no importance to draw: a note on
+    stderr says so and only the history is drawn."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.importance import FanovaImportanceEvaluator
+    from optuna.trial import TrialState
+    from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
+
+    from analysis.tables import METRIC_LABELS, SYMBOLS
+
+    study = search_study(trials)
+    metric = study.user_attrs["metric"]
+    label = METRIC_LABELS.get(metric, metric)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 2:
+        raise ValueError(f"{len(complete)} search trial(s) reported {metric!r}; importances need at least 2")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        ax = plot_optimization_history(study, target_name=f"{label} (%)")
+        order = {t.user_attrs["trial_id"]: t.number for t in study.trials}
+        confirm = trials[trials["phase"] == "confirm"] if "phase" in trials else trials.iloc[:0]
+        for source, g in confirm.groupby("confirms"):
+            vals = pd.to_numeric(g[metric], errors="coerce").dropna()
+            if source in order and len(vals):
+                ax.errorbar(order[source] + 0.15, vals.mean(), yerr=vals.std(ddof=1) if len(vals) > 1 else 0,
+                            fmt="s", color="black", capsize=3, markersize=4,
+                            label="confirmed: mean ± std over seeds" if not ax.get_legend_handles_labels()[1].count(
+                                "confirmed: mean ± std over seeds") else None)
+        ax.legend(fontsize=8)
+        ax.set_title("", loc="left")
+        ax.set_title(f"optimisation history ({len(complete)} of {len(study.trials)} trials ran to their end)",
+                     fontsize=9)
+        out.append(_save_one(ax.figure, folder / "history.png", plt))
+        try:
+            ax = plot_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), target_name=label)
+        except RuntimeError as e:  # fANOVA: "zero total variance" when every trial scored the same
+            print(f"[sqsp] no importances.png: {e} (the {len(complete)} trials that ran to their end all scored "
+                  f"{complete[0].value:g})", file=sys.stderr)
+            return out
+        ax.set_yticklabels([f"{SYMBOLS.get(t.get_text(), '')} {t.get_text()}".strip() for t in ax.get_yticklabels()])
+        ax.set_title("", loc="left")  # Optuna's own title, which ours replaces
+        ax.set_title(f"importance for {label} (fANOVA over the {len(complete)} of {len(study.trials)} trials that "
+                     "ran to their end)", fontsize=9)
+        out.append(_save_one(ax.figure, folder / "importances.png", plt))
+    return out
+
+
+def _save_one(fig, path: Path, plt) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python analysis/plots.py", description=__doc__.splitlines()[0])
-    p.add_argument("results", help="a generators study folder (holding trials.parquet), or a folder holding "
-                                   + " or ".join(FIGURES))
-    p.add_argument("--out", help="output file (default: <results>/fig6.png; for Fig. 2 and appendix Fig. 1 a "
-                                 "stem, written as .png and .pdf)")
+    p.add_argument("results", help="a generators or searched study folder (holding trials.parquet), or a folder "
+                                   "holding " + " or ".join(FIGURES))
+    p.add_argument("--out", help="output file of Fig. 6 (default: <results>/fig6.png), the folder of a searched "
+                                 "study's figures (default: <results>), or for Fig. 2 and appendix Fig. 1 a stem, "
+                                 "written as .png and .pdf")
     args = p.parse_args(argv)
     from sqsp.results import read_table, read_trials  # pandas + pyarrow only
     for file, (draw, stem) in FIGURES.items():
@@ -170,10 +289,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     try:
         trials = read_trials(args.results)
-        out = fid_figure(trials, args.out or Path(args.results) / "fig6.png")
+        if "sqsp_search_space" in trials.attrs.get("sqsp", {}):
+            out = search_figures(trials, args.out or args.results)
+        else:
+            out = [fid_figure(trials, args.out or Path(args.results) / "fig6.png")]
     except (FileNotFoundError, OSError, ValueError) as e:
         p.error(str(e))
-    print(out)
+    print("\n".join(str(o) for o in out))
     return 0
 
 

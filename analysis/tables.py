@@ -337,35 +337,152 @@ def ssl_table(trials: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+SYMBOLS = {"sim_weight": "λ", "var_weight": "μ", "cov_weight": "ν", "syn_ratio": "α"}
+METRIC_LABELS = {"val_probe_acc": "val probe", "val_knn_acc": "val kNN", "probe_acc": "test probe",
+                 "knn_acc": "test kNN"}
+
+
+def _selection(trials: pd.DataFrame) -> tuple[str, str]:
+    """The metric a searched study selected on and its direction, as its files record them."""
+    meta = trials.attrs.get("sqsp", {})
+    return meta.get("sqsp_metric", "probe_acc"), meta.get("sqsp_mode", "max")
+
+
 def search_table(trials: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """The trials of a searched study (no rows), best probe accuracy first: the searched
-    ``columns``, probe and kNN accuracy, status and error."""
-    keep = ["trial_id", *[c for c in columns if c in trials], "probe_acc", "knn_acc", "status", "error"]
-    table = trials[[c for c in keep if c in trials]].sort_values("probe_acc", ascending=False, na_position="last")
-    return table.reset_index(drop=True)
+    """The search trials of a searched study, best first by the metric it selected on (see
+    ``_selection``; trials without it last): the searched ``columns``, the validation and test
+    accuracies, how far each trial ran (``progress``: 1 = to its end), status and error."""
+    metric, mode = _selection(trials)
+    search = trials[trials["phase"].fillna("search") == "search"] if "phase" in trials else trials
+    keep = ["trial_id", *[c for c in columns if c in search], metric, "val_probe_acc", "val_knn_acc", "probe_acc",
+            "knn_acc", "progress", "status", "error"]
+    keep = [c for i, c in enumerate(keep) if c in search and c not in keep[:i]]
+    table = search[keep].sort_values([metric, "trial_id"], ascending=[mode == "min", True], na_position="last")
+    table = table.reset_index(drop=True)
+    table.attrs.update(metric=metric, mode=mode, columns=[c for c in columns if c in search])
+    return table
 
 
-def format_search(table: pd.DataFrame, fmt: str = "markdown") -> str:
-    if fmt == "csv":
-        return table.to_csv(index=False, float_format="%.4f")
+def confirm_table(trials: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame | None:
+    """The confirmation of a searched study, one line per candidate (the search trial it
+    re-runs), ranked by the mean of the selection metric over the confirmation seeds: the
+    searched values, that mean ± sample std (n), the test accuracies likewise (reported, never
+    used to rank), the candidate's own search value, and the outcomes of its seeds. None
+    when the study has no confirmation trials."""
+    if "phase" not in trials or not (trials["phase"] == "confirm").any():
+        return None
+    metric, mode = _selection(trials)
+    search = trials[trials["phase"] == "search"].set_index("trial_id")
+    out = []
+    for source, g in trials[trials["phase"] == "confirm"].groupby("confirms", sort=False):
+        line: dict = {"confirms": source, **{c: g[c].iloc[0] for c in columns if c in g}}
+        for m in dict.fromkeys([metric, "val_probe_acc", "probe_acc", "knn_acc"]):
+            vals = pd.to_numeric(g[m], errors="coerce").dropna() if m in g else pd.Series(dtype=float)
+            line[f"{m}_mean"] = vals.mean() if len(vals) else float("nan")
+            line[f"{m}_std"] = vals.std(ddof=1) if len(vals) > 1 else float("nan")
+            line[f"{m}_n"] = int(len(vals))
+        line["search_value"] = search[metric].get(source, float("nan")) if metric in search else float("nan")
+        line["seeds"] = ",".join(str(s) for s in sorted(g["seed"].dropna().astype(int)))
+        status = g["status"].astype(str)
+        line.update(trials=len(g), collapsed=int((status == "collapsed").sum()),
+                    failed=int(status.isin(FAILED).sum()),
+                    unfinished=int((~status.isin(("completed", "collapsed", *FAILED))).sum()))
+        out.append(line)
+    table = pd.DataFrame(out).sort_values([f"{metric}_mean", "confirms"], ascending=[mode == "min", True],
+                                          na_position="last").reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    table.attrs.update(metric=metric, mode=mode, columns=[c for c in columns if c in trials])
+    return table
+
+
+def _label(c: str) -> str:
+    return f"{SYMBOLS[c]} {c}" if c in SYMBOLS else METRIC_LABELS.get(c, c)
+
+
+def _split_note(trials: pd.DataFrame, metric: str) -> str:
+    fraction = trials["val_fraction"].dropna().unique() if "val_fraction" in trials else []
+    val = (f"val = the validation split ({float(fraction[0]):.0%} of the training images, stratified, by digit scan "
+           "for digits-m), probe fitted on the rest of the training images" if len(fraction) == 1 and fraction[0] > 0
+           else "val = a validation split carved from the training images")
+    return (f"selected and ranked on {METRIC_LABELS.get(metric, metric)}; {val}; test = the test split, probe "
+            "fitted on all training images, reported only, never used for selection")
+
+
+def format_search(table: pd.DataFrame, fmt: str = "markdown", confirm: pd.DataFrame | None = None) -> str:
+    """A searched study's tables: the confirmation (when there is one), then every search trial."""
+    if fmt == "csv":  # one machine-readable table: the result, i.e. the ranked confirmation if any
+        return (confirm if confirm is not None else table).to_csv(index=False, float_format="%.4f")
     if fmt != "markdown":
         raise ValueError(f"format {fmt!r} for a search table; allowed: markdown, csv")
+    metric = table.attrs.get("metric", "probe_acc")
+    parts = []
+    if confirm is not None:
+        cols = confirm.attrs.get("columns", [])
+        seeds = confirm["seeds"].iloc[0] if len(confirm) else ""
+        head = ["rank", "search trial", *(_label(c) for c in cols), f"{_label(metric)} (selection)",
+                *(["val probe"] if metric != "val_probe_acc" and "val_probe_acc_n" in confirm else []),
+                "test probe (reported)", "test kNN", f"search {_label(metric)} (seed {_search_seed(table)})",
+                "collapsed", "failed"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join(":-:" for _ in head) + "|"]
+        for _, r in confirm.iterrows():
+            cells = [str(r["rank"]), str(r["confirms"]), *(_value(r[c]) for c in cols),
+                     _mean_std(r[f"{metric}_mean"], r[f"{metric}_std"], r[f"{metric}_n"])]
+            if metric != "val_probe_acc" and "val_probe_acc_n" in confirm:
+                cells.append(_mean_std(r["val_probe_acc_mean"], r["val_probe_acc_std"], r["val_probe_acc_n"]))
+            cells += [_mean_std(r["probe_acc_mean"], r["probe_acc_std"], r["probe_acc_n"]),
+                      _mean_std(r["knn_acc_mean"], r["knn_acc_std"], r["knn_acc_n"]), _cell(r["search_value"], "✓"),
+                      f"{r['collapsed']}/{r['trials']}" if r["collapsed"] else "",
+                      str(r["failed"]) if r["failed"] else ""]
+            lines.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join([f"Confirmation: the {len(confirm)} best search trials re-run on seeds {seeds}, "
+                                 f"ranked by the mean {_label(metric)}", "", *lines]))
     cols = [c for c in table.columns if c != "error"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(":-:" for _ in cols) + "|"]
+    head = [("share run" if c == "progress" else "trial" if c == "trial_id" else
+             f"{_label(c)} (selection)" if c == metric else _label(c)) for c in cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(":-:" for _ in head) + "|"]
+    searched = table.attrs.get("columns", [])
     for _, r in table.iterrows():
-        lines.append("| " + " | ".join(_cell(r[c], "✓") if c != "status" else str(r[c]) for c in cols) + " |")
+        lines.append("| " + " | ".join(str(r[c]) if c == "status" else _value(r[c]) if c in searched else
+                                       _cell(r[c], "✓") for c in cols) + " |")
     failed = table[table["status"].isin(FAILED)] if "status" in table else table.iloc[:0]
-    notes = [f"{len(table)} trials, best first; top-1 %, one seed each"]
+    stopped = int((pd.to_numeric(table["progress"], errors="coerce") < 1).sum()) if "progress" in table else 0
+    notes = [f"{len(table)} trials, best first, one seed each (seed {_search_seed(table)}); top-1 %"]
+    if stopped:
+        notes.append(f"{stopped} stopped early (share run < 1: no final probe)")
     notes += [f"{r['trial_id']}: {r['error']}" for _, r in failed.iterrows() if isinstance(r.get("error"), str)]
-    return "\n".join(lines + ["", "; ".join(notes)])
+    search = "\n".join(["Search trials" if confirm is not None else "", *([""] if confirm is not None else []),
+                        *lines, "", "; ".join(notes)]).lstrip("\n")
+    parts.append(search)
+    if "split_note" in table.attrs:
+        parts.append(table.attrs["split_note"])
+    return "\n\n".join(parts)
+
+
+def _value(v) -> str:
+    """A searched value: 3 significant digits (α steps by 0.125, λ spans 1-100)."""
+    return _cell(v, "✓") if isinstance(v, (bool, np.bool_)) or pd.isna(v) else f"{float(v):.3g}"
+
+
+def _search_seed(table: pd.DataFrame) -> str:
+    return str(table.attrs.get("seed", "?"))
+
+
+def search_report(trials: pd.DataFrame, columns: Sequence[str], fmt: str = "markdown") -> str:
+    """Both tables of a searched study, as its files hold it."""
+    table = search_table(trials, columns)
+    seeds = trials.loc[trials["phase"].fillna("search") == "search", "seed"].dropna().unique() \
+        if "phase" in trials else trials["seed"].dropna().unique()
+    table.attrs["seed"] = int(seeds[0]) if len(seeds) == 1 else "?"
+    table.attrs["split_note"] = _split_note(trials, table.attrs["metric"])
+    return format_search(table, fmt, confirm_table(trials, columns))
 
 
 def search_markdown(columns: Sequence[str]):
     """What a searched study prints at the end."""
-    return lambda trials: format_search(search_table(trials, columns))
+    return lambda trials: search_report(trials, columns)
 
 
-SEARCHES = {"loss_weights": ("sim_weight", "var_weight", "cov_weight")}
+SEARCHES = {"loss_weights": ("sim_weight", "var_weight", "cov_weight", "syn_ratio")}
 """Searched study name -> the fields its table shows."""
 
 
@@ -595,7 +712,7 @@ def _print_table(location: str, fmt: str) -> int:
     name = str(trials["study"].dropna().iloc[0]) if "study" in trials and trials["study"].notna().any() else "ablation"
     try:  # the study's own table; a format it has no form for, or a study without rows, is refused
         if name in SEARCHES:
-            text = format_search(search_table(trials, SEARCHES[name]), fmt)
+            text = search_report(trials, SEARCHES[name], fmt)
         else:
             text = format_table(TABLES.get(name, study_table)(trials), fmt)
     except ValueError as e:

@@ -142,6 +142,13 @@ class TrainConfig:
     """At the end, also report ``mmd_syn_real``: the squared MMD (KID's cubic kernel) between
     the backbone's features of generated images and of the real test images, paper Table 5's
     measure of the domain gap. Needs a generator (``syn_ratio`` > 0)."""
+    val_fraction: float = 0.0
+    """Share of the labelled training images held out as a validation split, to choose between
+    runs without looking at the test split (0: none). Stratified by class, with a fixed seed, and
+    by digit scan for ``digits-m`` (``data.validation_split``). Every report then carries
+    ``val_knn_acc`` (each epoch: the validation images' leave-one-scan-out kNN accuracy, a forward
+    pass over them alone), and the final one ``val_probe_acc`` (the probe fitted on the training
+    images minus the validation ones, scored on those). The test metrics are unchanged."""
     collapse_std: float = 0.1
     """A run is reported as collapsed when its student's per-dimension std falls below this
     share of the spread it is asked for (see ``train.is_collapsed``)."""
@@ -257,6 +264,12 @@ class TrainConfig:
         _positive("knn_t", self.knn_t)
         _positive("probe_lr", self.probe_lr)
         _positive("collapse_std", self.collapse_std)
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"val_fraction={self.val_fraction!r} is outside [0, 1): the share of the labelled "
+                              "training images held out for validation (0: no validation split)")
+        if self.val_fraction > 0 and self.method == "discriminator":
+            raise ConfigError(f"val_fraction={self.val_fraction!r} selects between trained runs; method='discriminator' "
+                              "trains nothing (use val_fraction=0 with it)")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             raise ConfigError(f"device={self.device!r}; allowed: auto, cpu, cuda, cuda:N, mps")
         if self.precision == "fp16" and self.device == "cpu":
@@ -292,10 +305,11 @@ class TrainConfig:
 STUDY_FIELDS = frozenset({
     "method", "disc_features", "latent_weight", "lpips_net", "generator", "generator_blocks", "teacher_source",
     "truncation", "squeeze", "syn_augment", "aug_granularity", "sim_weight", "var_weight", "cov_weight", "vc_side",
-    "syn_ratio", "eval_mmd", "transfer_datasets"})
+    "syn_ratio", "eval_mmd", "transfer_datasets", "val_fraction"})
 """What a study may declare in its overrides and rows: the settings that define what it
-compares or measures (the paper's components, loss weights, knowledge source and encoder
-loss, generator and its blocks, which other datasets the backbone is probed on).
+compares (the paper's components, loss weights, knowledge source and encoder loss, generator
+and its blocks) and how it measures or selects (``eval_mmd``; which other datasets the
+backbone is probed on; ``val_fraction``, a share of any data set).
 Every other field sets the scale (data, image size, optimiser, schedule, widths, probe,
 hardware) and belongs to the presets alone, so a setting tuned for one scale can never
 reach another: a new field is scale until it is added here."""
@@ -432,7 +446,7 @@ def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, A
     return out
 
 
-def parse_seeds(text: str) -> list[int]:
+def parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
     """``3`` -> [0, 1, 2]; ``4,7`` -> [4, 7]; ``7,`` -> [7]."""
     usage = "give a count N (seeds 0..N-1) or a comma-separated list (4,7; a single seed: 7,)"
     try:
@@ -441,16 +455,16 @@ def parse_seeds(text: str) -> list[int]:
         else:
             count = int(text)
             if count < 1:
-                raise ValueError(f"--seeds {text}: a count of seeds must be >= 1 (--seeds 1 runs seed 0 alone); "
+                raise ValueError(f"{flag} {text}: a count of seeds must be >= 1 ({flag} 1 runs seed 0 alone); "
                                  f"{usage}")
             seeds = list(range(count))
     except ValueError as e:
-        raise ConfigError(str(e) if str(e).startswith("--seeds") else f"--seeds {text!r}: {usage}") from None
+        raise ConfigError(str(e) if str(e).startswith(flag) else f"{flag} {text!r}: {usage}") from None
     if not seeds or any(s < 0 for s in seeds):
-        raise ConfigError(f"--seeds {text!r}: need at least one seed, all >= 0; {usage}")
+        raise ConfigError(f"{flag} {text!r}: need at least one seed, all >= 0; {usage}")
     twice = sorted({s for s in seeds if seeds.count(s) > 1})
     if twice:
-        raise ConfigError(f"--seeds {text!r}: seed(s) {twice} appear more than once; each seed runs once")
+        raise ConfigError(f"{flag} {text!r}: seed(s) {twice} appear more than once; each seed runs once")
     return seeds
 
 

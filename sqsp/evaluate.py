@@ -99,17 +99,24 @@ def extract_features(backbone: nn.Module, images_uint8: torch.Tensor, *, device,
 
 @torch.no_grad()
 def knn_accuracy(train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor,
-                 test_labels: torch.Tensor, *, num_classes: int, k: int = 200, t: float = 0.1) -> float:
+                 test_labels: torch.Tensor, *, num_classes: int, k: int = 200, t: float = 0.1,
+                 train_groups: torch.Tensor | None = None, test_groups: torch.Tensor | None = None) -> float:
     """Weighted kNN top-1 accuracy (%), the monitor of the authors' knn.py after InstDisc
     (Wu et al. 2018): cosine similarity to the labelled bank, the k most similar vote for
     their class with weight exp(sim / t). Defaults k=200, t=0.1 are the authors'.
 
     ``k`` is clipped to the bank size; bank entries labelled -1 (unlabelled) are dropped.
-    Computed in float32 on the device the features are on, in chunks of test rows."""
+    Computed in float32 on the device the features are on, in chunks of test rows.
+
+    With ``train_groups`` and ``test_groups`` (one id per row), a bank entry of the query's own
+    group never votes. Given one split as both bank and queries, that is its leave-one-group-out
+    accuracy: the validation monitor, which costs a forward pass over the validation images only."""
     if t <= 0:
         raise ValueError(f"t={t!r} must be > 0")
     if k < 1:
         raise ValueError(f"k={k!r} must be >= 1")
+    if (train_groups is None) != (test_groups is None):
+        raise ValueError("give both train_groups and test_groups, or neither")
     keep = train_labels >= 0
     bank = F.normalize(train_feats[keep].float(), dim=1)
     bank_labels = train_labels[keep].to(bank.device)
@@ -119,14 +126,21 @@ def knn_accuracy(train_feats: torch.Tensor, train_labels: torch.Tensor, test_fea
         raise ValueError("test_labels contain -1 (unlabelled); kNN accuracy needs labelled test data")
     queries = F.normalize(test_feats.float(), dim=1).to(bank.device)
     test_labels = test_labels.to(bank.device)
+    if train_groups is not None:
+        bank_groups = train_groups[keep.to(train_groups.device)].to(bank.device)
+        test_groups = test_groups.to(bank.device)
     k = min(k, bank.shape[0])
     chunk = max(1, _SIM_ELEMENTS // bank.shape[0])
     correct = torch.zeros((), dtype=torch.int64, device=bank.device)
     for i in range(0, queries.shape[0], chunk):
-        sim, idx = (queries[i:i + chunk] @ bank.T).topk(k, dim=1)
+        sim = queries[i:i + chunk] @ bank.T
+        if train_groups is not None:
+            sim.masked_fill_(test_groups[i:i + chunk, None] == bank_groups[None, :], float("-inf"))
+        sim, idx = sim.topk(k, dim=1)
         # Subtracting each row's maximum rescales a row's votes by one constant: the
         # predicted class is the authors' exp(sim/t), and nothing overflows for small t.
-        weight = ((sim - sim[:, :1]) / t).exp()
+        # Entries of the query's own group (-inf) get no vote.
+        weight = ((sim - sim[:, :1]) / t).exp().nan_to_num_(0.0)
         scores = torch.zeros(sim.shape[0], num_classes, device=bank.device, dtype=weight.dtype)
         scores.scatter_add_(1, bank_labels[idx], weight)
         correct += (scores.argmax(dim=1) == test_labels[i:i + chunk]).sum()

@@ -18,11 +18,20 @@ status                string          completed | collapsed | failed | diverged 
                                       stopped | unfinished | skipped (see STATUSES)
 error                 string, null    ``ExceptionType: message`` of a failed/diverged trial,
                                       or what a skipped trial needs
+phase                 string, null    a searched study's ``search`` trials, and the ``confirm``
+                                      trials that re-run its best configs on other seeds
+confirms              string, null    of a ``confirm`` trial: the search trial it re-runs
+trial_number          int64, null     the order Tune created the trial in (within its phase):
+                                      for a searcher, the order it proposed them
 step, epoch           int64, null     at the last report
+progress              float64         step / total steps at the last report (1: ran to its end)
 loss, loss_sim, …     float64         metrics of the last report; ``knn_acc`` is the last
  (every metric)                       evaluated value, ``probe_acc`` the final one (NaN if
                                       the run did not finish); any further metric that
                                       train() reports gets a column here too
+val_knn_acc,          float64         with ``val_fraction`` > 0: the validation split's kNN
+ val_probe_acc                        monitor (last report) and probe (final); selection
+                                      metrics, never computed from the test split
 init_knn_acc,         float64         the untrained backbone's accuracies (step 0, same
  init_probe_acc                       seed), when the config has ``eval_init``
 mmd_syn_real          float64         MMD² of synthetic vs real representations at the
@@ -49,7 +58,11 @@ unique per trial), ``time_total_s``, then every metric train() reported (NaN whe
 report did not carry it, e.g. ``knn_acc`` between evaluations).
 
 Both files carry ``sqsp_schema_version`` (and ``sqsp_kind``, ``sqsp_study``) in their
-Parquet key-value metadata; readers check the version. Both are written atomically (a
+Parquet key-value metadata; readers check the version. A searched study adds
+``sqsp_metric``, ``sqsp_mode`` (what it selected on) and ``sqsp_search_space`` (JSON: each
+searched field's Optuna distribution, ``optuna.distributions.distribution_to_json``), so
+that analysis/ can rebuild the search from the files alone; ``read_trials`` and
+``read_history`` return every ``sqsp_*`` entry in ``DataFrame.attrs["sqsp"]``. Both are written atomically (a
 temporary file in the same folder, fsync'd, then renamed; for a URI a temporary key then
 a move) so a crash never leaves a half-written file, and both are rebuilt from the whole
 experiment after a resume. Ray replays the reports made after a trial's last checkpoint
@@ -89,17 +102,20 @@ STATUSES = ("completed", "collapsed", "failed", "diverged", "stopped", "unfinish
 """completed: ran to its final report. collapsed: ran to its end but its representation
 collapsed (metrics kept). failed: raised (after Ray's retries; a user error, such as a
 malformed data file, at once). diverged: NaN/inf loss.
-stopped: ended early by a scheduler or stopper. unfinished: the study was interrupted
-before the trial ended (``--resume`` finishes it). skipped: never started, because the
-machine lacks something it needs (``error`` says what, e.g. "needs LPIPS weights: …")."""
+stopped: ended early by a scheduler or stopper (one stopped while its representation was
+collapsed is ``collapsed``: its ``progress`` < 1 tells it ended early). unfinished: the study
+was interrupted before the trial ended (``--resume`` finishes it). skipped: never started,
+because the machine lacks something it needs (``error`` says what, e.g. "needs LPIPS weights: …")."""
+PHASES = ("search", "confirm")
 FAILED = ("failed", "diverged")
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 # Parquet type of each config column, from the field's default (None only for optional strings).
 _CONFIG_KIND = {f.name: {bool: "boolean", int: "Int64", float: "float64"}.get(type(f.default), "string")
                 for f in dataclasses.fields(TrainConfig)}
-METRICS = ("step", "epoch", "loss", "loss_sim", "loss_var", "loss_cov", "loss_syn", "loss_real", "lr",
+METRICS = ("step", "epoch", "progress", "loss", "loss_sim", "loss_var", "loss_cov", "loss_syn", "loss_real", "lr",
            "student_std", "teacher_std", "student_nstd", "backbone_nstd", "img_per_s", "knn_acc", "probe_acc",
+           "val_knn_acc", "val_probe_acc",
            "init_knn_acc", "init_probe_acc", "mmd_syn_real", "collapsed")
 """The metrics train() reports, in column order; others it adds follow them."""
 _INT_METRICS = ("step", "epoch")
@@ -130,6 +146,9 @@ class TrialRecord:
     path: str | None = None
     row_index: int | None = None               # position of ``row`` in the study's declaration
     skipped: str | None = None                 # why the trial was never started (status 'skipped')
+    phase: str | None = None                   # a searched study's "search" or "confirm" trial
+    confirms: str | None = None                # the search trial a "confirm" trial re-runs
+    number: int | None = None                  # creation order in its Tune experiment
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +178,9 @@ def trial_status(last: dict[str, Any], error: BaseException | str | None) -> str
         return "diverged"
     if last.get("final"):
         return "collapsed" if _true(last.get("collapsed")) else "completed"
-    return "stopped" if _true(last.get("done")) else "unfinished"
+    if _true(last.get("done")):  # ended by a scheduler or stopper
+        return "collapsed" if _true(last.get("collapsed")) else "stopped"
+    return "unfinished"
 
 
 def history_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
@@ -212,6 +233,7 @@ def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, A
         row["status"] = "skipped" if r.skipped else trial_status(last, r.error)
         row["error"] = r.skipped or error_text(r.error) or (
             last.get("error") if last.get("diverged") or last.get("failed") else None)
+        row["phase"], row["confirms"], row["trial_number"] = r.phase, r.confirms, r.number
         if h is not None:
             for m in h.columns:
                 if _is_metric(m) and m not in CONFIG_FIELDS:
@@ -226,7 +248,7 @@ def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, A
         row["trial_path"] = r.path
         row.update({k: provenance.get(k) for k in PROVENANCE})
         rows.append(row)
-    head = ["trial_id", "study", "row", *CONFIG_FIELDS, "status", "error"]
+    head = ["trial_id", "study", "row", *CONFIG_FIELDS, "status", "error", "phase", "confirms", "trial_number"]
     tail = ["row_index", "reports", "wall_time_s", "hostname", "node_ip", "checkpoint", "trial_path", *PROVENANCE]
     df = pd.DataFrame(rows)
     extra = sorted(c for c in df.columns if c not in head and c not in tail and c not in METRICS)
@@ -291,7 +313,7 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         if c in CONFIG_FIELDS:
             kind = _CONFIG_KIND[c]
-        elif c in _INT_METRICS or c in ("training_iteration", "reports", "seed", "row_index"):
+        elif c in _INT_METRICS or c in ("training_iteration", "reports", "seed", "row_index", "trial_number"):
             kind = "Int64"
         elif c in _BOOL_METRICS or c == "sqsp_dirty":
             kind = "boolean"
@@ -305,8 +327,8 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-_STRING_COLUMNS = ("trial_id", "study", "row", "status", "error", "hostname", "node_ip", "checkpoint",
-                   "trial_path", "python_version", "torch_version", "ray_version", "sqsp_commit")
+_STRING_COLUMNS = ("trial_id", "study", "row", "status", "error", "phase", "confirms", "hostname", "node_ip",
+                   "checkpoint", "trial_path", "python_version", "torch_version", "ray_version", "sqsp_commit")
 
 
 def _cast(s: pd.Series, kind: str) -> pd.Series:
@@ -327,20 +349,30 @@ def _missing(v) -> bool:
 # files
 # ---------------------------------------------------------------------------------------------
 def write_study(directory: str, study: str, records: list[TrialRecord],
-                provenance: dict[str, Any] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Build both tables from all trials of a study and write them atomically."""
+                provenance: dict[str, Any] | None = None,
+                metadata: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Build both tables from all trials of a study and write them atomically; ``metadata``
+    (``sqsp_*`` keys, e.g. a searched study's ``sqsp_search_space``) goes into both files."""
     trials = trials_frame(study, records, provenance)
     history = history_frame(records)
-    write_parquet(history, join(directory, HISTORY_FILE), kind="history", study=study)
-    write_parquet(trials, join(directory, TRIALS_FILE), kind="trials", study=study)
+    write_parquet(history, join(directory, HISTORY_FILE), kind="history", study=study, metadata=metadata)
+    write_parquet(trials, join(directory, TRIALS_FILE), kind="trials", study=study, metadata=metadata)
+    meta = {"sqsp_schema_version": SCHEMA_VERSION, "sqsp_study": study, **(metadata or {})}
+    trials.attrs["sqsp"], history.attrs["sqsp"] = {**meta, "sqsp_kind": "trials"}, {**meta, "sqsp_kind": "history"}
     return trials, history
 
 
-def write_parquet(df: pd.DataFrame, target: str, *, kind: str, study: str, info: dict[str, Any] | None = None) -> None:
+def write_parquet(df: pd.DataFrame, target: str, *, kind: str, study: str, info: dict[str, Any] | None = None,
+                  metadata: dict[str, str] | None = None) -> None:
     """Write ``df`` to ``target`` (a path or URI) so that readers see the old file or the new one.
-    ``info`` (plain JSON values) is kept in the file's metadata as ``sqsp_info``."""
+    ``info`` (plain JSON values) is kept in the file's metadata as ``sqsp_info``; ``metadata``
+    (``sqsp_*`` keys) as given."""
+    bad = [k for k in metadata or {} if not k.startswith("sqsp_")]
+    if bad:
+        raise ValueError(f"metadata keys {bad} must start with 'sqsp_'")
     table = pa.Table.from_pandas(df, preserve_index=False)
     meta = dict(table.schema.metadata or {})
+    meta.update({k.encode(): str(v).encode() for k, v in (metadata or {}).items()})
     meta.update({b"sqsp_schema_version": SCHEMA_VERSION.encode(), b"sqsp_kind": kind.encode(),
                  b"sqsp_study": study.encode()})
     if info is not None:
@@ -425,7 +457,9 @@ def _read(location: str, name: str, kind: str | None = None) -> pd.DataFrame:
     if version != SCHEMA_VERSION:
         raise ResultsError(f"{path}: sqsp_schema_version={version or 'missing'!r}; this sqsp reads "
                            f"version {SCHEMA_VERSION} (see sqsp/results.py)")
-    return table.to_pandas()
+    df = table.to_pandas()
+    df.attrs["sqsp"] = {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"sqsp_")}
+    return df
 
 
 def _file(location: str, name: str) -> str:

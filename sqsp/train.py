@@ -34,7 +34,7 @@ from torch import nn
 from . import cli, losses
 from .augment import build_augment
 from .config import PRESETS, ConfigError, TrainConfig, parse_blocks, preset
-from .data import channel_stats, load_split
+from .data import channel_stats, load_split, split_groups, validation_split
 from .encode import missing_lpips_weights, perceptual_distance
 from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2, pixel_reference
 from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp, projector
@@ -113,6 +113,8 @@ class Run:
     steps_per_epoch: int
     total_steps: int
     step: int = 0
+    val_split: tuple[torch.Tensor, torch.Tensor] | None = None     # (fit, val) indices into eval_train
+    val_groups: torch.Tensor | None = None                          # the source (scan) of each val image
     init_metrics: dict[str, float] = field(default_factory=dict)   # the untrained backbone's (eval_init)
     generator_info: dict[str, Any] = field(default_factory=dict)   # the zoo entry's FID etc. (zoo.describe)
     perceptual: nn.Module | None = None  # the frozen LPIPS distance of method='encode'
@@ -159,6 +161,11 @@ def build_run(config: TrainConfig, generator=None) -> Run:
     pretrain = load_split(cfg.dataset, cfg.data_root, "pretrain", cfg.image_size)
     eval_train = load_split(cfg.dataset, cfg.data_root, "train", cfg.image_size)
     eval_test = load_split(cfg.dataset, cfg.data_root, "test", cfg.image_size)
+    val_split = val_groups = None
+    if cfg.val_fraction > 0:
+        groups = split_groups(cfg.dataset, "train")
+        val_split = validation_split(eval_train.labels, cfg.val_fraction, groups)
+        val_groups = (groups if groups is not None else torch.arange(len(eval_train)))[val_split[1]]
 
     synthetic, generator_info = None, {}
     if cfg.syn_batch > 0:
@@ -213,7 +220,7 @@ def build_run(config: TrainConfig, generator=None) -> Run:
         config=cfg, device=device, dtype=dtype, student=student, teacher=teacher, optimizer=optimizer,
         scheduler=scheduler, scaler=scaler, synthetic=synthetic,
         real=pretrain.images.to(device) if cfg.real_batch > 0 else None,
-        eval_train=eval_train, eval_test=eval_test,
+        eval_train=eval_train, eval_test=eval_test, val_split=val_split, val_groups=val_groups,
         aug_syn=build_augment(syn_preset, cfg.image_size, cfg.aug_granularity, cfg.crop_min),
         aug_real=build_augment(cfg.aug_preset, cfg.image_size, "sample", cfg.crop_min),
         data_rng=torch.Generator(device=device).manual_seed(cfg.seed + 2),
@@ -333,6 +340,8 @@ def evaluate(run: Run, *, probe: bool) -> dict[str, float]:
     kw = dict(device=run.device, channels_last=cfg.channels_last, amp_dtype=run.dtype)
     ftr, fte, out = _probe_split(run, run.eval_train, run.eval_test, kw, probe=probe)
     out["backbone_nstd"] = float(losses.normalized_std(fte))
+    if run.val_split is not None:
+        out.update(_validation(run, ftr, probe, kw))
     if probe and cfg.eval_mmd and run.synthetic is not None:
         out["mmd_syn_real"] = _syn_real_mmd(run, fte, kw)
     if probe:
@@ -359,6 +368,41 @@ def _probe_split(run: Run, train_split, test_split, kw: dict, *, probe: bool):
                                               lr=cfg.probe_lr, batch_size=cfg.probe_batch_size,
                                               optimizer=cfg.probe_optimizer, seed=cfg.seed, **kw)
     return ftr, fte, out
+
+
+def _validation(run: Run, ftr: torch.Tensor, probe: bool, kw: dict) -> dict[str, float]:
+    """The selection metrics, from the validation split alone (features of the whole train
+    split are at hand): its kNN monitor, and with ``probe`` the probe fitted on the rest."""
+    cfg, (fit, val) = run.config, run.val_split
+    labels = run.eval_train.labels
+    out = {"val_knn_acc": _val_knn(run, ftr[val])}
+    if probe and cfg.probe == "fast":
+        out["val_probe_acc"] = linear_probe_fast(ftr[fit], labels[fit], ftr[val], labels[val], seed=cfg.seed)
+    elif probe and cfg.probe == "paper":
+        out["val_probe_acc"] = linear_probe_paper(run.student.backbone, run.eval_train.take(fit),
+                                                  run.eval_train.take(val), epochs=cfg.probe_epochs,
+                                                  lr=cfg.probe_lr, batch_size=cfg.probe_batch_size,
+                                                  optimizer=cfg.probe_optimizer, seed=cfg.seed, **kw)
+    return out
+
+
+def monitor_validation(run: Run) -> dict[str, float]:
+    """The per-epoch signal a scheduler acts on, between full evaluations: the validation
+    images' kNN accuracy among themselves, one forward pass over them and nothing else."""
+    cfg = run.config
+    feats = extract_features(run.student.backbone, run.eval_train.images[run.val_split[1]], device=run.device,
+                             channels_last=cfg.channels_last, amp_dtype=run.dtype)
+    if not torch.isfinite(feats).all():
+        raise TrainingDiverged(f"the backbone's features became non-finite by step {run.step}; "
+                               f"lower base_lr={cfg.base_lr} or check the loss weights")
+    return {"val_knn_acc": _val_knn(run, feats)}
+
+
+def _val_knn(run: Run, feats: torch.Tensor) -> float:
+    """Leave-one-scan-out: an image's neighbours never include another version of its own source."""
+    labels = run.eval_train.labels[run.val_split[1]]
+    return knn_accuracy(feats, labels, feats, labels, num_classes=run.eval_train.num_classes, k=run.config.knn_k,
+                        t=run.config.knn_t, train_groups=run.val_groups, test_groups=run.val_groups)
 
 
 def _syn_real_mmd(run: Run, real_feats: torch.Tensor, kw: dict) -> float:
@@ -421,6 +465,7 @@ def train(config: TrainConfig, report: Report | None = None, *, resume_from: str
         epoch = math.ceil(run.step / spe)
         metrics = {k: float(v) / n for k, v in sums.items()}
         metrics.update(step=run.step, epoch=epoch, lr=run.scheduler.get_last_lr()[0],
+                       progress=run.step / run.total_steps,  # a scale-free clock for schedulers (ASHA)
                        img_per_s=n * cfg.batch_size / (time.perf_counter() - t0), **run.init_metrics,
                        **run.generator_info)
         if not math.isfinite(metrics["loss"]):
@@ -428,6 +473,8 @@ def train(config: TrainConfig, report: Report | None = None, *, resume_from: str
                                    f"lower base_lr={cfg.base_lr} or check the loss weights")
         if last or (cfg.eval_every and epoch % cfg.eval_every == 0):
             metrics.update(evaluate(run, probe=last and cfg.probe != "none"))
+        elif run.val_split is not None:  # the cheap per-epoch signal a scheduler acts on
+            metrics.update(monitor_validation(run))
         metrics["collapsed"] = is_collapsed(run, metrics)
         if last:
             metrics["done"] = True

@@ -29,6 +29,20 @@ and ``--set`` alone. Paths (data root, checkpoints, StyleGAN checkout) are made 
 the driver, against the directory it was started in, before ``study.json`` is written; with
 ``--address`` a Ray task on every node checks that they exist there too.
 
+Searched studies (a ``searcher`` and a ``search_space``, e.g. studies/loss_weights.py) run
+``num_samples`` trials on one seed. What they select on is ``metric`` (``val_probe_acc``: a
+validation split carved from the training images, ``val_fraction``; never the test split),
+and ``check_search`` refuses a metric the trials would not report. A ``scheduler`` may act on
+a signal of its own reported every epoch (ASHA on ``val_knn_acc`` against ``progress``, the
+share of the run done, so its rungs mean the same on every preset) and a ``stopper`` ends
+trials that stay collapsed (``CollapseStopper``: status ``collapsed``, never ``failed``);
+Optuna is told that a stopped trial was pruned. Then ``run_confirmation`` re-runs the
+``confirm_top`` best trials on each of ``confirm_seeds`` (other seeds than the search's, which
+selected them) as a second Tune experiment in ``<study>/confirm/``; both phases land in the
+same Parquet files (``phase``, ``confirms``), with the metric and the search space in their
+metadata so that analysis/ can rank the candidates by their mean over seeds and rebuild the
+Optuna study (importances, history) from the files alone.
+
 Order of precedence of a trial's config: preset < study overrides < ``--set`` < the row's
 overrides < the grid's or searcher's value < seed. Rows are written relative to the base
 (row d of the ablation sets ``cov_weight=0`` and inherits μ from the preset), so ``--set``
@@ -58,7 +72,12 @@ marked so, and ``--resume`` continues exactly); a driver
 killed outright loses at most the last ``TUNE_GLOBAL_CHECKPOINT_S`` (2 s here) of Tune's
 bookkeeping, so a trial that ended in that window resumes from its last recorded checkpoint,
 and one resumed from its final checkpoint reports its end again from the metrics stored in
-it: still one row per trial, and history.parquet drops the replayed reports. The study
+it: still one row per trial, and history.parquet drops the replayed reports. A searched
+study resumes its search with the restored searcher (Tune saves the OptunaSearch with the
+experiment state, so it neither forgets a trial nor proposes one twice), then its
+confirmation, with the candidates written down when the confirmation first started
+(``confirm.json``). ASHA's rungs are not saved by Tune: after a resume they fill again from
+the results that follow, so a trial may then run further than it would have. The study
 folder keeps what every trial shares (``study.json``; Ray keeps what varies), so a resume
 runs the study as it was started, and a ``--resume`` with another ``--preset``/``--set``/
 ``--seeds`` is refused.
@@ -106,8 +125,11 @@ class Study:
     ``grid`` is either ``{field: [values]}`` (the Cartesian product) or a list of named rows,
     each ``{"row": label, field: value, ...}``: overrides on top of the base config.
     ``search_space`` maps fields to Ray Tune domains (``tune.uniform`` …) for a searcher.
-    ``scheduler`` / ``searcher`` are Ray Tune objects (copied per run); ``table`` turns the
-    trials DataFrame into the text printed at the end.
+    ``scheduler`` / ``searcher`` / ``stopper`` are Ray Tune objects (copied per run; a scheduler
+    may carry its own metric, e.g. ASHA on a per-epoch signal while the searcher optimises the
+    study's final ``metric``). A searched study re-runs its ``confirm_top`` best trials on each
+    of ``confirm_seeds`` (``run_confirmation``). ``table`` turns the trials DataFrame into the
+    text printed at the end; ``figures(trials, folder)`` draws into the study folder.
     """
     name: str
     grid: dict[str, list] | list[dict[str, Any]] = field(default_factory=dict)
@@ -120,7 +142,11 @@ class Study:
     num_samples: int = 1
     scheduler: Any = None
     searcher: Any = None
+    stopper: Any = None
+    confirm_top: int = 0
+    confirm_seeds: Sequence[int] = (1, 2, 3)
     table: Callable[[Any], str] | None = None
+    figures: Callable[[Any, str], list] | None = None
     description: str = ""
     checkpoint_rows: bool = False
     """The rows compare generators: ``--generators GLOB`` replaces them by one row per file it
@@ -370,11 +396,15 @@ class FinalMetricSearcher(Searcher):
     same Optuna study.
     """
 
-    def __init__(self, searcher: Searcher):
+    def __init__(self, searcher: Searcher, metric: str | None = None, mode: str | None = None):
         self.searcher = searcher
         super().__init__(metric=searcher.metric, mode=searcher.mode)
+        # Tune passes no metric when the scheduler has its own (ASHA on a per-epoch signal):
+        # the searcher still optimises the study's
+        self._study_metric, self._study_mode = metric, mode
 
     def set_search_properties(self, metric, mode, config, **spec):
+        metric, mode = metric or getattr(self, "_study_metric", None), mode or getattr(self, "_study_mode", None)
         ok = self.searcher.set_search_properties(metric, mode, config, **spec)
         self._metric, self._mode = self.searcher.metric, self.searcher.mode
         return ok
@@ -448,6 +478,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
     _check_run_options(cpus_per_trial, gpus_per_trial, max_failures, max_concurrent)
     base = base_config(study, user)
     trials = expand(study, base)
+    check_search(study, [cfg for _, cfg in trials])
     path = study_dir(study, storage)
     spec = _spec(study, base, user)
     fixed = spec["fixed"]
@@ -511,10 +542,12 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
             # Tune snapshots the experiment state at most every 10 s by default; a driver killed
             # in between forgets that a trial ended and resumes it from an older checkpoint.
             os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
-            trainable = tune.with_resources(
-                tune.with_parameters(sqsp_trial, fixed=fixed, threads=max(1, int(cpus_per_trial)),
-                                     train_fn=train_fn),
-                {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+            def make_trainable(fixed: dict[str, Any]):
+                return tune.with_resources(
+                    tune.with_parameters(sqsp_trial, fixed=fixed, threads=max(1, int(cpus_per_trial)),
+                                         train_fn=train_fn),
+                    {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+            trainable = make_trainable(fixed)
             if restoring:
                 tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
                                            restart_errored=False)
@@ -528,19 +561,179 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                 grid = tuner.fit()
                 elapsed = time.perf_counter() - t0
                 signals.writing = True
-                records = _records(grid, fixed, order) + skipped_records
-                trials_df, _ = results.write_study(path, study.name, records)
+                records = _records(grid, fixed, order, phase="search" if study.searcher is not None else None)
+                records += skipped_records
+                trials_df, _ = results.write_study(path, study.name, records, metadata=search_metadata(study))
             counts = trials_df["status"].value_counts().to_dict()
             print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
                   f"wrote {results.join(path, results.TRIALS_FILE)} and {results.HISTORY_FILE}", file=sys.stderr)
             expected = study.num_samples if study.searcher is not None else len(trials)
             trials_df.attrs["interrupted"] = bool(counts.get("unfinished")) or len(trials_df) < expected
+            trials_df.attrs["elapsed_s"] = {"search" if study.searcher is not None else "study": elapsed}
+            if not trials_df.attrs["interrupted"] and study.searcher is not None and study.confirm_top:
+                trials_df = run_confirmation(study, path, fixed, records, trials_df, make_trainable=make_trainable,
+                                             max_failures=max_failures, max_concurrent=max_concurrent,
+                                             reuse_actors=reuse_actors, verbose=verbose)
             if trials_df.attrs["interrupted"]:
                 print("[sqsp] the study was interrupted; continue it with --resume", file=sys.stderr)
             return trials_df
         finally:
             if started:
                 ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------
+# searched studies: early stopping, confirmation of the best trials on more seeds
+# ---------------------------------------------------------------------------------------------
+CONFIRM_DIR = "confirm"          # Ray's experiment folder of the confirmation, inside the study's
+CONFIRM_FILE = "confirm.json"    # the candidates it re-runs, fixed when it starts
+
+
+class CollapseStopper(tune.Stopper):
+    """Stop a trial whose representation has stayed collapsed for ``patience`` reports in a row.
+
+    The collapse is train()'s own per-epoch flag (``train.is_collapsed``: the student's spread
+    under ``collapse_std`` of the spread it is asked for), so the stopper applies whatever the
+    method. The trial ends as ``collapsed`` with the metrics of its last report, never
+    ``failed`` (results.trial_status); its ``progress`` < 1 shows it was stopped. A streak is
+    counted in the driver: after a ``--resume`` it starts again from zero."""
+
+    def __init__(self, patience: int = 2):
+        if int(patience) < 1:
+            raise ConfigError(f"CollapseStopper(patience={patience!r}) must be >= 1 (reports in a row)")
+        self.patience = int(patience)
+        self._streak: dict[str, int] = {}
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        collapsed = result.get("collapsed") is True or result.get("collapsed") == 1
+        self._streak[trial_id] = self._streak.get(trial_id, 0) + 1 if collapsed else 0
+        return self._streak[trial_id] >= self.patience and not result.get("done")
+
+    def stop_all(self) -> bool:
+        return False
+
+
+def check_search(study: Study, configs: list[TrainConfig]) -> None:
+    """Refuse, before Ray starts, a search whose selection could not work: confirmation
+    settings that do not fit the search, or a metric that its trials would never report
+    (a ``val_*`` metric without a validation split, a probe metric with ``probe='none'``)."""
+    name = study.name
+    if study.confirm_top and study.searcher is None:
+        raise ConfigError(f"study {name!r}: confirm_top={study.confirm_top} re-runs the best trials of a search, "
+                          "but the study has no searcher (its grid already runs every seed)")
+    if study.searcher is not None:
+        if study.num_samples < 1:
+            raise ConfigError(f"study {name!r}: num_samples={study.num_samples} must be >= 1")
+        if not 0 <= study.confirm_top <= study.num_samples:
+            raise ConfigError(f"study {name!r}: confirm_top={study.confirm_top} must be between 0 and num_samples="
+                              f"{study.num_samples}")
+        if study.confirm_top:
+            seeds = [int(s) for s in study.confirm_seeds]
+            if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+                raise ConfigError(f"study {name!r}: confirm seeds {seeds} must be distinct seeds >= 0, at least one")
+            if int(study.seeds[0]) in seeds:
+                raise ConfigError(f"study {name!r}: confirm seeds {seeds} include the search's seed {study.seeds[0]}; "
+                                  "confirm on other seeds, since the best trials were selected on that one")
+    metrics = {study.metric: "the study's metric"} if study.searcher is not None or study.scheduler is not None else {}
+    if getattr(study.scheduler, "metric", None):
+        metrics[study.scheduler.metric] = "the scheduler's metric"
+    for metric, what in metrics.items():
+        if metric.startswith("val_") and any(c.val_fraction == 0 for c in configs):
+            raise ConfigError(f"study {name!r}: {what} {metric!r} comes from a validation split, but val_fraction=0; "
+                              "set e.g. --set val_fraction=0.2")
+        if metric.endswith("probe_acc") and any(c.probe == "none" for c in configs):
+            raise ConfigError(f"study {name!r}: {what} {metric!r} needs a linear probe, but probe='none'; "
+                              "use probe='fast' or 'paper'")
+
+
+def search_metadata(study: Study) -> dict[str, str]:
+    """What analysis/ needs to rebuild a search from the Parquet files alone: the metric it
+    selected on, its direction, and each searched field's Optuna distribution."""
+    if study.searcher is None:
+        return {}
+    meta = {"sqsp_metric": study.metric, "sqsp_mode": study.mode}
+    if study.confirm_top:
+        meta["sqsp_confirm_seeds"] = json.dumps([int(s) for s in study.confirm_seeds])
+    try:  # Ray's own Tune-domain -> Optuna-distribution conversion, as OptunaSearch does it
+        from optuna.distributions import distribution_to_json
+        from ray.tune.search.optuna import OptunaSearch
+        space = OptunaSearch.convert_search_space(dict(study.search_space))
+        meta["sqsp_search_space"] = json.dumps({k: json.loads(distribution_to_json(d)) for k, d in space.items()})
+    except (ImportError, ValueError) as e:  # a domain Optuna has no form for: tables still work, figures not
+        print(f"[sqsp] note: the search space is not recorded for analysis ({e})", file=sys.stderr)
+    return meta
+
+
+def select_candidates(trials, study: Study) -> dict[str, dict[str, Any]]:
+    """The ``confirm_top`` best search trials by the study's metric (ties: the earlier trial),
+    as {search trial id: its searched values}. Trials without the metric (stopped early,
+    failed, diverged) are not candidates."""
+    import pandas as pd
+    search = trials[trials["phase"] == "search"] if "phase" in trials else trials
+    if study.metric not in search:
+        return {}
+    value = pd.to_numeric(search[study.metric], errors="coerce")
+    ranked = search.assign(_value=value)[value.notna()].sort_values(
+        ["_value", "trial_id"], ascending=[study.mode == "min", True])
+    return {str(t["trial_id"]): {k: _plain(t[k]) for k in study.search_space}
+            for _, t in ranked.head(study.confirm_top).iterrows()}
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def run_confirmation(study: Study, path: str, fixed: dict[str, Any], search_records: list[results.TrialRecord],
+                     search_df, *, make_trainable: Callable, max_failures: int, max_concurrent: int | None,
+                     reuse_actors: bool, verbose: int):
+    """Re-run the ``confirm_top`` best search trials on each of ``confirm_seeds``, as a second
+    Ray Tune experiment in ``<study>/confirm/``; both phases go into the study's Parquet files
+    (``phase`` search / confirm, ``confirms`` naming the search trial). The candidates are
+    written to ``confirm.json`` when the confirmation starts, and a ``--resume`` continues with
+    those, whatever the search's ranking has become since (a retried search trial)."""
+    where = results.join(path, CONFIRM_DIR)
+    seeds = [int(s) for s in study.confirm_seeds]
+    restoring = tune.Tuner.can_restore(where)
+    try:  # the candidates of a confirmation that started (maybe killed before Tune recorded anything)
+        rows = json.loads(_read_text(results.join(path, CONFIRM_FILE)))["rows"]
+    except FileNotFoundError:
+        rows = select_candidates(search_df, study)
+        if not rows:
+            print(f"[sqsp] no search trial reported {study.metric!r}: nothing to confirm", file=sys.stderr)
+            return search_df
+        _write_json(results.join(path, CONFIRM_FILE), {"metric": study.metric, "mode": study.mode, "rows": rows,
+                                                       "seeds": seeds})
+    cfixed = {"base": fixed["base"], "rows": rows}
+    for row in rows:  # validated in the driver, as every trial is
+        for seed in seeds:
+            trial_config({"row": row, "seed": seed}, cfixed)
+    print(f"[sqsp] {'resuming the confirmation of' if restoring else 'confirming'} the {len(rows)} best search "
+          f"trials by {study.metric} ({', '.join(rows)}) on seeds {seeds}", file=sys.stderr)
+    trainable = make_trainable(cfixed)
+    if restoring:
+        tuner = tune.Tuner.restore(where, trainable, resume_unfinished=True, resume_errored=True,
+                                   restart_errored=False)
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space={"row": tune.grid_search(list(rows)), "seed": tune.grid_search(seeds)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=reuse_actors,
+                                        trial_dirname_creator=_trial_dirname),
+            run_config=tune.RunConfig(name=CONFIRM_DIR, storage_path=path, verbose=verbose,
+                                      failure_config=tune.FailureConfig(max_failures=max_failures, fail_fast=False),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+    with _terminate_as_interrupt() as signals:
+        t0 = time.perf_counter()
+        grid = tuner.fit()
+        elapsed = time.perf_counter() - t0
+        signals.writing = True
+        confirm = _records(grid, cfixed, phase="confirm")
+        trials_df, _ = results.write_study(path, study.name, search_records + confirm, metadata=search_metadata(study))
+    done = trials_df[trials_df["phase"] == "confirm"]
+    counts = done["status"].value_counts().to_dict()
+    print(f"[sqsp] confirmation: {len(done)} trials {counts} in {elapsed:.0f} s", file=sys.stderr)
+    trials_df.attrs["interrupted"] = bool(counts.get("unfinished")) or len(done) < len(rows) * len(seeds)
+    trials_df.attrs["elapsed_s"] = {**search_df.attrs.get("elapsed_s", {}), "confirm": elapsed}
+    return trials_df
 
 
 def _check_run_options(cpus: float, gpus: float, max_failures: int, max_concurrent: int | None) -> None:
@@ -566,17 +759,18 @@ def _runtime_env(address: str | None) -> dict[str, Any]:
 def _tune_config(study: Study, max_concurrent: int | None, reuse_actors: bool):
     searcher = copy.deepcopy(study.searcher)
     scheduler = copy.deepcopy(study.scheduler)
-    guided = searcher is not None or scheduler is not None
+    # a scheduler with a metric of its own refuses Tune's; the searcher gets the study's anyway
+    guided = (searcher is not None or scheduler is not None) and not getattr(scheduler, "metric", None)
     return tune.TuneConfig(
         metric=study.metric if guided else None, mode=study.mode if guided else None,
-        search_alg=FinalMetricSearcher(searcher) if searcher is not None else None,
+        search_alg=FinalMetricSearcher(searcher, study.metric, study.mode) if searcher is not None else None,
         scheduler=scheduler, num_samples=study.num_samples if searcher is not None else 1,
         max_concurrent_trials=max_concurrent, reuse_actors=reuse_actors, trial_dirname_creator=_trial_dirname)
 
 
 def _run_config(study: Study, storage: str | None, max_failures: int, verbose: int):
     return tune.RunConfig(
-        name=study.name, storage_path=storage_root(storage), verbose=verbose,
+        name=study.name, storage_path=storage_root(storage), verbose=verbose, stop=copy.deepcopy(study.stopper),
         failure_config=tune.FailureConfig(max_failures=max_failures, fail_fast=False),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
 
@@ -614,12 +808,15 @@ def _stored_skips(path: str, now: dict[str, str]) -> dict[str, str]:
     return stored
 
 
-def _records(grid, fixed: dict[str, Any], order: Sequence[str] = ()) -> list[results.TrialRecord]:
+def _records(grid, fixed: dict[str, Any], order: Sequence[str] = (),
+             phase: str | None = None) -> list[results.TrialRecord]:
     """The ResultGrid as plain records, robust to trials that died before their first report."""
     # A Result takes its config from the trial's last report, so a trial that never reported
     # (pending when the study was interrupted) would lose its row and seed; Tune's own trial
     # objects keep it (ResultGrid holds them; a private attribute, hence the fallback).
-    known = {t.trial_id: t.config for t in getattr(getattr(grid, "_experiment_analysis", None), "trials", None) or []}
+    tune_trials = getattr(getattr(grid, "_experiment_analysis", None), "trials", None) or []
+    known = {t.trial_id: t.config for t in tune_trials}
+    number = {t.trial_id: i for i, t in enumerate(tune_trials)}  # Tune's list is in creation order
     out = []
     for res in grid:
         last = res.metrics or {}
@@ -636,7 +833,8 @@ def _records(grid, fixed: dict[str, Any], order: Sequence[str] = ()) -> list[res
         out.append(results.TrialRecord(
             trial_id=str(trial_id), config=cfg, row=row, reports=reports, error=res.error,
             checkpoint=res.checkpoint.path if res.checkpoint is not None else None, path=str(res.path),
-            row_index=order.index(row) if row in order else None))
+            row_index=order.index(row) if row in order else None,
+            phase=phase, confirms=row if phase == "confirm" else None, number=number.get(str(trial_id))))
     return sorted(out, key=lambda r: r.trial_id)
 
 
@@ -938,6 +1136,12 @@ def _describe(study: Study, trials: list, path: str, cpus: float, gpus: float, r
     rows = study.rows
     if study.searcher is not None:
         count, shape = study.num_samples, f"{type(study.searcher).__name__} samples"
+        if study.scheduler is not None or study.stopper is not None:
+            shape += ", stopped early by " + " and ".join(type(x).__name__ for x in (study.scheduler, study.stopper)
+                                                         if x is not None)
+        if study.confirm_top:
+            shape += (f"; then the best {study.confirm_top} by {study.metric} on seeds "
+                      f"{[int(s) for s in study.confirm_seeds]}")
     else:
         count = len(trials)
         shape = (f"{len(rows)} rows × {len(study.seeds)} seeds" if rows is not None else
@@ -953,7 +1157,16 @@ def _spec(study: Study, base: dict[str, Any], user: dict[str, Any]) -> dict[str,
             "grid": None if isinstance(study.grid, list) else {k: list(v) for k, v in study.grid.items()},
             "search_space": {k: repr(v) for k, v in study.search_space.items()},
             "seeds": [int(s) for s in study.seeds], "metric": study.metric, "mode": study.mode,
-            "results_schema_version": results.SCHEMA_VERSION}
+            **_search_spec(study), "results_schema_version": results.SCHEMA_VERSION}
+
+
+def _search_spec(study: Study) -> dict[str, Any]:
+    """A searched study's budget, confirmation and early stopping: what a resume must repeat."""
+    if study.searcher is None:
+        return {}
+    return {"search": {"num_samples": study.num_samples, "confirm_top": study.confirm_top,
+                       "confirm_seeds": [int(s) for s in study.confirm_seeds] if study.confirm_top else [],
+                       "early_stopping": [type(x).__name__ for x in (study.scheduler, study.stopper) if x is not None]}}
 
 
 def _check_same_study(path: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -967,8 +1180,8 @@ def _check_same_study(path: str, spec: dict[str, Any]) -> dict[str, Any]:
     except FileNotFoundError:
         return spec["fixed"]
     now = json.loads(json.dumps(spec))
-    diff = [f"{k}: {stored.get(k)!r} then, {now[k]!r} now" for k in ("preset", "overrides", "seeds", "grid")
-            if k in stored and stored[k] != now[k]]
+    diff = [f"{k}: {stored.get(k)!r} then, {now.get(k)!r} now"
+            for k in ("preset", "overrides", "seeds", "grid", "search") if k in stored and stored[k] != now.get(k)]
     if stored["fixed"]["rows"] != now["fixed"]["rows"]:
         diff.append("the rows differ")
     if diff:
@@ -1032,8 +1245,7 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
                    help="retries of a trial that crashes (default 1; a config or file error is not retried)")
     p.add_argument("--max-concurrent", type=int, default=None, help="cap on trials running at once")
     if study.searcher is not None:
-        p.add_argument("--num-samples", type=int, default=study.num_samples,
-                       help=f"trials the searcher proposes (default {study.num_samples})")
+        _add_search_flags(p, study)
     if study.checkpoint_rows:
         p.add_argument("--generators", metavar="GLOB",
                        help="generator checkpoints to compare, one row each, e.g. 'runs/00000/network-snapshot-*.pkl' "
@@ -1049,9 +1261,7 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
     def run() -> int:
         chosen = dataclasses.replace(study, preset=args.preset, seeds=parse_seeds(args.seeds))
         if chosen.searcher is not None:
-            if args.num_samples < 1:
-                raise ConfigError(f"--num-samples {args.num_samples}: must be >= 1")
-            chosen = dataclasses.replace(chosen, num_samples=args.num_samples)
+            chosen = _apply_search_flags(chosen, args)
         extra = {}
         if chosen.checkpoint_rows:
             if args.fid_samples < 2:
@@ -1067,6 +1277,8 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
                            **extra)
         if study.table is not None:
             print(study.table(trials))
+        if study.figures is not None and not trials.attrs.get("interrupted"):
+            _draw(study, trials, study_dir(study, args.storage))
         reasons = results.failure_summary(trials)
         if reasons:
             print("\nTrials without a result:\n" + "\n".join(f"- {r}" for r in reasons))
@@ -1077,3 +1289,42 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
         return 1 if failed or trials.attrs.get("interrupted") else 0
 
     return cli.run(p.prog, run)
+
+
+def _add_search_flags(p: argparse.ArgumentParser, study: Study) -> None:
+    stops = [type(x).__name__ for x in (study.scheduler, study.stopper) if x is not None]
+    p.add_argument("--num-samples", type=int, default=study.num_samples,
+                   help=f"trials the searcher proposes (default {study.num_samples})")
+    p.add_argument("--confirm-top", type=int, default=study.confirm_top,
+                   help=f"re-run the K best search trials on the confirm seeds (default {study.confirm_top}; 0: none)")
+    p.add_argument("--confirm-seeds", default=",".join(str(s) for s in study.confirm_seeds),
+                   help="seeds of the confirmation, as --seeds takes them (default "
+                        f"{','.join(str(s) for s in study.confirm_seeds)}; never the search's seed)")
+    p.add_argument("--early-stopping", choices=("on", "off"), default="on" if stops else "off",
+                   help=f"stop trials early ({' and '.join(stops) or 'the study declares no scheduler or stopper'}; "
+                        f"default {'on' if stops else 'off'})")
+
+
+def _apply_search_flags(study: Study, args: argparse.Namespace) -> Study:
+    """The searched study as the command line asks: budget, confirmation, early stopping."""
+    if args.early_stopping == "on" and study.scheduler is None and study.stopper is None:
+        raise ConfigError(f"--early-stopping on: study {study.name!r} declares no scheduler or stopper")
+    if args.num_samples < 1:
+        raise ConfigError(f"--num-samples {args.num_samples}: must be >= 1")
+    off = args.early_stopping == "off"
+    seeds = parse_seeds(args.confirm_seeds, "--confirm-seeds") if args.confirm_top else study.confirm_seeds
+    return dataclasses.replace(study, num_samples=args.num_samples, confirm_top=args.confirm_top, confirm_seeds=seeds,
+                               scheduler=None if off else study.scheduler, stopper=None if off else study.stopper)
+
+
+def _draw(study: Study, trials, folder: str) -> None:
+    """A study's figures, into its folder (a local one: figures are for reading here)."""
+    if "://" in folder:
+        print(f"[sqsp] note: figures are drawn into local folders; run python analysis/plots.py on a copy of "
+              f"{folder}", file=sys.stderr)
+        return
+    try:
+        for path in study.figures(trials, folder):
+            print(f"[sqsp] wrote {path}", file=sys.stderr)
+    except ValueError as e:  # too few finished trials for a figure: the table says why
+        print(f"[sqsp] no figures: {e}", file=sys.stderr)

@@ -387,3 +387,57 @@ def test_imagefolder_layout_errors(tmp_path):
     (tmp_path / "val" / "dog").rmdir()
     with pytest.raises(DatasetLayoutError, match="differ"):
         load_split("imagefolder", str(tmp_path), "test", 8)
+
+
+# ---------------------------------------------------------------------------------------------
+# validation split
+
+
+def test_digits_m_validation_is_disjoint_from_probe_train_and_test_by_scan():
+    """The validation split of the default data set: stratified, fixed, and by scan, so no digit
+    scan is both fitted by the probe (on another background) and validated on; test shares no
+    scan with either (and no image)."""
+    train, test = load_split("digits-m", None, "train", 16), load_split("digits-m", None, "test", 16)
+    groups = data.split_groups("digits-m", "train")
+    fit, val = data.validation_split(train.labels, 0.2, groups)
+    assert sorted(torch.cat([fit, val]).tolist()) == list(range(len(train)))  # a partition of the train images
+    scans = {"fit": set(groups[fit].tolist()), "val": set(groups[val].tolist()),
+             "test": set(data.digits_m_scans("test").tolist())}
+    assert not scans["fit"] & scans["val"] and not scans["val"] & scans["test"] and not scans["fit"] & scans["test"]
+    # every scan of val is there on all its backgrounds
+    assert len(val) == data.DIGITS_M_PATCHES * len(scans["val"])
+    val_images = {bytes(x.numpy()) for x in train.images[val]}
+    assert not val_images & {bytes(x.numpy()) for x in test.images}
+    assert not val_images & {bytes(x.numpy()) for x in train.images[fit]}
+    # stratified: each class's share of val is the split's share, within one scan
+    per_class = torch.bincount(train.labels[val], minlength=10) / data.DIGITS_M_PATCHES
+    total = torch.bincount(train.labels, minlength=10) / data.DIGITS_M_PATCHES
+    assert ((per_class - 0.2 * total).abs() <= 1).all()
+    again = data.validation_split(load_split("digits-m", None, "train", 16).labels, 0.2, groups)
+    assert torch.equal(again[1], val)  # fixed seed: every trial is selected on the same images
+    assert not torch.equal(data.validation_split(train.labels, 0.2, groups, seed=1)[1], val)
+    assert data.split_groups("digits", "train") is None and data.split_groups("cifar10", "train") is None
+
+
+def test_validation_split_of_cifar_files_is_by_image_and_stratified(tmp_path):
+    """CIFAR-10 in its official on-disk format: no groups, so the split is by image."""
+    write_cifar10(tmp_path, n_per_batch=40, n_test=5)
+    train = load_split("cifar10", str(tmp_path), "train", 32)
+    fit, val = data.validation_split(train.labels, 0.25)
+    assert len(val) == 50 and len(fit) == 150 and not set(fit.tolist()) & set(val.tolist())
+    assert torch.bincount(train.labels[val], minlength=10).tolist() == [5] * 10  # 20 of each class, a quarter
+    sub = train.take(val)
+    assert torch.equal(sub.images, train.images[val]) and sub.num_classes == 10
+
+
+def test_validation_split_refuses_what_it_cannot_stratify():
+    labels = torch.arange(40) % 10
+    with pytest.raises(data.SplitError, match=r"val_fraction=0\.05 cannot split 40 labelled images of 10 classes"):
+        data.validation_split(labels, 0.05)
+    with pytest.raises(data.SplitError, match="must be in \\(0, 1\\)"):
+        data.validation_split(labels, 1.0)
+    with pytest.raises(ValueError, match="more than one class"):
+        data.validation_split(labels, 0.5, groups=torch.zeros(40, dtype=torch.int64))
+    # unlabelled images (STL-10's) are never validated on
+    fit, val = data.validation_split(torch.cat([labels, torch.full((20,), -1)]), 0.5)
+    assert (val < 40).all() and set(range(40, 60)) <= set(fit.tolist())

@@ -135,6 +135,29 @@ def test_knn_matches_numpy_transcription_across_chunks(monkeypatch):
         assert knn_accuracy(train_f, train_y, test_f, test_y, num_classes=5, k=k, t=t) == pytest.approx(expected)
 
 
+def test_knn_leaves_out_the_querys_own_group(monkeypatch):
+    """The validation monitor: a split as both bank and queries, an entry of the query's own group
+    (itself, or the same digit scan on another background) never votes. Checked against the numpy
+    transcription on the bank without that group, query by query, across chunks."""
+    g = torch.Generator().manual_seed(4)
+    feats, labels = torch.randn(60, 5, generator=g), torch.randint(0, 3, (60,), generator=g)
+    groups = torch.arange(60) // 2                       # pairs, as digits-m's two backgrounds per scan
+    monkeypatch.setattr(ev, "_SIM_ELEMENTS", 4 * 60)     # 4 queries per chunk
+    for k, t in ((5, 0.1), (58, 0.5)):
+        pred = [knn_numpy(feats[groups != groups[i]].numpy(), labels[groups != groups[i]].numpy(),
+                          feats[i:i + 1].numpy(), 3, k, t)[0] for i in range(60)]
+        expected = 100.0 * np.mean(np.array(pred) == labels.numpy())
+        got = knn_accuracy(feats, labels, feats, labels, num_classes=3, k=k, t=t, train_groups=groups, test_groups=groups)
+        assert got == pytest.approx(expected)
+    # without the groups each query finds itself (and its twin) first: perfect, and meaningless
+    twins = torch.cat([feats[::2], feats[::2] + 1e-3])
+    twin_y, twin_g = torch.cat([labels[::2], labels[::2]]), torch.cat([torch.arange(30), torch.arange(30)])
+    assert knn_accuracy(twins, twin_y, twins, twin_y, num_classes=3, k=1) == 100.0
+    assert knn_accuracy(twins, twin_y, twins, twin_y, num_classes=3, k=1, train_groups=twin_g, test_groups=twin_g) < 70
+    with pytest.raises(ValueError, match="both"):
+        knn_accuracy(feats, labels, feats, labels, num_classes=3, train_groups=groups)
+
+
 # ---------------------------------------------------------------------------------------------
 # linear probes
 

@@ -44,7 +44,7 @@ def workdir(tmp_path_factory):
     Inception-v3 weights (random, in torchvision's file format) make the other FID computable
     and whose AlexNet weights (random too) let Table 1's encoding rows build LPIPS."""
     d = tmp_path_factory.mktemp("user")
-    write_cifar10(d / "data", n_per_batch=4, n_test=10)
+    write_cifar10(d / "data", n_per_batch=10, n_test=10)  # every class 5 times: a stratified validation split
     write_stl10(d / "data", n_train=10, n_test=10, n_unlabeled=10)
     repo = write_stylegan_repo(d / "stylegan2-ada-pytorch")
     write_network_pickles(repo, [(d / "checkpoints" / "cifar10u-cifar-ada-best-fid.pkl", 0),
@@ -119,13 +119,14 @@ def check_table2(trials, preset_name: str, workdir: Path, study) -> None:
         assert t["generator"].startswith(str(workdir)) and t["probe"] == "paper"
 
 
-CIFAR = [("ablation", 6), ("blocks", 3), ("domain_gap", 4), ("knowledge_source", 10), ("loss_weights", 2),
+CIFAR = [("ablation", 6), ("blocks", 3), ("domain_gap", 4), ("knowledge_source", 10), ("loss_weights", 2 + 1),
          ("ssl_baselines", 8)]
 
 
 def test_every_study_runs_on_the_paper_cifar10_preset_from_the_users_folder(workdir, cluster, monkeypatch, capsys):
     for name, n in CIFAR:
-        extra = ["--num-samples", "2"] if name == "loss_weights" else []
+        # 2 search trials, the best confirmed on one more seed
+        extra = ["--num-samples", "2", "--confirm-top", "1", "--confirm-seeds", "1,"] if name == "loss_weights" else []
         code = run(name, ["--preset", "paper-cifar10", "--data-root", "data", *COMMON, *extra], monkeypatch, workdir)
         trials = results.read_trials(str(workdir / "results" / name))
         assert code == 0 and len(trials) == n, (name, trials[["row", "status", "error"]])

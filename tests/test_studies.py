@@ -94,23 +94,109 @@ def test_fids_from_different_extractors_are_not_compared(tmp_path):
         fid_figure(trials, tmp_path / "fig6.png")
 
 
-def test_loss_weight_search_is_declared_on_the_three_weights_and_its_table_ranks_trials(tmp_path):
+def test_loss_weight_search_selects_on_validation_stops_early_and_confirms():
     study = importlib.import_module("studies.loss_weights").STUDY
-    assert set(study.search_space) == {"sim_weight", "var_weight", "cov_weight"} and type(study.searcher).__name__ == "OptunaSearch"
+    assert set(study.search_space) == {"sim_weight", "var_weight", "cov_weight", "syn_ratio"}  # λ, μ, ν, α
+    assert type(study.searcher).__name__ == "OptunaSearch" and (study.metric, study.mode) == ("val_probe_acc", "max")
+    assert (study.scheduler.metric, study.scheduler._time_attr) == ("val_knn_acc", "progress")  # a per-epoch signal
+    assert type(study.stopper).__name__ == "CollapseStopper"
+    assert study.confirm_top == 3 and set(study.confirm_seeds).isdisjoint(study.seeds)
     corners = expand(study, base_config(study, []))  # the ends of every range are validated configs
-    assert {c.var_weight for _, c in corners} == {1.0, 100.0}
-    recs = []
-    for i, (lam, acc) in enumerate([(5.0, 70.0), (25.0, 90.0), (60.0, None)]):
-        cfg = preset("smoke", {"sim_weight": lam}).to_dict()
-        reports = [] if acc is None else [{"training_iteration": 1, "step": 84, "probe_acc": acc, "knn_acc": acc,
-                                            "done": True, "collapsed": False}]
-        recs.append(TrialRecord(f"t{i}", cfg, None, reports, error=None if acc else "FloatingPointError: loss nan"))
-    results.write_study(str(tmp_path / "loss_weights"), "loss_weights", recs)
-    from analysis.tables import format_search, search_table
-    table = search_table(pd.read_parquet(tmp_path / "loss_weights" / "trials.parquet"), tuple(study.search_space))
-    assert list(table["sim_weight"]) == [25.0, 5.0, 60.0]  # best first, the failed trial last
-    md = format_search(table)
-    assert md.splitlines()[2].startswith("| t1 | 25.00 |") and "t2: FloatingPointError: loss nan" in md
+    assert {c.var_weight for _, c in corners} == {1.0, 100.0} and {c.syn_ratio for _, c in corners} == {0.25, 1.0}
+    assert {c.val_fraction for _, c in corners} == {0.2}
+
+
+def write_search(folder, study):
+    """A searched study's results as run_study writes them: 12 search trials on seed 0 (the
+    validation probe rises with λ alone; the test probe is highest where validation is not),
+    2 stopped early, 1 diverged, and the best 2 re-run on seeds 1, 2, 3."""
+    from sqsp.tune import search_metadata
+    recs, lams = [], [1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 11.0, 15.0, 20.0, 30.0, 45.0, 70.0]
+    for i, lam in enumerate(lams):
+        values = {"sim_weight": lam, "var_weight": 5.0 + (7 * i) % 11, "cov_weight": 0.1 + (3 * i % 5) / 5,
+                  "syn_ratio": 0.25 + 0.125 * (i % 7)}
+        cfg = preset("smoke", {**values, "val_fraction": 0.2}).to_dict()
+        if i in (3, 7):    # stopped early by ASHA: the signal at a quarter of the run, no probe
+            reports = [{"training_iteration": 1, "step": 42, "progress": 0.25, "val_knn_acc": 40.0, "done": True}]
+        elif i == 11:      # diverged
+            reports = [{"training_iteration": 1, "diverged": True, "error": "TrainingDiverged: nan", "done": True}]
+        else:
+            val = 60.0 + lam / 2 if i != 9 else 40.0
+            reports = [{"training_iteration": 1, "step": 168, "progress": 1.0, "val_knn_acc": val - 10,
+                        "val_probe_acc": val, "probe_acc": 99.0 if i == 0 else val - 2, "knn_acc": val - 5,
+                        "done": True, "final": True, "collapsed": False}]
+        recs.append(TrialRecord(f"s{i:02d}", cfg, None, reports, phase="search", number=i))
+    for source, means in (("s10", 70.0), ("s08", 75.0)):   # s10 was best on seed 0, s08 is better on average
+        for seed in (1, 2, 3):
+            values = {k: recs[int(source[1:])].config[k] for k in ("sim_weight", "var_weight", "cov_weight", "syn_ratio")}
+            cfg = preset("smoke", {**values, "val_fraction": 0.2, "seed": seed}).to_dict()
+            last = {"training_iteration": 1, "step": 168, "progress": 1.0, "val_probe_acc": means + seed,
+                    "probe_acc": means + seed - 3, "knn_acc": means - 9, "done": True, "final": True, "collapsed": False}
+            recs.append(TrialRecord(f"c{source}{seed}", cfg, source, [last], phase="confirm", confirms=source,
+                                    number=seed - 1))
+    results.write_study(str(folder), "loss_weights", recs, metadata=search_metadata(study))
+    return results.read_trials(str(folder))
+
+
+def test_search_tables_rank_on_validation_and_report_test_apart(tmp_path):
+    from analysis.tables import confirm_table, search_report, search_table
+    study = importlib.import_module("studies.loss_weights").STUDY
+    trials = write_search(tmp_path / "loss_weights", study)
+    assert trials.attrs["sqsp"]["sqsp_metric"] == "val_probe_acc"  # recorded in the file, read back
+    table = search_table(trials, tuple(study.search_space))
+    # by validation: s00 has the best test probe (99) and ranks by its validation probe (60.75)
+    assert list(table["trial_id"][:3]) == ["s10", "s08", "s06"] and list(table["trial_id"][7:9]) == ["s00", "s09"]
+    assert list(table["trial_id"][-3:]) == ["s03", "s07", "s11"]  # no validation probe: last
+    assert list(table["status"][-3:]) == ["stopped", "stopped", "diverged"]
+    confirm = confirm_table(trials, tuple(study.search_space))
+    assert list(confirm["confirms"]) == ["s08", "s10"]  # by the mean over seeds 1-3, not by the search's seed 0
+    first = confirm.iloc[0]
+    assert first["val_probe_acc_mean"] == 77.0 and first["val_probe_acc_std"] == 1.0 and first["val_probe_acc_n"] == 3
+    assert first["probe_acc_mean"] == 74.0 and first["search_value"] == 70.0 and first["seeds"] == "1,2,3"
+    md = search_report(trials, tuple(study.search_space))
+    assert "| rank | search trial | λ sim_weight | μ var_weight | ν cov_weight | α syn_ratio | val probe (selection) | " \
+           "test probe (reported) |" in md
+    assert "| 1 | s08 | 20 | 6 | 0.9 | 0.375 |" in md and "77.00 ± 1.00 (n=3) | 74.00 ± 1.00 (n=3)" in md
+    assert "val probe (selection)" in md.split("Search trials")[1] and "2 stopped early" in md
+    assert "test = the test split, probe fitted on all training images, reported only, never used for selection" in md
+    assert "val = the validation split (20% of the training images" in md
+    import subprocess
+    import sys
+    from pathlib import Path
+    cli = subprocess.run([sys.executable, "analysis/tables.py", str(tmp_path / "loss_weights")], capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert cli.returncode == 0 and "Confirmation: the 2 best search trials re-run on seeds 1,2,3" in cli.stdout
+    assert "s11: TrainingDiverged: nan" in cli.stdout
+
+
+def test_search_figures_rebuild_the_optuna_study_from_parquet(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from analysis.plots import search_figures, search_study
+    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+    study = importlib.import_module("studies.loss_weights").STUDY
+    trials = write_search(tmp_path / "loss_weights", study)
+    rebuilt = search_study(trials)
+    assert [t.user_attrs["trial_id"] for t in rebuilt.trials] == [f"s{i:02d}" for i in range(12)]  # proposal order
+    assert [t.state.name for t in rebuilt.trials].count("COMPLETE") == 9
+    assert {t.user_attrs["trial_id"]: t.state.name for t in rebuilt.trials if t.state.name != "COMPLETE"} == \
+        {"s03": "PRUNED", "s07": "PRUNED", "s11": "FAIL"}
+    assert rebuilt.best_trial.user_attrs["trial_id"] == "s10" and rebuilt.best_value == 82.5
+    assert rebuilt.trials[0].distributions["sim_weight"].log and rebuilt.trials[0].distributions["syn_ratio"].step == 0.125
+    importances = get_param_importances(rebuilt, evaluator=FanovaImportanceEvaluator(seed=0))
+    assert max(importances, key=importances.get) == "sim_weight"  # the only value that moves the probe (bar s09)
+    paths = search_figures(trials, tmp_path / "figs")
+    assert [p.name for p in paths] == ["history.png", "importances.png"]
+    assert all(p.stat().st_size > 5000 and p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+    cli = subprocess.run([sys.executable, "analysis/plots.py", str(tmp_path / "loss_weights")], capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert cli.returncode == 0 and (tmp_path / "loss_weights" / "importances.png").exists(), cli.stderr
+    flat = trials.assign(val_probe_acc=trials["val_probe_acc"].where(trials["val_probe_acc"].isna(), 50.0))
+    assert [p.name for p in search_figures(flat, tmp_path / "flat")] == ["history.png"]  # nothing varies: no importances
+    with pytest.raises(ValueError, match="no search space"):
+        search_study(write_generators(tmp_path / "generators"))
 
 
 def test_no_study_file_shadows_a_module_it_imports():

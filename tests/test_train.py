@@ -89,6 +89,26 @@ def test_domain_gap_mmd_is_reported_without_changing_the_run(gen):
     assert torch.equal(src.rng.get_state(), before)
 
 
+def test_validation_split_reports_a_signal_every_epoch_and_changes_nothing_else(gen):
+    """val_fraction: every report carries the validation kNN (epochs between evaluations too),
+    the final one the validation probe, from the validation images alone; the test metrics and
+    the trajectory are those of the same run without it. progress is step / total steps."""
+    reports = []
+    small = {"dataset": "digits", "epochs": 2, "probe": "fast", "eval_init": True}  # 10 steps an epoch
+    with_val = train(tiny(**small, val_fraction=0.2), lambda m, c: reports.append(m), generator=gen)
+    plain = train(tiny(**small), generator=gen)
+    assert [r["epoch"] for r in reports] == [1, 2]
+    assert [r["progress"] for r in reports] == [0.5, 1.0]
+    assert all(0 < r["val_knn_acc"] <= 100 for r in reports) and "knn_acc" not in reports[0]  # eval_every=0
+    assert "val_probe_acc" not in reports[0] and 0 < with_val["val_probe_acc"] <= 100
+    assert 0 < with_val["init_val_probe_acc"] <= 100  # the untrained backbone, on the same split
+    for k in ("loss", "student_std", "knn_acc", "probe_acc", "init_probe_acc"):
+        assert with_val[k] == plain[k], k
+    assert "val_knn_acc" not in plain and "val_probe_acc" not in plain
+    # the selection metric is not the test metric computed twice: another split, another probe
+    assert with_val["val_probe_acc"] != with_val["probe_acc"]
+
+
 def test_auto_precision_never_picks_emulated_bf16_on_cpu():
     from sqsp.train import amp_dtype, cpu_has_native_bf16
     cpu = torch.device("cpu")
