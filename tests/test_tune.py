@@ -234,7 +234,7 @@ def _calls(storage):
 
 
 # the tiny scale of the studies run in a separate driver (a user's --set: a study cannot set it)
-SETS = {"killed_study": {**TINY, "steps": 8}, "optuna_study": {**TINY, "steps": 6}, "locked_study": {**TINY, "steps": 6}}
+SETS = {"killed_study": {**TINY, "steps": 8}, "optuna_study": {**TINY, "steps": 6, "probe": "fast"}, "locked_study": {**TINY, "steps": 6}}
 
 
 def killed_study():
