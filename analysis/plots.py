@@ -32,10 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.tables import (REPRESENTATION_TITLES, cka_matrices, fid_accuracy_correlation,  # noqa: E402
+from analysis.tables import (REPRESENTATION_TITLES, cka_matrices, fid_accuracy_correlation,
                              generators_table, layer_similarity_table, representations_table)
 
 
@@ -271,7 +268,8 @@ def _save_one(fig, path: Path, plt) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python analysis/plots.py", description=__doc__.splitlines()[0])
+    from sqsp import cli  # pandas + pyarrow only
+    p = argparse.ArgumentParser(prog=cli.prog("python analysis/plots.py"), description=__doc__.splitlines()[0])
     p.add_argument("results", help="a generators or searched study folder (holding trials.parquet), or a folder "
                                    "holding " + " or ".join(FIGURES))
     p.add_argument("--out", help="output file of Fig. 6 (default: <results>/fig6.png), the folder of a searched "

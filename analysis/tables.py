@@ -33,10 +33,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_CROSS_DATASET,  # noqa: E402
+from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_CROSS_DATASET,
                                     PAPER_CROSS_DATASET_TARGETS, PAPER_DATASET_NAMES,
                                     PAPER_DOMAIN_GAP, PAPER_GENERATORS,
                                     PAPER_KNOWLEDGE_SOURCE, PAPER_SSL,
@@ -689,13 +686,13 @@ FIGURE_TABLES = {"representations.parquet": (representations_table, format_repre
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python analysis/tables.py", description=__doc__.splitlines()[0])
+    from sqsp import cli  # pandas + pyarrow only
+    p = argparse.ArgumentParser(prog=cli.prog("python analysis/tables.py"), description=__doc__.splitlines()[0])
     p.add_argument("results", help="a study folder (holding trials.parquet), the file itself, or a URI")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--latex", dest="fmt", action="store_const", const="latex")
     g.add_argument("--csv", dest="fmt", action="store_const", const="csv")
     args = p.parse_args(argv)
-    from sqsp import cli  # pandas + pyarrow only
     return cli.run(p.prog, lambda: _print_table(args.results, args.fmt or "markdown"))
 
 

@@ -20,16 +20,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from sqsp.config import preset  # noqa: E402
-from sqsp.models import Squeeze, build_backbone, mlp  # noqa: E402
+from sqsp.config import preset
+from sqsp.models import Squeeze, build_backbone, mlp
 
 # images: pretraining set (STL-10: train + unlabeled), labelled train split, test split
 SIZES = {"cifar10": (50_000, 50_000, 10_000), "cifar100": (50_000, 50_000, 10_000),

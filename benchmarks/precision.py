@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import torch  # noqa: E402
+import torch
 
-from sqsp.config import preset  # noqa: E402
-from sqsp.train import train  # noqa: E402
+from sqsp.config import preset
+from sqsp.train import train
 
 SETTINGS = {
     "fp32 NCHW": {"precision": "fp32", "channels_last": False},

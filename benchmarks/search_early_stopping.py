@@ -28,10 +28,6 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv=None) -> int:

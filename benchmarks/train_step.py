@@ -19,16 +19,14 @@ import importlib.util
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sqsp.config import preset  # noqa: E402
-from sqsp.train import build_run, compute_loss, cpu_has_native_bf16, train_step  # noqa: E402
+from sqsp.config import preset
+from sqsp.train import build_run, compute_loss, cpu_has_native_bf16, train_step
 
 SETTINGS = {
     "fp32 NCHW": {"precision": "fp32", "channels_last": False},

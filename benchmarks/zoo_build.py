@@ -13,13 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sqsp import zoo  # noqa: E402
+from sqsp import zoo
 
 
 def main() -> None:

@@ -19,6 +19,13 @@ from .errors import USER_ERRORS
 DEBUG_ENV = "SQSP_DEBUG"
 
 
+def prog(module_form: str) -> str:
+    """The name to show in usage and errors: the console command the user typed (``sqsp-train``,
+    installed by pyproject.toml), else the module or script form (``python -m sqsp.train``)."""
+    typed = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return typed if typed.startswith("sqsp-") else module_form
+
+
 def run(prog: str, main: Callable[[], int | None]) -> int:
     """``main()``'s exit code, or 2 after one line on stderr for a user error."""
     try:

@@ -553,7 +553,7 @@ def _progress(run: Run, enabled: bool):
 # command line
 # ---------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sqsp.train", description="One squeeze-and-span run.")
+    p = argparse.ArgumentParser(prog=cli.prog("python -m sqsp.train"), description="One squeeze-and-span run.")
     p.add_argument("--preset", default="smoke", help="a preset name: " + ", ".join(sorted(PRESETS)))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable), e.g. --set syn_ratio=1.0")

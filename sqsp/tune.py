@@ -747,13 +747,13 @@ def _check_run_options(cpus: float, gpus: float, max_failures: int, max_concurre
         raise ConfigError(f"--max-concurrent {max_concurrent!r} must be >= 1")
 
 
-def _runtime_env(address: str | None) -> dict[str, Any]:
-    """Make this checkout of sqsp importable by the trial workers, wherever the study was started."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    if address:  # a cluster: ship the package to its nodes
-        return {"py_modules": [package]}
-    path = os.pathsep.join(p for p in (os.path.dirname(package), os.environ.get("PYTHONPATH")) if p)
-    return {"env_vars": {"PYTHONPATH": path}}
+def _runtime_env(address: str | None) -> dict[str, Any] | None:
+    """On a cluster, ship this copy of sqsp to the nodes (``py_modules``): their Python may hold
+    another version of the package, or none. A local Ray's workers run this interpreter, which
+    imports the installed package (``pip install -r requirements.txt`` installs it)."""
+    if address:
+        return {"py_modules": [os.path.dirname(os.path.abspath(__file__))]}
+    return None
 
 
 def _tune_config(study: Study, max_concurrent: int | None, reuse_actors: bool):

@@ -835,7 +835,7 @@ def format_listing(zoo: str | os.PathLike | None = None, manifests: Sequence[str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sqsp.zoo", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=cli.prog("python -m sqsp.zoo"), description=__doc__.split("\n\n")[0])
     p.add_argument("--dir", default=None, help="zoo directory (default: $SQSP_ZOO_DIR or ~/.cache/sqsp/zoo)")
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="train the embedded zoo (a few minutes on CPU)")

@@ -11,13 +11,9 @@ syn_ratio) come from the base, so ``--set var_weight=10`` changes μ in rows d-f
 which have no regulariser, use λ = 1 as the authors' scripts for them do.
 """
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.tables import ablation_markdown  # noqa: E402
-from sqsp.tune import Study, study_main  # noqa: E402
+from analysis.tables import ablation_markdown
+from sqsp.tune import Study, study_main
 
 # rows a-c regress with MSE alone, at λ = 1 as the authors' kd.sh / kd_squeeze_novar_nocov.sh
 OFF = dict(sim_weight=1.0, var_weight=0.0, cov_weight=0.0)

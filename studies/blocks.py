@@ -10,13 +10,9 @@ there is no ``b64-b128``. On a 32-px official checkpoint use the paper's groups 
 only (α = 1), as in the appendix.
 """
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.tables import markdown  # noqa: E402
-from sqsp.tune import Study, study_main  # noqa: E402
+from analysis.tables import markdown
+from sqsp.tune import Study, study_main
 
 ROWS = ("b4-b8", "b16", "all")
 

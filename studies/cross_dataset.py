@@ -12,13 +12,9 @@ digits dataset. The probed datasets share ``data_root`` with the pretraining one
 to the preset's image size. One pretraining run per row and seed serves every target.
 """
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.tables import markdown  # noqa: E402
-from sqsp.tune import Study, study_main  # noqa: E402
+from analysis.tables import markdown
+from sqsp.tune import Study, study_main
 
 STUDY = Study(
     name="cross_dataset",

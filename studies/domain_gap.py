@@ -9,13 +9,9 @@ Span is meant to shrink the gap (Sec. 4.2): the paper reports an order of magnit
 MMD² for squeeze and span than for squeeze alone on CIFAR-10 and CIFAR-100.
 """
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.tables import markdown  # noqa: E402
-from sqsp.tune import Study, study_main  # noqa: E402
+from analysis.tables import markdown
+from sqsp.tune import Study, study_main
 
 VICREG = {"sim_weight": 25.0, "var_weight": 25.0}  # appendix Table 3: VICReg's λ, μ on every dataset
 

@@ -21,14 +21,10 @@ generator of the main architecture (``random:stylegan@16``): what squeeze learns
 generator's structure alone, without anything a GAN learned.
 """
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.tables import markdown  # noqa: E402
-from sqsp import zoo  # noqa: E402
-from sqsp.tune import Study, study_main  # noqa: E402
+from analysis.tables import markdown
+from sqsp import zoo
+from sqsp.tune import Study, study_main
 
 # every entry a default build yields, once (``stylegan-digits-m@2000`` is ``stylegan-digits-m``)
 GENERATORS = [n for n in zoo.zoo_names() if not any(n == f"{r.name}@{r.steps}" for r in zoo.DEFAULT_RUNS)]

@@ -17,13 +17,9 @@ ImageNet AlexNet in the torch cache; where it is missing, those two rows are pri
 "needs LPIPS weights: <file> in <folder>" and the other rows run.
 """
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.tables import markdown  # noqa: E402
-from sqsp.tune import Study, study_main  # noqa: E402
+from analysis.tables import markdown
+from sqsp.tune import Study, study_main
 
 # MSE alone at λ = 1, as the authors' vanilla_distill_{w,g}_*.sh
 VANILLA = {"squeeze": False, "sim_weight": 1.0, "var_weight": 0.0, "cov_weight": 0.0, "syn_ratio": 1.0}

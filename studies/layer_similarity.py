@@ -14,13 +14,9 @@ compares generator blocks with the student's stages, ``layers`` every generator 
 with every residual block.
 """
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.plots import figure_and_table  # noqa: E402
-from sqsp.layer_similarity import FILE, main  # noqa: E402
+from analysis.plots import figure_and_table
+from sqsp.layer_similarity import FILE, main
 
 if __name__ == "__main__":
     paths, table = figure_and_table(main(), FILE)

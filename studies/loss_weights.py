@@ -18,18 +18,14 @@ how much that choice matters), as a researcher would run it:
     python analysis/plots.py results/loss_weights           # importances.png, history.png
 """
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
 
-from ray import tune  # noqa: E402
-from ray.tune.schedulers import ASHAScheduler  # noqa: E402
-from ray.tune.search.optuna import OptunaSearch  # noqa: E402
-
-from analysis.plots import search_figures  # noqa: E402
-from analysis.tables import search_markdown  # noqa: E402
-from sqsp.tune import CollapseStopper, Study, study_main  # noqa: E402
+from analysis.plots import search_figures
+from analysis.tables import search_markdown
+from sqsp.tune import CollapseStopper, Study, study_main
 
 SPACE = {
     "sim_weight": tune.loguniform(1.0, 100.0),     # λ

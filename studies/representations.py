@@ -18,13 +18,9 @@ authors' ``plot_umap.py --cpath``. The discriminator panel needs the GAN's discr
 other two panels.
 """
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.plots import figure_and_table  # noqa: E402
-from sqsp.representations import FILE, main  # noqa: E402
+from analysis.plots import figure_and_table
+from sqsp.representations import FILE, main
 
 if __name__ == "__main__":
     paths, table = figure_and_table(main(), FILE)

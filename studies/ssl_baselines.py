@@ -9,13 +9,9 @@
 SimSiam see both views of every image; squeeze distils the generator's features (Sec. 4).
 """
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.tables import markdown  # noqa: E402
-from sqsp.tune import Study, study_main  # noqa: E402
+from analysis.tables import markdown
+from sqsp.tune import Study, study_main
 
 # appendix Table 3: VICReg runs at λ = μ = 25 on every dataset (squeeze and span at 10 on CIFAR-100)
 WEIGHTS = {"vicreg": {"sim_weight": 25.0, "var_weight": 25.0}, "simsiam": {}}

@@ -169,7 +169,6 @@ NETWORKS = textwrap.dedent('''
 
 WRITE_PICKLE = textwrap.dedent('''
     import pickle, sys, torch
-    sys.path.insert(0, sys.argv[1])
     from training.networks import Discriminator, Generator
     channels = {r: max(4, 64 // r) for r in (2, 4, 8, 16, 32, 64, 128, 256)}
     for spec in sys.argv[2:]:
@@ -203,5 +202,6 @@ def write_network_pickles(repo: Path, files: list[tuple[Path, int]], *, resoluti
     for path, _ in files:
         path.parent.mkdir(parents=True, exist_ok=True)
     specs = [f"{resolution},{c_dim},{seed},{path}" for path, seed in files]
-    subprocess.run([sys.executable, "-c", WRITE_PICKLE, str(repo), *specs], check=True, timeout=300)
+    # run inside the checkout: its training/ package imports like the official scripts run there
+    subprocess.run([sys.executable, "-c", WRITE_PICKLE, str(repo), *specs], cwd=repo, check=True, timeout=300)
     return [path for path, _ in files]

@@ -96,8 +96,7 @@ SCALE = {"steps": 6, "batch_size": 16, "generator": "random:stylegan@16", "check
 
 
 _DRIVER = """
-import functools, sys
-sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
+import functools
 import ray, ray.cloudpickle, test_search
 ray.cloudpickle.register_pickle_by_value(test_search)
 from sqsp.tune import run_study
@@ -119,11 +118,10 @@ def _ended(pattern: str) -> set[str]:
 
 def _kill_when(address, storage, *, resume, until, sleep=0.3, timeout=180):
     """A driver of ``searched_study`` on our cluster, killed outright (SIGKILL) once ``until()``."""
-    script = _DRIVER.format(root=str(ROOT), tests=str(ROOT / "tests"), address=address, storage=str(storage),
-                            resume=resume, sleep=sleep)
+    script = _DRIVER.format(address=address, storage=str(storage), resume=resume, sleep=sleep)
     log_path = Path(storage) / f"driver-{int(resume)}.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT / "tests", stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.time() + timeout
             while time.time() < deadline and proc.poll() is None and not until():

@@ -179,8 +179,7 @@ def test_errored_trial_resumes_from_its_checkpoint_and_finished_ones_are_not_rer
 
 
 _DRIVER = """
-import functools, sys
-sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
+import functools
 import ray, ray.cloudpickle, test_tune
 ray.cloudpickle.register_pickle_by_value(test_tune)
 from sqsp.tune import run_study
@@ -193,8 +192,7 @@ run_study(study, address={address!r}, storage={storage!r}, max_failures=0, max_c
 
 
 def _driver(address, storage, study, *, max_concurrent=2, sleep=0.25, resume=False):
-    return _DRIVER.format(root=str(ROOT), tests=str(ROOT / "tests"), address=address, study=study,
-                          storage=str(storage), max_concurrent=max_concurrent, sleep=sleep, resume=resume)
+    return _DRIVER.format(address=address, study=study, storage=str(storage), max_concurrent=max_concurrent, sleep=sleep, resume=resume)
 
 
 def _run_and_interrupt(address, storage, study, *, finished, sig, max_concurrent=2, sleep=0.25, timeout=120):
@@ -202,7 +200,7 @@ def _run_and_interrupt(address, storage, study, *, finished, sig, max_concurrent
     script = _driver(address, storage, study, max_concurrent=max_concurrent, sleep=sleep)
     log_path = Path(storage) / "driver.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT / "tests", stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.time() + timeout
             while time.time() < deadline and proc.poll() is None and len(_ended(storage)) < finished:
@@ -478,11 +476,10 @@ def test_what_would_fail_every_trial_is_refused_before_ray(ray_session, tmp_path
 
 _STALE_STUDY = """
 import sys
-sys.path.insert(0, {root!r})
 from analysis.tables import format_table, study_table
 from sqsp.tune import Study, study_main
 STUDY = Study(name="stale", preset="smoke", seeds=(0,), table=lambda t: format_table(study_table(t)),
-              grid=[{{"row": "a"}}, {{"row": "b", "sim_weight": 10.0}}])
+              grid=[{"row": "a"}, {"row": "b", "sim_weight": 10.0}])
 sys.exit(study_main(STUDY))
 """
 
@@ -500,7 +497,7 @@ def test_a_stale_ray_address_is_not_joined_and_failed_trials_exit_nonzero_with_r
     with open(tmp_path / "data" / "CIFAR10" / "cifar-10-batches-py" / "data_batch_2", "wb") as f:
         pickle.dump({"data": _Payload(marker), "labels": [0]}, f, protocol=2)
     script = tmp_path / "stale.py"
-    script.write_text(_STALE_STUDY.format(root=str(ROOT)))
+    script.write_text(_STALE_STUDY)
     sets = [f"--set={k}={v}" for k, v in {**TINY, "eval_init": False, "eval_mmd": False, "dataset": "cifar10",
                                            "data_root": tmp_path / "data"}.items()]
     ray_tmp = tempfile.mkdtemp(prefix="sq", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
