@@ -316,6 +316,73 @@ reach another: a new field is scale until it is added here."""
 SCALE_FIELDS = frozenset(f.name for f in fields(TrainConfig)) - STUDY_FIELDS
 
 
+_NO_TEACHER = "it has no teacher: its targets are its own second view"
+_SSL_IGNORES = {
+    "syn_augment": "it augments every image, synthetic or real, with aug_preset (two views each); syn_augment is "
+                   "distill's switch for the synthetic side",
+    "aug_granularity": "its two views are augmented per sample, as real images are; aug_granularity is distill's "
+                       "choice for the synthetic side",
+    "vc_side": "its variance/covariance terms regularise its two views; vc_side chooses distill's student or teacher "
+               "side",
+    "squeeze": _NO_TEACHER, "squeeze_depth": _NO_TEACHER, "squeeze_width": _NO_TEACHER,
+    "teacher_source": _NO_TEACHER, "generator_blocks": _NO_TEACHER + " (it sees the generator's images only)",
+    "latent_weight": "it belongs to method='encode'", "lpips_net": "it belongs to method='encode'",
+}
+_TRAINS_NOTHING = "it trains nothing: the discriminator's features are probed as they are"
+IGNORED_BY_METHOD: dict[str, dict[str, str]] = {
+    "distill": {"latent_weight": "it belongs to method='encode'", "lpips_net": "it belongs to method='encode'"},
+    "vicreg": _SSL_IGNORES,
+    "simsiam": {**_SSL_IGNORES, **{k: "SimSiam's loss (negative cosine, stop-gradient) has no weights"
+                                   for k in ("sim_weight", "var_weight", "cov_weight")}},
+    "encode": {"aug_granularity": "its synthetic images are not augmented (it reconstructs them)",
+               "vc_side": "its loss is Eq. 3 (latent + LPIPS), without variance/covariance terms",
+               **{k: "its loss is Eq. 3 (latent_weight · latent + LPIPS)" for k in ("sim_weight", "var_weight",
+                                                                                    "cov_weight")},
+               **{k: "its target is w itself, without a squeeze module" for k in ("squeeze", "squeeze_depth",
+                                                                                  "squeeze_width", "teacher_dim")},
+               "generator_blocks": "its target is w, not block features"},
+    "discriminator": {k: _TRAINS_NOTHING for k in (
+        "syn_augment", "aug_granularity", "aug_preset", "crop_min", "vc_side", "squeeze", "squeeze_depth",
+        "squeeze_width", "teacher_source", "teacher_dim", "generator_blocks", "truncation", "sim_weight",
+        "var_weight", "cov_weight", "syn_ratio", "latent_weight", "lpips_net", "student", "student_width",
+        "projector_depth", "projector_dim", "epochs", "steps", "base_lr", "weight_decay", "momentum",
+        "lr_schedule", "warmup_steps")},
+}
+"""Fields each method never reads, and why: a run that sets one of them explicitly (to anything
+but its default) is refused rather than run as if the setting mattered. ``crop_min`` is not
+here for VICReg/SimSiam: their views are cropped with it. Presets set many of these for every
+method; only what the user or a study sets is checked (``ignored_settings``)."""
+for _m in METHODS:
+    if _m != "discriminator":
+        IGNORED_BY_METHOD[_m] = {**IGNORED_BY_METHOD[_m], "disc_features": "it belongs to method='discriminator'"}
+
+
+def ignored_settings(cfg: TrainConfig, explicit: Any) -> dict[str, str]:
+    """{field: why} for the fields of ``explicit`` (set by the user or a study, not a preset)
+    that ``cfg`` holds at a non-default value and that its method, or its other settings, never read."""
+    default = TrainConfig()
+    out = {}
+    for name in explicit:
+        if getattr(cfg, name) == getattr(default, name):
+            continue
+        why = IGNORED_BY_METHOD.get(cfg.method, {}).get(name)
+        if why:
+            out[name] = f"method={cfg.method!r} ignores it: {why}"
+        elif name == "eval_mmd" and cfg.probe == "none":
+            out[name] = "the MMD is measured on the final probe pass's features, and probe='none' makes none"
+        elif name == "eval_mmd" and cfg.syn_batch == 0:
+            out[name] = "the MMD compares generated with real images, and syn_ratio=0 generates none"
+    return out
+
+
+def refuse_ignored(cfg: TrainConfig, explicit: Any, where: str = "") -> None:
+    """ConfigError naming every explicitly set field that ``cfg`` would silently ignore, and why."""
+    bad = ignored_settings(cfg, explicit)
+    if bad:
+        raise ConfigError(where + "; ".join(f"{name}={getattr(cfg, name)!r} would do nothing ({why})"
+                                            for name, why in bad.items()) + "; drop " + ", ".join(bad))
+
+
 def is_zoo_name(spec: str) -> bool:
     """Whether a ``generator`` spec names a zoo entry, rather than ``random:<arch>`` or a path
     to a checkpoint (ours or an official pickle). Only zoo names can be built on first use."""
@@ -419,7 +486,9 @@ def preset(name: str, overrides: dict[str, Any] | list[str] | None = None, *, va
         for f in fields(cfg):
             _check_type(f, getattr(cfg, f.name))
         return cfg
-    return TrainConfig.from_dict(values)
+    cfg = TrainConfig.from_dict(values)
+    refuse_ignored(cfg, parse_overrides(overrides))
+    return cfg
 
 
 def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:

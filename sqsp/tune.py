@@ -108,9 +108,10 @@ from ray.tune.search import Searcher
 
 from . import cli, lockfile, results
 from .checkpoints import FID_SAMPLES, Checkpoint, checkpoint_fid, find_checkpoints, info_from_entry, recorded_fids
-from .config import (SCALE_FIELDS, STUDY_FIELDS, ConfigError, TrainConfig, absolute_paths, is_zoo_name,
-                     parse_overrides, parse_seeds, preset)
+from .config import (PRESETS, SCALE_FIELDS, STUDY_FIELDS, ConfigError, TrainConfig, absolute_paths, ignored_settings,
+                     is_zoo_name, parse_overrides, parse_seeds, preset, refuse_ignored)
 from .errors import USER_ERRORS
+from .provenance import trial_provenance
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 STUDY_FILE = "study.json"
@@ -241,17 +242,24 @@ def fixed_spec(study: Study, base: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps({"base": base, "rows": rows}))
 
 
-def param_space(study: Study, skip: Sequence[str] = ()) -> dict[str, Any]:
-    """Ray Tune's param_space: only what varies between trials (row, grid, search space, seed).
+def param_space(study: Study, skip: Sequence[str] = (),
+                trials: Sequence[tuple[str | None, TrainConfig]] = ()) -> dict[str, Any]:
+    """Ray Tune's param_space: what varies between trials, and only that.
 
-    The shared part goes to the trainable through ``tune.with_parameters`` and into
-    ``study.json``: Ray would print all of it with every trial otherwise. Rows in ``skip``
-    (see ``skipped_rows``) are left out.
+    The row, grid and search space, the seed, and for named rows every field whose value
+    differs between them (``varying``: ablation row d's ``cov_weight=0``), so that Ray's own
+    tools (``ResultGrid.get_dataframe``, TensorBoard's HParams, MLflow, W&B) show the
+    hyperparameters. The shared part goes to the trainable through ``tune.with_parameters``
+    and into ``study.json``: Ray would print all of it with every trial otherwise. Rows in
+    ``skip`` (see ``skipped_rows``) are left out. ``trials`` is ``expand``'s list.
     """
     rows = study.rows
     space: dict[str, Any] = {}
     if rows is not None:
-        space["row"] = tune.grid_search([r for r in rows if r not in skip])
+        labels = [r for r in rows if r not in skip]
+        space["row"] = tune.grid_search(labels)
+        per_row = {row: cfg.to_dict() for row, cfg in trials if row in labels}
+        space.update(row_domains(per_row))
     else:
         for k in study.grid:
             space[k] = tune.grid_search(_grid_values(study, k))
@@ -259,6 +267,30 @@ def param_space(study: Study, skip: Sequence[str] = ()) -> dict[str, Any]:
     if study.searcher is None:
         space["seed"] = tune.grid_search([int(s) for s in study.seeds])
     return space
+
+
+def varying(configs: dict[str, dict[str, Any]]) -> list[str]:
+    """The config fields whose value differs between rows (seed aside), in TrainConfig's order."""
+    values = list(configs.values())
+    return [f for f in (x.name for x in dataclasses.fields(TrainConfig))
+            if f != "seed" and values and any(v.get(f) != values[0].get(f) for v in values[1:])]
+
+
+@dataclass(frozen=True)
+class RowValue:
+    """A field's value as a function of the trial's row: a ``tune.sample_from`` beside the rows'
+    grid_search, so that the field is a hyperparameter of its own in Ray's tools (a class, not
+    a lambda: Tune stores the param_space with the experiment, for ``--resume``)."""
+    values: tuple[tuple[str, Any], ...]
+
+    def __call__(self, config: dict[str, Any]) -> Any:
+        return dict(self.values)[config["row"]]
+
+
+def row_domains(per_row: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """{field: tune.sample_from(the row's value)} for every field that differs between rows."""
+    return {f: tune.sample_from(RowValue(tuple((row, cfg.get(f)) for row, cfg in per_row.items())))
+            for f in varying(per_row)}
 
 
 def _grid_values(study: Study, key: str) -> list[Any]:
@@ -275,8 +307,11 @@ def trial_config(space: dict[str, Any], fixed: dict[str, Any]) -> TrainConfig:
     return TrainConfig.from_dict(values)
 
 
-def expand(study: Study, base: dict[str, Any]) -> list[tuple[str | None, TrainConfig]]:
-    """Every trial of the study as (row label, validated TrainConfig); raises ConfigError."""
+def expand(study: Study, base: dict[str, Any], user_keys: Sequence[str] = ()) -> list[tuple[str | None, TrainConfig]]:
+    """Every trial of the study as (row label, validated TrainConfig); raises ConfigError.
+
+    ``user_keys``: the fields the user set (``--set``). A field set explicitly (by the user, the
+    study or a row) that a trial's method never reads is refused (``config.ignored_settings``)."""
     rows = study.rows
     fixed = fixed_spec(study, base)
     if study.searcher is not None:
@@ -303,14 +338,29 @@ def expand(study: Study, base: dict[str, Any]) -> list[tuple[str | None, TrainCo
         raise ConfigError(f"study {study.name!r}: seed(s) {twice} appear more than once in seeds; each seed runs once")
     out = []
     for p in points:
+        where = f"row {p['row']!r}" if "row" in p else ", ".join(f"{k}={v!r}" for k, v in p.items())
+        own = set(rows[p["row"]]) if rows is not None else set(p)  # what the row, grid or searcher sets
         for s in seeds:
             space = {**p, "seed": int(s)}
             try:
-                out.append((p.get("row"), trial_config(space, fixed)))
+                cfg = trial_config(space, fixed)
+                refuse_ignored(cfg, own)
             except ConfigError as e:
-                where = f"row {p['row']!r}" if "row" in p else ", ".join(f"{k}={v!r}" for k, v in p.items())
                 raise ConfigError(f"study {study.name!r}, trial {where or 'base'} seed {s}: {e}") from None
+            out.append((p.get("row"), cfg))
+    _refuse_ignored_everywhere(study, [cfg for _, cfg in out], set(study.overrides) | set(user_keys))
     return out
+
+
+def _refuse_ignored_everywhere(study: Study, configs: list[TrainConfig], keys: set[str]) -> None:
+    """A study-wide setting (``--set`` or the study's overrides) that every trial ignores is
+    refused; one that some trials read (``--set vc_side=student`` on a study with distill and
+    VICReg rows) applies to those."""
+    for key in sorted(keys):
+        whys = [ignored_settings(c, [key]).get(key) for c in configs]
+        if whys and all(whys):
+            raise ConfigError(f"{key}={getattr(configs[0], key)!r} would do nothing in any trial of study "
+                              f"{study.name!r} ({whys[0]}); drop it")
 
 
 def _domain_probe(domain: Any) -> list[Any]:
@@ -342,6 +392,7 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     config = trial_config(space, fixed)
     info = fixed.get("info", {}).get(space.get("row"), {})  # e.g. the FID of the row's checkpoint
+    info = {**info, **trial_provenance(config)}  # the generator's sha256, library versions, the device here
     if train_fn is None:
         from .train import train as train_fn
     reported = []
@@ -379,6 +430,90 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
         tune.report({"diverged": True, "error": f"{type(e).__name__}: {e}", "done": True})
     except USER_ERRORS as e:  # a bad config or file fails the same way again: no retry either
         tune.report({"failed": True, "error": f"{type(e).__name__}: {e}", "done": True})
+
+
+LOGGERS = ("tensorboard", "mlflow", "wandb")
+"""Ray Tune's standard logger callbacks that ``--loggers`` offers; ``none`` for none of them."""
+_LOGGER_PACKAGES = {"tensorboard": "tensorboardX", "mlflow": "mlflow", "wandb": "wandb"}
+
+
+def parse_loggers(text: str) -> tuple[str, ...]:
+    """``tensorboard,mlflow`` -> ("tensorboard", "mlflow"); ``none`` -> (); raises ConfigError."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if names == ("none",):
+        return ()
+    bad = [n for n in names if n not in LOGGERS]
+    if bad or not names:
+        raise ConfigError(f"--loggers {text!r}: {bad or 'empty'}; allowed: a comma-separated list of "
+                          f"{', '.join(LOGGERS)}, or 'none'")
+    return names
+
+
+def logger_callbacks(loggers: Sequence[str], study_name: str) -> list:
+    """Tune's CSV and JSON loggers (the Parquet files are built from what they write) and the
+    ``loggers`` asked for, each refused here, before Ray starts, if its package is missing.
+    Tune would add TensorBoard's by itself; run_study turns that off so that the flag decides."""
+    import importlib.util
+
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+    out = [CSVLoggerCallback(), JsonLoggerCallback()]
+    for name in loggers:
+        if name not in LOGGERS:
+            raise ConfigError(f"logger {name!r}; allowed: {', '.join(LOGGERS)}")
+        package = _LOGGER_PACKAGES[name]
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"--loggers {name} needs the {package} package, which is not installed: "
+                              f"pip install {package}")
+        if name == "tensorboard":
+            out.append(TBXLoggerCallback())
+        elif name == "mlflow":
+            from ray.air.integrations.mlflow import MLflowLoggerCallback
+            out.append(MLflowLoggerCallback(experiment_name=study_name))
+        else:
+            from ray.air.integrations.wandb import WandbLoggerCallback
+            out.append(WandbLoggerCallback(project=study_name))
+    return out
+
+
+class TrialLines(tune.Callback):
+    """The compact console: one line per trial that ends, with how many of the study's have.
+
+    ``[sqsp] 3/18 b seed 1: completed, probe 78.12, kNN 69.00, 31 s``. Ray's own trial
+    tables (hundreds of lines for a study) are behind ``--verbose``."""
+
+    def __init__(self, total: int, prefix: str = ""):
+        self.total, self.prefix = total, prefix
+        self.ended: set[str] = set()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._line(trials, trial, None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(trials, trial, "error")
+
+    def _line(self, trials, trial, error) -> None:
+        # trials that ended before a --resume count too
+        self.ended |= {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")} | {trial.trial_id}
+        last = trial.last_result or {}
+        status = results.trial_status(last, error)
+        parts = [status]
+        for key, label in (("probe_acc", "probe"), ("knn_acc", "kNN")):
+            value = last.get(key)
+            if isinstance(value, (int, float)) and not math.isnan(value):
+                parts.append(f"{label} {value:.2f}")
+        if last.get("time_total_s") is not None:
+            parts.append(f"{last['time_total_s']:.0f} s")
+        if status in results.FAILED and last.get("error"):
+            parts.append(str(last["error"]).splitlines()[0][:120])
+        print(f"[sqsp] {self.prefix}{len(self.ended)}/{self.total} {trial_label(trial.config)}: {', '.join(parts)}",
+              file=sys.stderr, flush=True)
+
+
+def trial_label(space: dict[str, Any]) -> str:
+    """A trial as a person names it: its row and seed, or the values a grid or searcher chose."""
+    if space.get("row") is not None:
+        return f"{space['row']} seed {space.get('seed')}"
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in space.items())
 
 
 def _trial_dirname(trial) -> str:
@@ -458,7 +593,8 @@ def study_dir(study: Study, storage: str | None = None) -> str:
 def run_study(study: Study, *, address: str | None = None, storage: str | None = None, resume: bool = False,
               cpus_per_trial: float = 1, gpus_per_trial: float = 0, max_failures: int = 1,
               overrides: dict[str, Any] | list[str] | None = None, max_concurrent: int | None = None,
-              reuse_actors: bool = True, train_fn: Callable | None = None, verbose: int = 1,
+              reuse_actors: bool = True, train_fn: Callable | None = None, verbose: int = 0,
+              loggers: Sequence[str] = ("tensorboard",),
               generators: str | None = None, fid_samples: int = FID_SAMPLES, manifests: Sequence[str] | None = None):
     """Run (or ``resume``) a study and write its Parquet files; returns the trials DataFrame.
 
@@ -466,6 +602,11 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
     config, generator, data layout or device), or if another run holds the study folder.
     Without ``address`` the study runs on a private local Ray, never on a cluster that
     happens to be running here.
+
+    ``verbose`` 0 prints one line per trial that ends, with a count (``TrialLines``); 1 or 2 adds
+    Ray's own trial tables and the trials' console output. ``loggers`` are Ray Tune's logger
+    callbacks (``LOGGERS``); Tune's CSV and JSON files are always written (the Parquet files
+    are built from them).
 
     ``generators`` (a glob, for a study with ``checkpoint_rows``) makes each matching file a row
     and records its FID (from ``manifests``, else computed in a Ray task per file with
@@ -476,8 +617,9 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
         study = dataclasses.replace(study, grid=[{"row": c.label, "generator": c.path} for c in checkpoints])
     user = parse_overrides(overrides)
     _check_run_options(cpus_per_trial, gpus_per_trial, max_failures, max_concurrent)
+    callbacks = logger_callbacks(loggers, study.name)  # a logger that is not installed: refused now
     base = base_config(study, user)
-    trials = expand(study, base)
+    trials = expand(study, base, list(user))
     check_search(study, [cfg for _, cfg in trials])
     path = study_dir(study, storage)
     spec = _spec(study, base, user)
@@ -529,7 +671,9 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
         if not ray.is_initialized():
             # "local": a private Ray; None would join whatever RAY_ADDRESS or Ray's "current
             # cluster" file names (a dead one hangs, someone else's runs our trials)
-            ray.init(address=address or "local", runtime_env=_runtime_env(address))
+            ray.init(address=address or "local", runtime_env=_runtime_env(address),
+                     # quiet unless asked: the trials' own output and Ray's startup lines
+                     log_to_driver=verbose > 0, logging_level="INFO" if verbose > 0 else "WARNING")
             started = True
         try:
             check_resources(cpus_per_trial, gpus_per_trial, strict=address is None)
@@ -539,6 +683,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                 fixed["info"] = checkpoint_info(checkpoints, recorded, trials[0][1], fid_samples)
             # probe_acc comes with the final report only; Tune's strict check would refuse the others
             os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+            os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # the loggers are logger_callbacks' choice
             # Tune snapshots the experiment state at most every 10 s by default; a driver killed
             # in between forgets that a trial ended and resumes it from an older checkpoint.
             os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
@@ -553,9 +698,10 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                                            restart_errored=False)
             else:
                 _write_json(results.join(path, STUDY_FILE), spec)
-                tuner = tune.Tuner(trainable, param_space=param_space(study, skip=list(skipped)),
+                lines = TrialLines(study.num_samples if study.searcher is not None else len(runnable))
+                tuner = tune.Tuner(trainable, param_space=param_space(study, skip=list(skipped), trials=trials),
                                    tune_config=_tune_config(study, max_concurrent, reuse_actors),
-                                   run_config=_run_config(study, storage, max_failures, verbose))
+                                   run_config=_run_config(study, storage, max_failures, verbose, [*callbacks, lines]))
             with _terminate_as_interrupt() as signals:
                 t0 = time.perf_counter()
                 grid = tuner.fit()
@@ -573,7 +719,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
             if not trials_df.attrs["interrupted"] and study.searcher is not None and study.confirm_top:
                 trials_df = run_confirmation(study, path, fixed, records, trials_df, make_trainable=make_trainable,
                                              max_failures=max_failures, max_concurrent=max_concurrent,
-                                             reuse_actors=reuse_actors, verbose=verbose)
+                                             reuse_actors=reuse_actors, verbose=verbose, callbacks=callbacks)
             if trials_df.attrs["interrupted"]:
                 print("[sqsp] the study was interrupted; continue it with --resume", file=sys.stderr)
             return trials_df
@@ -685,7 +831,7 @@ def _plain(v: Any) -> Any:
 
 def run_confirmation(study: Study, path: str, fixed: dict[str, Any], search_records: list[results.TrialRecord],
                      search_df, *, make_trainable: Callable, max_failures: int, max_concurrent: int | None,
-                     reuse_actors: bool, verbose: int):
+                     reuse_actors: bool, verbose: int, callbacks: Sequence[Any] = ()):
     """Re-run the ``confirm_top`` best search trials on each of ``confirm_seeds``, as a second
     Ray Tune experiment in ``<study>/confirm/``; both phases go into the study's Parquet files
     (``phase`` search / confirm, ``confirms`` naming the search trial). The candidates are
@@ -715,10 +861,12 @@ def run_confirmation(study: Study, path: str, fixed: dict[str, Any], search_reco
                                    restart_errored=False)
     else:
         tuner = tune.Tuner(
-            trainable, param_space={"row": tune.grid_search(list(rows)), "seed": tune.grid_search(seeds)},
+            trainable, param_space={"row": tune.grid_search(list(rows)), **row_domains(rows),
+                                    "seed": tune.grid_search(seeds)},
             tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=reuse_actors,
                                         trial_dirname_creator=_trial_dirname),
             run_config=tune.RunConfig(name=CONFIRM_DIR, storage_path=path, verbose=verbose,
+                                      callbacks=[*callbacks, TrialLines(len(rows) * len(seeds), "confirm ")],
                                       failure_config=tune.FailureConfig(max_failures=max_failures, fail_fast=False),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
     with _terminate_as_interrupt() as signals:
@@ -768,9 +916,10 @@ def _tune_config(study: Study, max_concurrent: int | None, reuse_actors: bool):
         max_concurrent_trials=max_concurrent, reuse_actors=reuse_actors, trial_dirname_creator=_trial_dirname)
 
 
-def _run_config(study: Study, storage: str | None, max_failures: int, verbose: int):
+def _run_config(study: Study, storage: str | None, max_failures: int, verbose: int, callbacks: list):
     return tune.RunConfig(
         name=study.name, storage_path=storage_root(storage), verbose=verbose, stop=copy.deepcopy(study.stopper),
+        callbacks=callbacks,
         failure_config=tune.FailureConfig(max_failures=max_failures, fail_fast=False),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
 
@@ -1227,11 +1376,13 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
     it); 2 for a user error, found before any trial ran (one line, see sqsp/cli.py)."""
     p = argparse.ArgumentParser(prog=f"python studies/{study.name}.py",
                                 description=study.description or f"Run the {study.name} study with Ray Tune.")
-    p.add_argument("--preset", default=study.preset, help=f"base preset (default {study.preset})")
+    p.add_argument("--preset", default=study.preset, choices=sorted(PRESETS), metavar="PRESET",
+                   help=f"base preset: {', '.join(sorted(PRESETS))} (default {study.preset})")
     p.add_argument("--data-root", help="dataset folder, for presets on real data (same as --set data_root=…)")
-    p.add_argument("--seeds", default=str(len(study.seeds)),
-                   help=f"a count N (seeds 0..N-1; default {len(study.seeds)}) or a comma-separated list "
-                        "(4,7; a single seed: 7,)")
+    declared = ",".join(str(s) for s in study.seeds)
+    p.add_argument("--seeds", default=None,
+                   help=f"a comma-separated list (4,7; a single seed: 7,) or a count N (seeds 0..N-1); default: "
+                        f"the study's own seeds, {declared}")
     p.add_argument("--address", help="join a running Ray cluster: 'auto' or 'ray://host:10001' "
                                      "(default: a private local Ray)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
@@ -1244,6 +1395,14 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
     p.add_argument("--max-failures", type=int, default=1,
                    help="retries of a trial that crashes (default 1; a config or file error is not retried)")
     p.add_argument("--max-concurrent", type=int, default=None, help="cap on trials running at once")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the trials the study would run (row, seed, the fields that vary) and exit; "
+                        "starts no Ray, trains nothing")
+    p.add_argument("--verbose", action="store_true",
+                   help="Ray's own trial tables and the trials' console output (default: a line per finished trial)")
+    p.add_argument("--loggers", default="tensorboard",
+                   help=f"Ray Tune logger callbacks, comma separated: {', '.join(LOGGERS)} (MLflow and W&B when "
+                        "installed), or none (default tensorboard; view with tensorboard --logdir <storage>/<study>)")
     if study.searcher is not None:
         _add_search_flags(p, study)
     if study.checkpoint_rows:
@@ -1259,9 +1418,14 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
     overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else [])
 
     def run() -> int:
-        chosen = dataclasses.replace(study, preset=args.preset, seeds=parse_seeds(args.seeds))
+        seeds = study.seeds if args.seeds is None else parse_seeds(args.seeds)
+        chosen = dataclasses.replace(study, preset=args.preset, seeds=seeds)
         if chosen.searcher is not None:
             chosen = _apply_search_flags(chosen, args)
+        loggers = parse_loggers(args.loggers)
+        if args.dry_run:
+            print(dry_run(chosen, overrides))
+            return 0
         extra = {}
         if chosen.checkpoint_rows:
             if args.fid_samples < 2:
@@ -1274,7 +1438,7 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
         trials = run_study(chosen, address=args.address, storage=args.storage, resume=args.resume,
                            cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                            max_failures=args.max_failures, overrides=overrides, max_concurrent=args.max_concurrent,
-                           **extra)
+                           verbose=2 if args.verbose else 0, loggers=loggers, **extra)
         if study.table is not None:
             print(study.table(trials))
         if study.figures is not None and not trials.attrs.get("interrupted"):
@@ -1289,6 +1453,43 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
         return 1 if failed or trials.attrs.get("interrupted") else 0
 
     return cli.run(p.prog, run)
+
+
+def dry_run(study: Study, overrides: dict[str, Any] | list[str] | None = None) -> str:
+    """The trials ``run_study`` would run, one line each: row, seed and the fields that vary
+    (``param_space``'s), every config validated, without Ray, data or generators."""
+    user = parse_overrides(overrides)
+    base = base_config(study, user)
+    trials = expand(study, base, list(user))
+    check_search(study, [cfg for _, cfg in trials])
+    shown = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "seed" and
+             len({json.dumps(getattr(c, f.name)) for _, c in trials}) > 1]
+    head = f"study {study.name!r} on preset {study.preset!r}"
+    if study.searcher is not None:
+        space = ", ".join(f"{k} {_domain_text(v)}" for k, v in study.search_space.items())
+        lines = [f"{head}: {study.num_samples} trials on seed {study.seeds[0]}, proposed by "
+                 f"{type(study.searcher).__name__} from {space}"]
+        if study.confirm_top:
+            lines.append(f"then the best {study.confirm_top} by {study.metric} re-run on seeds "
+                         f"{[int(s) for s in study.confirm_seeds]}: {study.confirm_top * len(study.confirm_seeds)} "
+                         "trials")
+        return "\n".join(lines)
+    lines = [f"{head}: {len(trials)} trials" + (f" (varying {', '.join(shown)})" if shown else "")]
+    width = max((len(str(row)) for row, _ in trials), default=0)
+    for row, cfg in trials:
+        values = "  ".join(f"{k}={getattr(cfg, k)}" for k in shown)
+        lines.append(f"  {'' if row is None else str(row):<{width}}  seed {cfg.seed:<3} {values}".rstrip())
+    return "\n".join(lines)
+
+
+def _domain_text(domain: Any) -> str:
+    if hasattr(domain, "categories"):
+        return str(list(domain.categories))
+    if hasattr(domain, "lower") and hasattr(domain, "upper"):
+        sampler = type(getattr(domain, "sampler", None)).__name__.lower()
+        kind = "log-uniform" if "log" in sampler else "uniform"
+        return f"{kind} [{domain.lower:g}, {domain.upper:g}]"
+    return repr(domain)
 
 
 def _add_search_flags(p: argparse.ArgumentParser, study: Study) -> None:

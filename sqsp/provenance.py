@@ -1,0 +1,69 @@
+"""What produced one trial, recorded beside its metrics: the exact generator file and the
+library and hardware versions the numbers depend on (results.collect_provenance records the
+driver's Python, torch, Ray and git commit once per study).
+
+Collected where the trial runs, since on a cluster that is another machine than the driver's.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+from typing import Any
+
+from .config import TrainConfig, is_zoo_name
+
+VERSIONED = {"numpy_version": "numpy", "kornia_version": "kornia", "sklearn_version": "scikit-learn"}
+
+
+def trial_provenance(cfg: TrainConfig) -> dict[str, Any]:
+    """Flat string values: ``generator_sha256`` (None for an untrained ``random:`` generator or a
+    run without one), the versions of numpy, kornia and scikit-learn, ``cuda_version``
+    (torch.version.cuda; None for a CPU build) and ``device_name`` (the GPU's name, else the CPU's)."""
+    import torch
+    out: dict[str, Any] = {k: _version(pkg) for k, pkg in VERSIONED.items()}
+    out["cuda_version"] = torch.version.cuda
+    out["device_name"] = device_name(cfg.device)
+    out["generator_sha256"] = generator_sha256(cfg)
+    return out
+
+
+def generator_sha256(cfg: TrainConfig) -> str | None:
+    """The generator file's sha256: a zoo entry's from its manifest (checked against the file
+    whenever it is loaded), a checkpoint path's computed (a second read of a file the trial reads anyway)."""
+    if not (cfg.syn_batch > 0 or cfg.method == "discriminator") or cfg.generator.startswith("random:"):
+        return None
+    if is_zoo_name(cfg.generator):
+        from . import zoo
+        entry = zoo.entries().get(cfg.generator)
+        return entry.get("sha256") if entry else None
+    from .fid import file_sha256
+    return file_sha256(cfg.generator) if os.path.isfile(cfg.generator) else None
+
+
+def device_name(device: str) -> str:
+    import torch
+    if device.startswith(("auto", "cuda")) and torch.cuda.is_available():
+        index = int(device.split(":")[1]) if ":" in device else 0
+        return torch.cuda.get_device_name(index)
+    if device in ("auto", "mps") and torch.backends.mps.is_available():
+        return "Apple MPS"
+    return _cpu_name()
+
+
+def _cpu_name() -> str:
+    try:  # Linux: the model name; platform.processor() is often just the architecture there
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+        return None
