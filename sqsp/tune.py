@@ -104,6 +104,7 @@ from typing import Any, Callable, Iterator, Sequence
 import pyarrow.fs as pafs
 import ray
 from ray import tune
+from ray.tune.logger import TBXLoggerCallback
 from ray.tune.search import Searcher
 
 from . import cli, lockfile, results
@@ -248,18 +249,18 @@ def param_space(study: Study, skip: Sequence[str] = (),
 
     The row, grid and search space, the seed, and for named rows every field whose value
     differs between them (``varying``: ablation row d's ``cov_weight=0``), so that Ray's own
-    tools (``ResultGrid.get_dataframe``, TensorBoard's HParams, MLflow, W&B) show the
-    hyperparameters. The shared part goes to the trainable through ``tune.with_parameters``
-    and into ``study.json``: Ray would print all of it with every trial otherwise. Rows in
-    ``skip`` (see ``skipped_rows``) are left out. ``trials`` is ``expand``'s list.
+    tools (``ResultGrid.get_dataframe``, TensorBoard's HParams through ``TensorBoardLogger``,
+    MLflow, W&B) show the hyperparameters. The shared part goes to the trainable through
+    ``tune.with_parameters`` and into ``study.json``: Ray would print all of it with every
+    trial otherwise. Rows in ``skip`` (see ``skipped_rows``) are left out. ``trials`` is
+    ``expand``'s list.
     """
     rows = study.rows
     space: dict[str, Any] = {}
     if rows is not None:
         labels = [r for r in rows if r not in skip]
         space["row"] = tune.grid_search(labels)
-        per_row = {row: cfg.to_dict() for row, cfg in trials if row in labels}
-        space.update(row_domains(per_row))
+        space.update(row_domains({row: cfg.to_dict() for row, cfg in trials if row in labels}))
     else:
         for k in study.grid:
             space[k] = tune.grid_search(_grid_values(study, k))
@@ -283,7 +284,9 @@ class RowValue:
     a lambda: Tune stores the param_space with the experiment, for ``--resume``)."""
     values: tuple[tuple[str, Any], ...]
 
-    def __call__(self, config: dict[str, Any]) -> Any:
+    def __call__(self, spec: dict[str, Any]) -> Any:
+        # Tune passes the whole spec ({"config": …}) while it generates the trials' variants
+        config = spec["config"] if "config" in spec else spec
         return dict(self.values)[config["row"]]
 
 
@@ -455,7 +458,7 @@ def logger_callbacks(loggers: Sequence[str], study_name: str) -> list:
     Tune would add TensorBoard's by itself; run_study turns that off so that the flag decides."""
     import importlib.util
 
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     out = [CSVLoggerCallback(), JsonLoggerCallback()]
     for name in loggers:
         if name not in LOGGERS:
@@ -465,7 +468,7 @@ def logger_callbacks(loggers: Sequence[str], study_name: str) -> list:
             raise ConfigError(f"--loggers {name} needs the {package} package, which is not installed: "
                               f"pip install {package}")
         if name == "tensorboard":
-            out.append(TBXLoggerCallback())
+            out.append(TensorBoardLogger())
         elif name == "mlflow":
             from ray.air.integrations.mlflow import MLflowLoggerCallback
             out.append(MLflowLoggerCallback(experiment_name=study_name))
@@ -473,6 +476,23 @@ def logger_callbacks(loggers: Sequence[str], study_name: str) -> list:
             from ray.air.integrations.wandb import WandbLoggerCallback
             out.append(WandbLoggerCallback(project=study_name))
     return out
+
+
+class TensorBoardLogger(TBXLoggerCallback):
+    """Ray's TensorBoard logger, with every value of the trial's param_space in its HParams.
+
+    Ray takes the HParams from ``trial.evaluated_params``, which holds the grid's and the
+    searcher's values but not those a ``tune.sample_from`` resolved (the fields that vary
+    between rows, ``row_domains``); the trial's config holds both, and nothing else, since the
+    shared part is not in param_space. MLflow's and W&B's callbacks log the config itself."""
+
+    def _try_log_hparams(self, trial, result):
+        evaluated = trial.evaluated_params
+        trial.evaluated_params = {**trial.config, **evaluated}
+        try:
+            super()._try_log_hparams(trial, result)
+        finally:
+            trial.evaluated_params = evaluated
 
 
 class TrialLines(tune.Callback):
