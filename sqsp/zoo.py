@@ -375,7 +375,10 @@ def ensure(specs: str | Sequence[str], *, zoo: str | os.PathLike | None = None,
     for name, (_, why) in todo.items():
         print(f"sqsp.zoo: generator {name!r} {why} at {zoo_dir(zoo)}; training its GAN run (a few minutes, "
               f"once; `python -m sqsp.zoo build` builds the whole zoo)", file=sys.stderr, flush=True)
-    build(zoo, runs=tuple(run for run, _ in todo.values()))
+    t0 = time.perf_counter()
+    # no progress bars: a study's console is a line per event (its own, and this one per run)
+    build(zoo, runs=tuple(run for run, _ in todo.values()), progress=False)
+    print(f"sqsp.zoo: trained {', '.join(todo)} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     return entries(zoo, manifests)
 
 

@@ -31,7 +31,8 @@ def test_ablation_runs_on_a_two_node_cluster_through_address(two_node_cluster, t
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": ""}
     cmd = [sys.executable, "studies/ablation.py", "--address", two_node_cluster.address, "--storage", str(tmp_path),
            "--seeds", "1", "--set", "steps=3", "--set", "batch_size=16", "--set", "generator=random:stylegan@16",
-           "--set", "eval_every=0", "--set", "probe=none", "--set", "eval_init=false", "--set", "eval_mmd=false"]
+           "--set", "eval_every=0", "--set", "probe=none", "--set", "eval_init=false", "--set", "eval_mmd=false",
+           "--verbose"]  # Ray's trial tables: they show the cluster's CPUs in use
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]
