@@ -351,7 +351,8 @@ IGNORED_BY_METHOD: dict[str, dict[str, str]] = {
 """Fields each method never reads, and why: a run that sets one of them explicitly (to anything
 but its default) is refused rather than run as if the setting mattered. ``crop_min`` is not
 here for VICReg/SimSiam: their views are cropped with it. Presets set many of these for every
-method; only what the user or a study sets is checked (``ignored_settings``)."""
+method; only what the user or a study sets is checked, and only the fields a study compares
+(``STUDY_FIELDS``), not the scale (``ignored_settings``)."""
 for _m in METHODS:
     if _m != "discriminator":
         IGNORED_BY_METHOD[_m] = {**IGNORED_BY_METHOD[_m], "disc_features": "it belongs to method='discriminator'"}
@@ -363,7 +364,9 @@ def ignored_settings(cfg: TrainConfig, explicit: Any) -> dict[str, str]:
     default = TrainConfig()
     out = {}
     for name in explicit:
-        if getattr(cfg, name) == getattr(default, name):
+        # scale fields (widths, optimiser, augmentation strength…) come in bulk from a --set that
+        # sizes a whole study, whatever its methods: only what a study compares is checked
+        if name in SCALE_FIELDS or getattr(cfg, name) == getattr(default, name):
             continue
         why = IGNORED_BY_METHOD.get(cfg.method, {}).get(name)
         if why:

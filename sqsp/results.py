@@ -43,6 +43,12 @@ row_index             int64, null     the row's position in the study's declarat
 reports               int64           rows of this trial in history.parquet
 wall_time_s           float64         Ray's time_total_s (counts time before a restore)
 hostname, node_ip     string, null    where the trial last ran
+generator_sha256,     string, null    what produced the trial, recorded where it ran
+ numpy_version,                       (sqsp/provenance.py): the generator file's sha256
+ kornia_version,                      (null for an untrained ``random:`` generator), library
+ sklearn_version,                     versions, ``torch.version.cuda`` (null: a CPU build)
+ cuda_version,                        and the GPU's or CPU's name
+ device_name
 checkpoint            string, null    path/URI of the trial's latest checkpoint
 trial_path            string, null    the trial's folder in the storage
 python_version,       string          versions of the driver that wrote the file
