@@ -713,13 +713,14 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                                          train_fn=train_fn),
                     {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
             trainable = make_trainable(fixed)
-            if restoring:
+            space = param_space(study, skip=list(skipped), trials=trials)
+            if restoring:  # the same param_space again: Tune needs its sample_from functions back
                 tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
-                                           restart_errored=False)
+                                           restart_errored=False, param_space=space)
             else:
                 _write_json(results.join(path, STUDY_FILE), spec)
                 lines = TrialLines(study.num_samples if study.searcher is not None else len(runnable))
-                tuner = tune.Tuner(trainable, param_space=param_space(study, skip=list(skipped), trials=trials),
+                tuner = tune.Tuner(trainable, param_space=space,
                                    tune_config=_tune_config(study, max_concurrent, reuse_actors),
                                    run_config=_run_config(study, storage, max_failures, verbose, [*callbacks, lines]))
             with _terminate_as_interrupt() as signals:
@@ -876,13 +877,13 @@ def run_confirmation(study: Study, path: str, fixed: dict[str, Any], search_reco
     print(f"[sqsp] {'resuming the confirmation of' if restoring else 'confirming'} the {len(rows)} best search "
           f"trials by {study.metric} ({', '.join(rows)}) on seeds {seeds}", file=sys.stderr)
     trainable = make_trainable(cfixed)
-    if restoring:
+    space = {"row": tune.grid_search(list(rows)), **row_domains(rows), "seed": tune.grid_search(seeds)}
+    if restoring:  # the same param_space again: Tune needs its sample_from functions back
         tuner = tune.Tuner.restore(where, trainable, resume_unfinished=True, resume_errored=True,
-                                   restart_errored=False)
+                                   restart_errored=False, param_space=space)
     else:
         tuner = tune.Tuner(
-            trainable, param_space={"row": tune.grid_search(list(rows)), **row_domains(rows),
-                                    "seed": tune.grid_search(seeds)},
+            trainable, param_space=space,
             tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=reuse_actors,
                                         trial_dirname_creator=_trial_dirname),
             run_config=tune.RunConfig(name=CONFIRM_DIR, storage_path=path, verbose=verbose,
