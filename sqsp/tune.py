@@ -395,7 +395,6 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     config = trial_config(space, fixed)
     info = fixed.get("info", {}).get(space.get("row"), {})  # e.g. the FID of the row's checkpoint
-    info = {**info, **trial_provenance(config)}  # the generator's sha256, library versions, the device here
     if train_fn is None:
         from .train import train as train_fn
     reported = []
@@ -418,6 +417,7 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
 
     checkpoint = tune.get_checkpoint()
     try:
+        info = {**info, **trial_provenance(config)}  # the generator's sha256, library versions, the device here
         if checkpoint is None:
             train_fn(config, report)
             return
