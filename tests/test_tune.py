@@ -192,7 +192,9 @@ run_study(study, address={address!r}, storage={storage!r}, max_failures=0, max_c
 
 
 def _driver(address, storage, study, *, max_concurrent=2, sleep=0.25, resume=False):
-    return _DRIVER.format(address=address, study=study, storage=str(storage), max_concurrent=max_concurrent, sleep=sleep, resume=resume)
+    """The driver script; run it in tests/ (``cwd=ROOT / "tests"``), where it imports this module."""
+    return _DRIVER.format(address=address, study=study, storage=str(storage), max_concurrent=max_concurrent,
+                          sleep=sleep, resume=resume)
 
 
 def _run_and_interrupt(address, storage, study, *, finished, sig, max_concurrent=2, sleep=0.25, timeout=120):
@@ -380,7 +382,7 @@ def test_a_second_run_on_a_study_folder_is_refused_and_sigterm_leaves_parquet(ra
         # no cap on concurrency: Tune creates all 6 trials at once, 4 wait for a CPU
         first = subprocess.Popen([sys.executable, "-c", _driver(ray_session, tmp_path, "locked_study", sleep=0.8,
                                                                 max_concurrent=None)],
-                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                                 cwd=ROOT / "tests", stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.time() + 120
             while time.time() < deadline and first.poll() is None and not (tmp_path / "locked" / "study.json").exists():
@@ -388,7 +390,7 @@ def test_a_second_run_on_a_study_folder_is_refused_and_sigterm_leaves_parquet(ra
             assert first.poll() is None, log_path.read_text()[-3000:]
             seconds = [subprocess.Popen([sys.executable, "-c", _driver(ray_session, tmp_path, "locked_study",
                                                                        resume=resume)],
-                                        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                        cwd=ROOT / "tests", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                        for resume in (False, True)]  # a fresh run, and a --resume, at the same time
             for second in seconds:
                 _, err = second.communicate(timeout=120)
