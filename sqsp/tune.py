@@ -695,6 +695,9 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                      # quiet unless asked: the trials' own output and Ray's startup lines
                      log_to_driver=verbose > 0, logging_level="INFO" if verbose > 0 else "WARNING")
             started = True
+            have = ray.cluster_resources()
+            print(f"[sqsp] {'joined the Ray cluster at ' + address if address else 'started a private local Ray'}: "
+                  f"{have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs", file=sys.stderr, flush=True)
         try:
             check_resources(cpus_per_trial, gpus_per_trial, strict=address is None)
             if address:

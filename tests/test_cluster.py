@@ -37,6 +37,7 @@ def test_ablation_runs_on_a_two_node_cluster_through_address(two_node_cluster, t
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]
     assert "Started a local Ray instance" not in log  # it joined the cluster
+    assert f"[sqsp] joined the Ray cluster at {two_node_cluster.address}: 2 CPUs" in log, log[-4000:]
     assert "2.0/2 CPUs" in log, log[-4000:]  # two trials at once, one per one-CPU node
     trials = results.read_trials(str(tmp_path / "ablation"))
     assert sorted(trials["row"]) == list("abcdef") and trials["trial_id"].is_unique

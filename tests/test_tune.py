@@ -513,7 +513,7 @@ def test_a_stale_ray_address_is_not_joined_and_failed_trials_exit_nonzero_with_r
     finally:
         __import__("shutil").rmtree(ray_tmp, ignore_errors=True)
     log = out.stdout + out.stderr
-    assert "Started a local Ray instance" in log, log[-4000:]
+    assert "[sqsp] started a private local Ray: " in log, log[-4000:]
     assert "127.0.0.1:9" not in log, log[-4000:]
     assert out.returncode == 1, log[-4000:]
     trials = results.read_trials(str(tmp_path / "results" / "stale")).set_index("row")
