@@ -194,12 +194,16 @@ def test_killed_search_resumes_with_its_sampler_and_confirms_without_a_duplicate
         assert t.base_lr == by_id.loc[t.confirms, "base_lr"] and t.seed in (1, 2)
         assert t.val_probe_acc == pytest.approx(100 * t.base_lr + t.seed / 10)
 
-    # the restored OptunaSearch knew every search trial: its Optuna study holds the 6, with their results
+    # the restored OptunaSearch kept what it knew before the kill: its last saved Optuna study holds
+    # every search trial that had ended by then, with their results. (Tune saves the searcher with
+    # its throttled experiment snapshot, so under load the very last completion may not be in it.)
     state = max(folder.glob("searcher-state-*.pkl"), key=os.path.getmtime)
     with open(state, "rb") as f:
         saved = pickle.load(f)
     ot = saved["_ot_study"].trials
-    assert len(ot) == 6 and len(saved["_ot_trials"]) == 6
+    assert len(ot) == len(saved["_ot_trials"]) and len(ended_lrs) <= len(ot) <= 6
+    known = {round(t.params["base_lr"], 12) for t in ot}
+    assert {round(x, 12) for x in ended_lrs} <= known, (ended_lrs, known)
     for tid, ot_trial in saved["_ot_trials"].items():
         frozen = ot[ot_trial.number]
         row = by_id.loc[tid]
