@@ -101,7 +101,7 @@ def direct_use(config: TrainConfig, report: Callable[[dict[str, Any], str | None
     Reported once, as a finished run."""
     from .data import load_split
     from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper
-    from .train import resolve_device
+    from .device import resolve_device
     from .zoo import describe, load_discriminator
 
     cfg = config

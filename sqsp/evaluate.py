@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sqsp.augment import build_augment
+from sqsp.device import autocast
 from sqsp.lars import lars_scale_
 
 # Authors' eval_classification.py: SGD with momentum 0.9 on the linear layer only, the layer
@@ -53,10 +54,6 @@ def _frozen_eval(module: nn.Module):
     finally:
         for m, training in modes:
             m.training = training
-
-
-def _autocast(device: torch.device, amp_dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
 
 
 def _to_input(x_uint8: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -88,7 +85,7 @@ def extract_features(backbone: nn.Module, images_uint8: torch.Tensor, *, device,
     with _frozen_eval(backbone):
         for i in range(0, images_uint8.shape[0], batch_size):
             x = _to_input(images_uint8[i:i + batch_size].to(device, non_blocking=True), channels_last)
-            with _autocast(device, amp_dtype):
+            with autocast(device, amp_dtype):
                 f = backbone(x)
             out.append(f.float().flatten(1))
     return torch.cat(out)
@@ -236,7 +233,7 @@ def linear_probe_paper(backbone: nn.Module, train, test, *, device, epochs: int,
             x = augment(x)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, amp_dtype):
+        with autocast(device, amp_dtype):
             return backbone(x).float().flatten(1)
 
     fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] \

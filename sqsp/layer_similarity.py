@@ -210,7 +210,8 @@ def train_student(config: TrainConfig, directory: str) -> str:
 def similarity_frame(checkpoints: Sequence[str], n: int, granularity: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """CKA rows for each checkpoint's student against its own config's generator."""
     from . import zoo
-    from .train import load_backbone, resolve_device
+    from .device import resolve_device
+    from .train import load_backbone
     rows, generators = [], set()
     for ckpt in checkpoints:
         backbone, cfg = load_backbone(ckpt)

@@ -16,7 +16,6 @@ sums accumulate as tensors and are read once per report.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -24,7 +23,6 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -34,6 +32,7 @@ from torch import nn
 from . import cli, losses
 from .augment import build_augment
 from .config import PRESETS, ConfigError, TrainConfig, parse_blocks, preset
+from .device import amp_dtype, autocast, resolve_device
 from .data import channel_stats, load_split, split_groups, validation_split
 from .encode import missing_lpips_weights, perceptual_distance
 from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2, pixel_reference
@@ -46,48 +45,6 @@ CHECKPOINT_FILE = "state.pt"
 
 class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite."""
-
-
-# ---------------------------------------------------------------------------------------------
-# devices and precision: applied in one place
-# ---------------------------------------------------------------------------------------------
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} but CUDA is not available here; use 'cpu' or 'auto'")
-    return torch.device(name)
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 / AMX, which oneDNN uses for bf16 kernels. Without them bf16 is emulated:
-    on the AVX2-only EPYC development VM a bf16 matmul ran at 0.6 GFLOP/s against 28 in fp32."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a private query; without it, assume the safe answer
-        return False
-
-
-def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None means fp32. ``auto``: bf16 autocast on CUDA where supported, else fp16 (with a
-    grad scaler); on CPU bf16 only where the CPU has native bf16 (about 2x over fp32 there),
-    else fp32 — emulated bf16 is several times slower (benchmarks/README.md)."""
-    if precision == "fp32" or device.type == "mps":
-        return None
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
-    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
-        warnings.warn("precision='bf16' on a CPU without native bf16 (AVX512-BF16/AMX): it is emulated and "
-                      "several times slower than fp32; precision='auto' picks fp32 here", RuntimeWarning, stacklevel=2)
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -110,7 +110,7 @@ def test_validation_split_reports_a_signal_every_epoch_and_changes_nothing_else(
 
 
 def test_auto_precision_never_picks_emulated_bf16_on_cpu():
-    from sqsp.train import amp_dtype, cpu_has_native_bf16
+    from sqsp.device import amp_dtype, cpu_has_native_bf16
     cpu = torch.device("cpu")
     assert amp_dtype("auto", cpu) == (torch.bfloat16 if cpu_has_native_bf16() else None)
     assert amp_dtype("fp32", cpu) is None
