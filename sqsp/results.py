@@ -87,7 +87,6 @@ import math
 import os
 import platform
 import subprocess
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -99,6 +98,7 @@ import pyarrow.parquet as pq
 
 from .config import TrainConfig
 from .errors import UserError
+from .storage import atomic_output, filesystem, join
 
 SCHEMA_VERSION = "1"
 TRIALS_FILE = "trials.parquet"
@@ -384,28 +384,8 @@ def write_parquet(df: pd.DataFrame, target: str, *, kind: str, study: str, info:
     if info is not None:
         meta[b"sqsp_info"] = json.dumps(info, sort_keys=True, default=str).encode()
     table = table.replace_schema_metadata(meta)
-    fs, path = filesystem(target)
-    parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
-    tmp = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp" if parent else f".{name}.{uuid.uuid4().hex}.tmp"
-    if isinstance(fs, pafs.LocalFileSystem):
-        os.makedirs(parent or ".", exist_ok=True)
-        try:
-            with open(tmp, "wb") as f:
-                pq.write_table(table, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return
-    fs.create_dir(parent, recursive=True)
-    try:
-        pq.write_table(table, tmp, filesystem=fs)
-        fs.move(tmp, path)  # a rename where the store has one; object stores copy the finished object
-    finally:
-        if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
-            fs.delete_file(tmp)
+    with atomic_output(target) as f:
+        pq.write_table(table, f)
 
 
 def write_table(df: pd.DataFrame, location: str, name: str, *, kind: str, info: dict[str, Any] | None = None) -> str:
@@ -471,17 +451,3 @@ def _read(location: str, name: str, kind: str | None = None) -> pd.DataFrame:
 def _file(location: str, name: str) -> str:
     loc = str(location).rstrip("/")
     return loc if loc.endswith(".parquet") else join(loc, name)
-
-
-def join(location: str, *parts: str) -> str:
-    """Join path parts onto a local path or a URI."""
-    loc = str(location)
-    if "://" in loc:
-        return "/".join([loc.rstrip("/"), *parts])
-    return os.path.join(loc, *parts)
-
-
-def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in str(location):
-        return pafs.FileSystem.from_uri(str(location))
-    return pafs.LocalFileSystem(), os.path.abspath(location)

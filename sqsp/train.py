@@ -37,6 +37,7 @@ from .data import channel_stats, load_split, split_groups, validation_split
 from .encode import missing_lpips_weights, perceptual_distance
 from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2, pixel_reference
 from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp, projector
+from .storage import atomic_output
 from .synthetic import SyntheticSource
 
 Report = Callable[[dict[str, Any], "str | None"], None]
@@ -472,9 +473,8 @@ def _report(run: Run, report: Report, metrics: dict[str, Any], with_checkpoint: 
 def save_checkpoint(run: Run, directory: str) -> str:
     """Tensors and plain values only (loadable with ``weights_only=True``), written atomically."""
     path = os.path.join(directory, CHECKPOINT_FILE)
-    tmp = path + ".tmp"
-    torch.save(run.state_dict(), tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as f:
+        torch.save(run.state_dict(), f)
     return path
 
 

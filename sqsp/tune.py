@@ -113,6 +113,7 @@ from .config import (PRESETS, SCALE_FIELDS, STUDY_FIELDS, ConfigError, TrainConf
                      is_zoo_name, parse_overrides, parse_seeds, preset, refuse_ignored)
 from .errors import USER_ERRORS
 from .provenance import trial_provenance
+from .storage import write_text
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 STUDY_FILE = "study.json"
@@ -1371,13 +1372,7 @@ def _check_same_study(path: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_json(target: str, obj: Any) -> None:
-    fs, p = results.filesystem(target)
-    parent = p.rsplit("/", 1)[0]
-    fs.create_dir(parent, recursive=True)
-    tmp = f"{parent}/.{os.path.basename(p)}.{os.getpid()}.tmp"
-    with fs.open_output_stream(tmp) as f:
-        f.write(json.dumps(obj, indent=1, sort_keys=True, default=str).encode())
-    fs.move(tmp, p)
+    write_text(target, json.dumps(obj, indent=1, sort_keys=True, default=str))
 
 
 def _read_text(target: str) -> str:
