@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
+from .data import resize
 from .generators.base import _pick_tensor
 
 MODES = ("single", "multi")
@@ -77,9 +78,7 @@ class DiscriminatorBackbone(nn.Module):
         lay = self.layout
         with torch.autocast(x.device.type, enabled=False):
             x = x.float() * 2 - 1
-            if x.shape[-1] != lay.resolution or x.shape[-2] != lay.resolution:
-                x = nn.functional.interpolate(x, size=lay.resolution, mode="bilinear", antialias=True,
-                                              align_corners=False)
+            x = resize(x, lay.resolution)
             modules = dict(self.disc.named_modules())
             names = (lay.blocks if self.mode == "multi" else ()) + (lay.vector,)
             captured: dict[str, torch.Tensor] = {}

@@ -33,7 +33,7 @@ from . import cli, losses
 from .augment import build_augment
 from .config import PRESETS, ConfigError, TrainConfig, parse_blocks, preset
 from .device import amp_dtype, autocast, resolve_device
-from .data import channel_stats, load_split, split_groups, validation_split
+from .data import channel_stats, load_split, resize, split_groups, validation_split
 from .encode import missing_lpips_weights, perceptual_distance
 from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2, pixel_reference
 from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp, projector
@@ -208,9 +208,7 @@ def _real_batch(run: Run) -> torch.Tensor:
 
 def _fmt(run: Run, x: torch.Tensor) -> torch.Tensor:
     """To the student's size (a generator may be trained at another resolution) and memory format."""
-    if x.shape[-1] != run.config.image_size:
-        x = nn.functional.interpolate(x, size=run.config.image_size, mode="bilinear", antialias=True,
-                                      align_corners=False)
+    x = resize(x, run.config.image_size)
     return x.contiguous(memory_format=torch.channels_last) if run.config.channels_last else x
 
 
@@ -370,8 +368,7 @@ def _syn_real_mmd(run: Run, real_feats: torch.Tensor, kw: dict) -> float:
     with torch.random.fork_rng(devices=devices):  # a generator with noise inputs draws from it
         syn = run.synthetic.sample_images(len(real_feats), seed=cfg.seed + 3)
     if syn.shape[-1] != cfg.image_size:
-        syn = nn.functional.interpolate(syn.float(), size=cfg.image_size, mode="bilinear", antialias=True,
-                                        align_corners=False).round().clamp(0, 255).to(torch.uint8)
+        syn = resize(syn.float(), cfg.image_size).round().clamp(0, 255).to(torch.uint8)
     return mmd2(extract_features(run.student.backbone, syn, **kw), real_feats)
 
 

@@ -80,6 +80,7 @@ from .errors import UserError
 from .gan import Z_DIM, Discriminator, GANRun, save_sample_grid, train_gan
 from .generators import ARCHITECTURES, FeatureGenerator, build_architecture, is_checkpoint_path, load_checkpoint, \
     save_checkpoint, wrap
+from .generators.base import check_blocks
 from .storage import write_text
 from .weights import save_weights
 
@@ -312,10 +313,7 @@ def check_generator(spec: str, *, blocks: str = "all", teacher_source: str = "fe
 
 def _check_blocks(spec: str, have: list[str], mapping: str | None, blocks: str, teacher_source: str) -> None:
     have = sorted(have, key=lambda b: int(b[1:]) if b[1:].isdigit() else 0)  # manifests sort keys by name
-    wanted = parse_blocks(blocks)
-    missing = [b for b in wanted or () if b not in have]
-    if missing:
-        raise ConfigError(f"generator_blocks={blocks!r}: generator {spec!r} has no block(s) {missing}; it has {have}")
+    check_blocks(f"generator {spec!r}", have, parse_blocks(blocks), spec=blocks)
     if teacher_source == "w" and not mapping:
         raise ConfigError(f"teacher_source='w' needs a generator with a mapping network; {spec!r} has none "
                           "(use teacher_source='features')")
