@@ -39,12 +39,12 @@ from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_CROSS_DATASET,
                                     PAPER_KNOWLEDGE_SOURCE, PAPER_SSL,
                                     TABLE3_CIFAR10,
                                     TABLE3_COMPONENTS)
+from sqsp.record import FAILED  # noqa: E402
 
 COMPONENT_LABELS = {"L_RD": "L_RD", "A": "A", "T_phi": "T_φ", "L_var": "L_var", "L_cov": "L_cov", "Span": "Span"}
 LATEX_LABELS = {"L_RD": r"$\mathcal{L}_{\text{RD}}$", "A": r"$\mathcal{A}$", "T_phi": r"$T_\phi$",
                 "L_var": r"$\mathcal{L}_{\text{var}}$", "L_cov": r"$\mathcal{L}_{\text{cov}}$", "Span": "Span"}
 CLASSES = {"digits-m": 10, "digits": 10, "cifar10": 10, "stl10": 10, "cifar100": 100}
-FAILED = ("failed", "diverged")
 
 
 def components(cfg: pd.Series) -> dict[str, bool]:

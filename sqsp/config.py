@@ -186,6 +186,12 @@ class TrainConfig:
     def real_batch(self) -> int:
         return self.batch_size - self.syn_batch
 
+    @property
+    def uses_generator(self) -> bool:
+        """A trial loads ``generator``: to draw synthetic images, or to read the discriminator
+        trained with it (method='discriminator', Table 1's direct use)."""
+        return self.syn_batch > 0 or self.method == "discriminator"
+
     def validate(self) -> "TrainConfig":
         for f in fields(self):
             _check_type(f, getattr(self, f.name))

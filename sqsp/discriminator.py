@@ -99,7 +99,7 @@ def direct_use(config: TrainConfig, report: Callable[[dict[str, Any], str | None
     kNN and the configured linear probe on its features of the real train/test splits.
     Reported once, as a finished run."""
     from .data import load_split
-    from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper
+    from .evaluate import extract_features, probe_scores
     from .device import resolve_device
     from .zoo import describe, load_discriminator
 
@@ -113,18 +113,8 @@ def direct_use(config: TrainConfig, report: Callable[[dict[str, Any], str | None
         test_split = load_split(dataset, cfg.data_root, "test", cfg.image_size)
         ftr = extract_features(backbone, train_split.images, device=device)
         fte = extract_features(backbone, test_split.images, device=device)
-        if cfg.probe == "fast":
-            probe = linear_probe_fast(ftr, train_split.labels, fte, test_split.labels, seed=cfg.seed)
-        elif cfg.probe == "paper":
-            probe = linear_probe_paper(backbone, train_split, test_split, device=device, epochs=cfg.probe_epochs,
-                                       lr=cfg.probe_lr, batch_size=cfg.probe_batch_size,
-                                       optimizer=cfg.probe_optimizer, seed=cfg.seed)
-        else:
-            probe = math.nan
-        return {"feature_dim": ftr.shape[1],
-                "knn_acc": knn_accuracy(ftr, train_split.labels, fte, test_split.labels,
-                                        num_classes=train_split.num_classes, k=cfg.knn_k, t=cfg.knn_t),
-                "probe_acc": probe}
+        out = probe_scores(backbone, ftr, fte, train_split, test_split, cfg, linear=cfg.probe != "none", device=device)
+        return {"feature_dim": ftr.shape[1], "knn_acc": out["knn_acc"], "probe_acc": out.get("probe_acc", math.nan)}
 
     metrics: dict[str, Any] = {"step": 0, "epoch": 0, **scores(cfg.dataset), "collapsed": False, "done": True,
                                **describe(cfg.generator)}

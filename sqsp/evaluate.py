@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sqsp.augment import build_augment
+from sqsp.config import TrainConfig
 from sqsp.device import autocast
 from sqsp.lars import lars_scale_
 
@@ -89,6 +90,23 @@ def extract_features(backbone: nn.Module, images_uint8: torch.Tensor, *, device,
                 f = backbone(x)
             out.append(f.float().flatten(1))
     return torch.cat(out)
+
+
+def probe_scores(backbone: nn.Module, train_feats: torch.Tensor, test_feats: torch.Tensor, train, test,
+                 cfg: TrainConfig, *, linear: bool, **kw) -> dict[str, float]:
+    """How a frozen backbone's features of a train/test pair score, as a config asks: the kNN
+    monitor always, and with ``linear`` the configured linear probe (``cfg.probe``). The one
+    path for a trained student and for the discriminator read directly (Table 1). ``kw``:
+    ``device`` and the precision settings of ``extract_features``."""
+    out = {"knn_acc": knn_accuracy(train_feats, train.labels, test_feats, test.labels, num_classes=train.num_classes,
+                                   k=cfg.knn_k, t=cfg.knn_t)}
+    if linear and cfg.probe == "fast":
+        out["probe_acc"] = linear_probe_fast(train_feats, train.labels, test_feats, test.labels, seed=cfg.seed)
+    elif linear and cfg.probe == "paper":
+        out["probe_acc"] = linear_probe_paper(backbone, train, test, epochs=cfg.probe_epochs, lr=cfg.probe_lr,
+                                              batch_size=cfg.probe_batch_size, optimizer=cfg.probe_optimizer,
+                                              seed=cfg.seed, **kw)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

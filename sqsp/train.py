@@ -35,17 +35,15 @@ from .config import PRESETS, ConfigError, TrainConfig, parse_blocks, preset
 from .device import amp_dtype, autocast, resolve_device
 from .data import channel_stats, load_split, resize, split_groups, validation_split
 from .encode import missing_lpips_weights, perceptual_distance
-from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2, pixel_reference
+from .evaluate import (extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2, pixel_reference,
+                       probe_scores)
 from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp, projector
+from .record import TrainingDiverged
 from .storage import atomic_output
 from .synthetic import SyntheticSource
 
 Report = Callable[[dict[str, Any], "str | None"], None]
 CHECKPOINT_FILE = "state.pt"
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,19 +309,8 @@ def _probe_split(run: Run, train_split, test_split, kw: dict, *, probe: bool):
     configured linear probe) on them: (train features, test features, metrics)."""
     cfg, bb = run.config, run.student.backbone
     ftr, fte = extract_features(bb, train_split.images, **kw), extract_features(bb, test_split.images, **kw)
-    if not (torch.isfinite(ftr).all() and torch.isfinite(fte).all()):
-        # the last update can blow the weights up after the last loss was read
-        raise TrainingDiverged(f"the backbone's features became non-finite by step {run.step}; "
-                               f"lower base_lr={cfg.base_lr} or check the loss weights")
-    out = {"knn_acc": knn_accuracy(ftr, train_split.labels, fte, test_split.labels,
-                                   num_classes=train_split.num_classes, k=cfg.knn_k, t=cfg.knn_t)}
-    if probe and cfg.probe == "fast":
-        out["probe_acc"] = linear_probe_fast(ftr, train_split.labels, fte, test_split.labels, seed=cfg.seed)
-    elif probe and cfg.probe == "paper":
-        out["probe_acc"] = linear_probe_paper(bb, train_split, test_split, epochs=cfg.probe_epochs,
-                                              lr=cfg.probe_lr, batch_size=cfg.probe_batch_size,
-                                              optimizer=cfg.probe_optimizer, seed=cfg.seed, **kw)
-    return ftr, fte, out
+    _check_finite(run, ftr, fte)
+    return ftr, fte, probe_scores(bb, ftr, fte, train_split, test_split, cfg, linear=probe, **kw)
 
 
 def _validation(run: Run, ftr: torch.Tensor, probe: bool, kw: dict) -> dict[str, float]:
@@ -348,10 +335,15 @@ def monitor_validation(run: Run) -> dict[str, float]:
     cfg = run.config
     feats = extract_features(run.student.backbone, run.eval_train.images[run.val_split[1]], device=run.device,
                              channels_last=cfg.channels_last, amp_dtype=run.dtype)
-    if not torch.isfinite(feats).all():
-        raise TrainingDiverged(f"the backbone's features became non-finite by step {run.step}; "
-                               f"lower base_lr={cfg.base_lr} or check the loss weights")
+    _check_finite(run, feats)
     return {"val_knn_acc": _val_knn(run, feats)}
+
+
+def _check_finite(run: Run, *features: torch.Tensor) -> None:
+    """The last update can blow the weights up after the last loss was read: features tell."""
+    if not all(torch.isfinite(f).all() for f in features):
+        raise TrainingDiverged(f"the backbone's features became non-finite by step {run.step}; "
+                               f"lower base_lr={run.config.base_lr} or check the loss weights")
 
 
 def _val_knn(run: Run, feats: torch.Tensor) -> float:

@@ -107,7 +107,7 @@ from ray import tune
 from ray.tune.logger import TBXLoggerCallback
 from ray.tune.search import Searcher
 
-from . import cli, lockfile, results
+from . import cli, lockfile, record, results
 from .checkpoints import FID_SAMPLES, Checkpoint, checkpoint_fid, find_checkpoints, info_from_entry, recorded_fids
 from .config import (PRESETS, SCALE_FIELDS, STUDY_FIELDS, ConfigError, TrainConfig, absolute_paths, ignored_settings,
                      is_zoo_name, parse_overrides, parse_seeds, preset, refuse_ignored)
@@ -117,7 +117,6 @@ from .storage import write_text
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 STUDY_FILE = "study.json"
-METRICS_FILE = "sqsp_metrics.json"  # written next to train()'s checkpoint by the trainable
 PROGRESS_METRICS = ("epoch", "loss", "student_std", "knn_acc", "probe_acc")
 
 
@@ -402,17 +401,12 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
         # Ray's progress table shows the first four metrics of a result: make them these
-        metrics = {**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **info, **metrics}
-        if metrics.get("done"):
-            metrics["final"] = True  # train()'s own end, told apart from a scheduler's stop
+        metrics = record.mark_final({**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **info, **metrics})
         reported.append(True)
         if checkpoint_dir is None:
             tune.report(metrics)
             return
-        # The checkpoint carries the metrics it was reported with, so a trial resumed from its
-        # final checkpoint (the driver died before recording the end) can report its end again.
-        with open(os.path.join(checkpoint_dir, METRICS_FILE), "w") as f:
-            json.dump(metrics, f, default=float)
+        record.save_with_checkpoint(checkpoint_dir, metrics)
         # the directory lives only during this call: Ray copies it to storage inside report()
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
 
@@ -424,16 +418,13 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
             return
         with checkpoint.as_directory() as d:
             train_fn(config, report, resume_from=d)
-            last = {}
-            if os.path.exists(os.path.join(d, METRICS_FILE)):
-                with open(os.path.join(d, METRICS_FILE)) as f:
-                    last = json.load(f)
-        if not reported and last.get("done"):
+            last = record.load_with_checkpoint(d)
+        if not reported and last.get(record.DONE):
             tune.report(last)
-    except FloatingPointError as e:  # TrainingDiverged: a result, not a crash to retry
-        tune.report({"diverged": True, "error": f"{type(e).__name__}: {e}", "done": True})
+    except record.TrainingDiverged as e:  # a result, not a crash to retry
+        tune.report(record.diverged_report(e))
     except USER_ERRORS as e:  # a bad config or file fails the same way again: no retry either
-        tune.report({"failed": True, "error": f"{type(e).__name__}: {e}", "done": True})
+        tune.report(record.failed_report(e))
 
 
 LOGGERS = ("tensorboard", "mlflow", "wandb")
@@ -576,7 +567,7 @@ class FinalMetricSearcher(Searcher):
             self.searcher.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id, result=None, error=False):
-        error = error or bool(result and result.get("failed"))  # a user error, reported as a result
+        error = error or bool(result and result.get(record.FAILED_MARK))  # a user error, reported as a result
         self.searcher.on_trial_complete(trial_id, result=result, error=error)
 
     def add_evaluated_point(self, *args, **kwargs):
@@ -1016,7 +1007,7 @@ def prepare_generators(configs: list[TrainConfig]) -> None:
     """Make sure the zoo entries the trials use exist, once, in the driver, before any trial
     runs (missing runs train in parallel), and refuse a generator name nothing knows or a
     checkpoint path that names no file here."""
-    specs = sorted({c.generator for c in configs if _uses_generator(c)})
+    specs = sorted({c.generator for c in configs if c.uses_generator})
     missing = [s for s in specs if not is_zoo_name(s) and not s.startswith("random:") and not os.path.isfile(s)]
     if missing:
         raise ConfigError(f"generator checkpoint(s) {missing} do not exist (relative paths are taken from the "
@@ -1039,7 +1030,7 @@ def _refuse_other_datasets(configs: list[TrainConfig], trained_on: dict[str, str
     embedded zoo's digits GANs under a paper preset) is a mistake, not a comparison."""
     for c in configs:
         data = trained_on.get(c.generator)
-        if _uses_generator(c) and c.data_root is not None and data and data != c.dataset:
+        if c.uses_generator and c.data_root is not None and data and data != c.dataset:
             raise ConfigError(
                 f"generator {c.generator!r} was trained on {data!r}, but the trials learn from {c.dataset!r}; "
                 "name a generator of that dataset (--set generator=PATH), or for studies/generators.py a folder of "
@@ -1095,10 +1086,6 @@ def checkpoint_info(checkpoints: list[Checkpoint], recorded: dict[str, dict], co
     return out
 
 
-def _uses_generator(c: TrainConfig) -> bool:
-    return c.syn_batch > 0 or c.method == "discriminator"
-
-
 # ---------------------------------------------------------------------------------------------
 # paths on a cluster: trials run on other nodes, where the driver's paths may name nothing
 # ---------------------------------------------------------------------------------------------
@@ -1110,7 +1097,7 @@ def trial_paths(configs: list[TrainConfig]) -> dict[str, str]:
             out[c.data_root] = "dir"
         if c.stylegan_repo:
             out[c.stylegan_repo] = "dir"
-        if _uses_generator(c) and not is_zoo_name(c.generator) and not c.generator.startswith("random:"):
+        if c.uses_generator and not is_zoo_name(c.generator) and not c.generator.startswith("random:"):
             out[c.generator] = "file"
     return out
 
@@ -1160,7 +1147,7 @@ def preflight(configs: list[TrainConfig]) -> None:
             needed.setdefault((t, c.data_root), set()).update(("train", "test"))
     for (dataset, root), splits in sorted(needed.items(), key=str):
         check_layout(dataset, root, [s for s in SPLITS if s in splits])
-    used = [c for c in configs if c.syn_batch > 0 or c.method == "discriminator"]
+    used = [c for c in configs if c.uses_generator]
     prepare_generators(used)
     from . import zoo
     seen = set()

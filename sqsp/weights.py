@@ -1,6 +1,7 @@
 """The one way sqsp writes module weights: safetensors (tensors only, nothing that runs on
 load) plus an optional JSON sidecar ``<stem>.json``, each written atomically
-(``storage.atomic_output``), so a crash never leaves a half-written file under the final name. Generators, the FID classifier and the zoo's discriminators all go through here.
+(``storage.atomic_output``), so a crash never leaves a half-written file under the final
+name. Generators, the FID classifier and the zoo's discriminators all go through here.
 """
 from __future__ import annotations
 

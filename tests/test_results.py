@@ -11,6 +11,7 @@ import pytest
 
 from sqsp import results, storage
 from sqsp.config import preset
+from sqsp.record import STATUSES, TrainingDiverged
 from sqsp.results import TrialRecord
 
 CFG = preset("smoke", {"steps": 4}).to_dict()
@@ -33,10 +34,6 @@ class FakeRayTaskError(Exception):
         self.cause = cause
 
 
-class TrainingDiverged(FloatingPointError):
-    pass
-
-
 @pytest.mark.parametrize("last, error, status", [
     ({"final": True, "collapsed": False, "done": True}, None, "completed"),
     ({"final": True, "collapsed": True, "done": True}, None, "collapsed"),
@@ -50,7 +47,7 @@ class TrainingDiverged(FloatingPointError):
 ])
 def test_status(last, error, status):
     assert results.trial_status(last, error) == status
-    assert status in results.STATUSES
+    assert status in STATUSES
 
 
 def test_error_text_shows_the_users_exception():
