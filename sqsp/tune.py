@@ -673,7 +673,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
             for row, cfg in trials if row in skipped]
         if not runnable:  # nothing for Ray to do: record the rows and what they need
             _write_json(results.join(path, STUDY_FILE), spec)
-            trials_df, _ = results.write_study(path, study.name, skipped_records)
+            trials_df, _ = results.write_study(path, study.name, skipped_records, metadata=study_metadata(study))
             print(f"[sqsp] study {study.name!r}: every row was skipped; wrote "
                   f"{results.join(path, results.TRIALS_FILE)}", file=sys.stderr)
             trials_df.attrs["interrupted"] = False
@@ -725,7 +725,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                 signals.writing = True
                 records = _records(grid, fixed, order, phase="search" if study.searcher is not None else None)
                 records += skipped_records
-                trials_df, _ = results.write_study(path, study.name, records, metadata=search_metadata(study))
+                trials_df, _ = results.write_study(path, study.name, records, metadata=study_metadata(study))
             counts = trials_df["status"].value_counts().to_dict()
             print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
                   f"wrote {results.join(path, results.TRIALS_FILE)} and {results.HISTORY_FILE}", file=sys.stderr)
@@ -806,6 +806,17 @@ def check_search(study: Study, configs: list[TrainConfig]) -> None:
         if metric.endswith("probe_acc") and any(c.probe == "none" for c in configs):
             raise ConfigError(f"study {name!r}: {what} {metric!r} needs a linear probe, but probe='none'; "
                               "use probe='fast' or 'paper'")
+
+
+def study_metadata(study: Study) -> dict[str, str]:
+    """What the Parquet files keep of the study's declaration for analysis/: its table's
+    ``spec`` (``sqsp_table``: analysis/tables.py's ``Table``) and, for a search, its
+    ``search_metadata``."""
+    meta = search_metadata(study)
+    spec = getattr(study.table, "spec", None)
+    if spec is not None:
+        meta["sqsp_table"] = json.dumps(spec)
+    return meta
 
 
 def search_metadata(study: Study) -> dict[str, str]:
@@ -891,7 +902,7 @@ def run_confirmation(study: Study, path: str, fixed: dict[str, Any], search_reco
         elapsed = time.perf_counter() - t0
         signals.writing = True
         confirm = _records(grid, cfixed, phase="confirm")
-        trials_df, _ = results.write_study(path, study.name, search_records + confirm, metadata=search_metadata(study))
+        trials_df, _ = results.write_study(path, study.name, search_records + confirm, metadata=study_metadata(study))
     done = trials_df[trials_df["phase"] == "confirm"]
     counts = done["status"].value_counts().to_dict()
     print(f"[sqsp] confirmation: {len(done)} trials {counts} in {elapsed:.0f} s", file=sys.stderr)
