@@ -236,16 +236,21 @@ def load_generator(spec: str, *, device: str | torch.device = "cpu", stylegan_re
         return load_checkpoint(spec, device=device, truncation=truncation)
 
     known = ensure(spec, zoo=zoo, manifests=manifests) if build_if_missing else entries(zoo, manifests)
-    if spec not in known:
-        raise UnknownGenerator(f"generator {spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec, or a "
-                               f"checkpoint path; zoo names: {sorted(known) or '(none; run python -m sqsp.zoo build)'}")
-    e = known[spec]
-    verify(e)
+    e = _verified_entry(spec, known)
     if _is_pickle(e):
         _refuse_zoo_pickle(e)
         from .generators.official import load_official
         return load_official(e["path"], device=device, repo=stylegan_repo, truncation=truncation)
     return load_checkpoint(e["path"], device=device, truncation=truncation)
+
+
+def _verified_entry(spec: str, known: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The entry named ``spec``, its files checked against the manifest's sha256."""
+    if spec not in known:
+        raise UnknownGenerator(f"generator {spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec, or a "
+                               f"checkpoint path; zoo names: {sorted(known) or '(none; run python -m sqsp.zoo build)'}")
+    verify(known[spec])
+    return known[spec]
 
 
 def _is_pickle(entry: dict[str, Any]) -> bool:
@@ -280,11 +285,7 @@ def check_generator(spec: str, *, blocks: str = "all", teacher_source: str = "fe
     pickle_entry = None
     if is_zoo_name(spec):
         known = ensure(spec, zoo=zoo, manifests=manifests)  # an embedded name is built first
-        if spec not in known:
-            raise UnknownGenerator(f"generator {spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec, or a "
-                                   f"checkpoint path; zoo names: {sorted(known) or '(none; run python -m sqsp.zoo build)'}")
-        e = known[spec]
-        verify(e)
+        e = _verified_entry(spec, known)
         if discriminator and not e.get("discriminator"):
             have = sorted(n for n, x in known.items() if x.get("discriminator"))
             raise UnknownGenerator(f"generator {spec!r} has no discriminator in the zoo (only the embedded zoo keeps "
