@@ -99,8 +99,8 @@ def direct_use(config: TrainConfig, report: Callable[[dict[str, Any], str | None
     kNN and the configured linear probe on its features of the real train/test splits.
     Reported once, as a finished run."""
     from .data import load_split
-    from .evaluate import extract_features, probe_scores
     from .device import resolve_device
+    from .evaluate import extract_features, probe_scores
     from .zoo import describe, load_discriminator
 
     cfg = config
