@@ -130,9 +130,8 @@ def build_run(config: TrainConfig, generator=None) -> Run:
             generator = zoo.load_generator(cfg.generator, device=device, truncation=cfg.truncation,
                                            stylegan_repo=cfg.stylegan_repo)
             generator_info = zoo.describe(cfg.generator)
-        # the encoder's latent target is w whatever teacher_source says (it has no teacher)
-        source = "w" if cfg.method == "encode" else cfg.teacher_source
-        synthetic = SyntheticSource(generator, parse_blocks(cfg.generator_blocks), source, device, cfg.seed + 1)
+        synthetic = SyntheticSource(generator, parse_blocks(cfg.generator_blocks), cfg.synthetic_target, device,
+                                    cfg.seed + 1)
     # Table 5 of the appendix: probe splits of other datasets, loaded now so a missing one fails
     # before training, not after it
     transfer = {ds: (load_split(ds, cfg.data_root, "train", cfg.image_size),

@@ -1164,7 +1164,7 @@ def preflight(configs: list[TrainConfig]) -> None:
     seen = set()
     for c in used:
         direct = c.method == "discriminator"  # reads the discriminator, not blocks or w
-        source = "features" if direct else "w" if c.method == "encode" else c.teacher_source  # the encoder needs w
+        source = "features" if direct else c.synthetic_target
         key = (c.generator, "all" if direct else c.generator_blocks, source, direct, c.stylegan_repo)
         if key not in seen:
             seen.add(key)
