@@ -41,7 +41,7 @@ from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_CROSS_DATASET,
                                     PAPER_KNOWLEDGE_SOURCE, PAPER_SSL,
                                     TABLE3_CIFAR10,
                                     TABLE3_COMPONENTS)
-from sqsp.record import FAILED  # noqa: E402
+from sqsp.record import FAILED
 
 COMPONENT_LABELS = {"L_RD": "L_RD", "A": "A", "T_phi": "T_φ", "L_var": "L_var", "L_cov": "L_cov", "Span": "Span"}
 LATEX_LABELS = {"L_RD": r"$\mathcal{L}_{\text{RD}}$", "A": r"$\mathcal{A}$", "T_phi": r"$T_\phi$",
