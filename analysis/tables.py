@@ -26,9 +26,11 @@ Every table ends with three reference rows, the floors a representation must cle
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,12 +41,12 @@ from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_CROSS_DATASET,
                                     PAPER_KNOWLEDGE_SOURCE, PAPER_SSL,
                                     TABLE3_CIFAR10,
                                     TABLE3_COMPONENTS)
+from sqsp.record import FAILED
 
 COMPONENT_LABELS = {"L_RD": "L_RD", "A": "A", "T_phi": "T_φ", "L_var": "L_var", "L_cov": "L_cov", "Span": "Span"}
 LATEX_LABELS = {"L_RD": r"$\mathcal{L}_{\text{RD}}$", "A": r"$\mathcal{A}$", "T_phi": r"$T_\phi$",
                 "L_var": r"$\mathcal{L}_{\text{var}}$", "L_cov": r"$\mathcal{L}_{\text{cov}}$", "Span": "Span"}
 CLASSES = {"digits-m": 10, "digits": 10, "cifar10": 10, "stl10": 10, "cifar100": 100}
-FAILED = ("failed", "diverged")
 
 
 def components(cfg: pd.Series) -> dict[str, bool]:
@@ -286,13 +288,8 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     raise ValueError(f"format {fmt!r}; allowed: markdown, latex, csv")
 
 
-def ablation_markdown(trials: pd.DataFrame) -> str:
-    """What studies/ablation.py prints at the end (Markdown)."""
-    return format_table(ablation_table(trials), "markdown")
-
-
 # ---------------------------------------------------------------------------------------------
-# the other studies' tables (studies/<name>.py prints them; the command line picks by study name)
+# the other studies' tables (each studies/<name>.py declares its own: ``Table`` below)
 # ---------------------------------------------------------------------------------------------
 GENERATOR_COLUMNS = ("generator_arch", "generator_conditional", "generator_step", "generator_fid",
                      "generator_fid_extractor")
@@ -474,15 +471,6 @@ def search_report(trials: pd.DataFrame, columns: Sequence[str], fmt: str = "mark
     return format_search(table, fmt, confirm_table(trials, columns))
 
 
-def search_markdown(columns: Sequence[str]):
-    """What a searched study prints at the end."""
-    return lambda trials: search_report(trials, columns)
-
-
-SEARCHES = {"loss_weights": ("sim_weight", "var_weight", "cov_weight", "syn_ratio")}
-"""Searched study name -> the fields its table shows."""
-
-
 def domain_gap_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Table 5: MMD² between synthetic and real representations, by method and data."""
     table = study_table(trials, columns=("method", "syn_ratio"), paper=PAPER_DOMAIN_GAP,
@@ -531,15 +519,61 @@ def cross_dataset_table(trials: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-TABLES = {"ablation": ablation_table, "generators": generators_table, "blocks": blocks_table, "ssl_baselines": ssl_table,
-          "domain_gap": domain_gap_table, "knowledge_source": knowledge_source_table,
-          "cross_dataset": cross_dataset_table}
-"""Study name -> its table function (the command line picks by the study recorded in the file)."""
+# ---------------------------------------------------------------------------------------------
+# a study's table, declared once: in its study file
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Table:
+    """A study's table as its study file declares it (``Study(table=Table(blocks_table))``): the
+    function of this module that builds it from the trials and, for a searched study
+    (``search_table``), the searched fields it shows. Called with the trials it gives the
+    Markdown the study prints. The study records ``spec`` in its Parquet files
+    (``sqsp_table``), and ``Table.of(trials)`` reads it back: the command line and the notebook
+    print the table the study declared from its files alone, with no list of studies here
+    and without importing the study file (which imports Ray)."""
+    build: Callable[..., pd.DataFrame]
+    columns: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        _builder(getattr(self.build, "__name__", repr(self.build)))  # only this module's *_table functions
+        object.__setattr__(self, "columns", tuple(self.columns))
+
+    def frame(self, trials: pd.DataFrame) -> pd.DataFrame:
+        return self.build(trials, columns=self.columns) if self.columns else self.build(trials)
+
+    def render(self, trials: pd.DataFrame, fmt: str = "markdown") -> str:
+        if self.build is search_table:  # the search and its confirmation: two tables
+            return search_report(trials, self.columns, fmt)
+        return format_table(self.frame(trials), fmt)
+
+    def __call__(self, trials: pd.DataFrame) -> str:
+        return self.render(trials)
+
+    @property
+    def spec(self) -> dict:
+        return {"build": self.build.__name__, "columns": list(self.columns)}
+
+    @classmethod
+    def of(cls, trials: pd.DataFrame) -> "Table":
+        """The table the study that wrote ``trials`` declared (``sqsp_table`` in the file's
+        metadata). A file without one: a searched study's table over the fields its recorded
+        search space holds, else the generic table of a study declared as rows."""
+        meta = trials.attrs.get("sqsp", {})
+        if meta.get("sqsp_table"):
+            spec = json.loads(meta["sqsp_table"])
+            return cls(_builder(spec["build"]), tuple(spec.get("columns", ())))
+        if meta.get("sqsp_search_space"):
+            return cls(search_table, tuple(json.loads(meta["sqsp_search_space"])))
+        return cls(study_table)
 
 
-def markdown(kind: str):
-    """The function a study prints its table with: ``table = markdown("blocks")``."""
-    return lambda trials: format_table(TABLES[kind](trials), "markdown")
+def _builder(name: str) -> Callable[..., pd.DataFrame]:
+    f = globals().get(name)
+    if not (callable(f) and getattr(f, "__module__", None) == __name__ and name.endswith("_table")):
+        builders = sorted(n for n, g in globals().items()
+                          if n.endswith("_table") and getattr(g, "__module__", None) == __name__)
+        raise ValueError(f"table {name!r} is not a table of analysis/tables.py; allowed: {builders}")
+    return f
 
 
 # ---------------------------------------------------------------------------------------------
@@ -706,12 +740,9 @@ def _print_table(location: str, fmt: str) -> int:
                 raise ResultsError(str(e)) from None
             return 0
     trials = read_trials(location)
-    name = str(trials["study"].dropna().iloc[0]) if "study" in trials and trials["study"].notna().any() else "ablation"
+    name = str(trials["study"].dropna().iloc[0]) if "study" in trials and trials["study"].notna().any() else "?"
     try:  # the study's own table; a format it has no form for, or a study without rows, is refused
-        if name in SEARCHES:
-            text = search_report(trials, SEARCHES[name], fmt)
-        else:
-            text = format_table(TABLES.get(name, study_table)(trials), fmt)
+        text = Table.of(trials).render(trials, fmt)
     except ValueError as e:
         raise ResultsError(f"study {name!r}: {e}") from None
     print(text.rstrip("\n"))

@@ -26,7 +26,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sqsp.config import preset
-from sqsp.train import build_run, compute_loss, cpu_has_native_bf16, train_step
+from sqsp.device import cpu_has_native_bf16
+from sqsp.train import build_run, compute_loss, train_step
 
 SETTINGS = {
     "fp32 NCHW": {"precision": "fp32", "channels_last": False},

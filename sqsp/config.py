@@ -186,6 +186,18 @@ class TrainConfig:
     def real_batch(self) -> int:
         return self.batch_size - self.syn_batch
 
+    @property
+    def uses_generator(self) -> bool:
+        """A trial loads ``generator``: to draw synthetic images, or to read the discriminator
+        trained with it (method='discriminator', Table 1's direct use)."""
+        return self.syn_batch > 0 or self.method == "discriminator"
+
+    @property
+    def synthetic_target(self) -> str:
+        """What the synthetic side hands the loss as its target: the latent w for the encoder
+        (Eq. 3 regresses it; it has no teacher, whatever teacher_source says), else teacher_source."""
+        return "w" if self.method == "encode" else self.teacher_source
+
     def validate(self) -> "TrainConfig":
         for f in fields(self):
             _check_type(f, getattr(self, f.name))

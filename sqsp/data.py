@@ -189,13 +189,21 @@ def check_layout(dataset: str, root: str | None, splits: tuple[str, ...] | list[
             _check_imagefolder_layout(path, split)
 
 
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Float images (N, C, H, W) at (size, size) by antialiased bilinear interpolation, as
+    every resize in sqsp (a 32 px generator's images for a 16 px student, a dataset at the
+    preset's size): without antialiasing a downsized image aliases. Unchanged at that size."""
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
 def resize_uint8(images: torch.Tensor, size: int, chunk: int = _RESIZE_CHUNK) -> torch.Tensor:
     """Antialiased bilinear resize of a uint8 (N, C, H, W) tensor to (N, C, size, size),
     chunk by chunk so the float copy stays bounded; rounds back to uint8."""
     out = torch.empty((images.shape[0], images.shape[1], size, size), dtype=torch.uint8)
     for i in range(0, images.shape[0], chunk):
-        x = images[i:i + chunk].float()
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        x = resize(images[i:i + chunk].float(), size)
         out[i:i + chunk] = x.round_().clamp_(0, 255).to(torch.uint8)
     return out
 

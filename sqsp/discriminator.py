@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
+from .data import resize
 from .generators.base import _pick_tensor
 
 MODES = ("single", "multi")
@@ -77,9 +78,7 @@ class DiscriminatorBackbone(nn.Module):
         lay = self.layout
         with torch.autocast(x.device.type, enabled=False):
             x = x.float() * 2 - 1
-            if x.shape[-1] != lay.resolution or x.shape[-2] != lay.resolution:
-                x = nn.functional.interpolate(x, size=lay.resolution, mode="bilinear", antialias=True,
-                                              align_corners=False)
+            x = resize(x, lay.resolution)
             modules = dict(self.disc.named_modules())
             names = (lay.blocks if self.mode == "multi" else ()) + (lay.vector,)
             captured: dict[str, torch.Tensor] = {}
@@ -100,8 +99,8 @@ def direct_use(config: TrainConfig, report: Callable[[dict[str, Any], str | None
     kNN and the configured linear probe on its features of the real train/test splits.
     Reported once, as a finished run."""
     from .data import load_split
-    from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper
-    from .train import resolve_device
+    from .device import resolve_device
+    from .evaluate import extract_features, probe_scores
     from .zoo import describe, load_discriminator
 
     cfg = config
@@ -114,18 +113,8 @@ def direct_use(config: TrainConfig, report: Callable[[dict[str, Any], str | None
         test_split = load_split(dataset, cfg.data_root, "test", cfg.image_size)
         ftr = extract_features(backbone, train_split.images, device=device)
         fte = extract_features(backbone, test_split.images, device=device)
-        if cfg.probe == "fast":
-            probe = linear_probe_fast(ftr, train_split.labels, fte, test_split.labels, seed=cfg.seed)
-        elif cfg.probe == "paper":
-            probe = linear_probe_paper(backbone, train_split, test_split, device=device, epochs=cfg.probe_epochs,
-                                       lr=cfg.probe_lr, batch_size=cfg.probe_batch_size,
-                                       optimizer=cfg.probe_optimizer, seed=cfg.seed)
-        else:
-            probe = math.nan
-        return {"feature_dim": ftr.shape[1],
-                "knn_acc": knn_accuracy(ftr, train_split.labels, fte, test_split.labels,
-                                        num_classes=train_split.num_classes, k=cfg.knn_k, t=cfg.knn_t),
-                "probe_acc": probe}
+        out = probe_scores(backbone, ftr, fte, train_split, test_split, cfg, linear=cfg.probe != "none", device=device)
+        return {"feature_dim": ftr.shape[1], "knn_acc": out["knn_acc"], "probe_acc": out.get("probe_acc", math.nan)}
 
     metrics: dict[str, Any] = {"step": 0, "epoch": 0, **scores(cfg.dataset), "collapsed": False, "done": True,
                                **describe(cfg.generator)}

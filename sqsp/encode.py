@@ -25,8 +25,9 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .data import resize
 
 # AlexNet's stride-4 stem and three 3x3/2 max-pools leave nothing of an image under ~31 px
 # (at 16 px the second pool fails); the authors ran LPIPS at CIFAR's 32 px, so smaller images
@@ -80,6 +81,5 @@ def perceptual_distance(lpips_fn: nn.Module, a: torch.Tensor, b: torch.Tensor) -
     """Mean LPIPS between image batches in [-1, 1], both brought to one size of at least
     ``LPIPS_MIN_SIZE`` (antialiased bilinear)."""
     size = max(LPIPS_MIN_SIZE, a.shape[-1], b.shape[-1])
-    a, b = (x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                                                         align_corners=False) for x in (a, b))
+    a, b = resize(a, size), resize(b, size)
     return lpips_fn(a, b).mean()

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sqsp.augment import build_augment
+from sqsp.config import TrainConfig
+from sqsp.device import autocast
 from sqsp.lars import lars_scale_
 
 # Authors' eval_classification.py: SGD with momentum 0.9 on the linear layer only, the layer
@@ -53,10 +55,6 @@ def _frozen_eval(module: nn.Module):
     finally:
         for m, training in modes:
             m.training = training
-
-
-def _autocast(device: torch.device, amp_dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
 
 
 def _to_input(x_uint8: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -88,10 +86,27 @@ def extract_features(backbone: nn.Module, images_uint8: torch.Tensor, *, device,
     with _frozen_eval(backbone):
         for i in range(0, images_uint8.shape[0], batch_size):
             x = _to_input(images_uint8[i:i + batch_size].to(device, non_blocking=True), channels_last)
-            with _autocast(device, amp_dtype):
+            with autocast(device, amp_dtype):
                 f = backbone(x)
             out.append(f.float().flatten(1))
     return torch.cat(out)
+
+
+def probe_scores(backbone: nn.Module, train_feats: torch.Tensor, test_feats: torch.Tensor, train, test,
+                 cfg: TrainConfig, *, linear: bool, **kw) -> dict[str, float]:
+    """How a frozen backbone's features of a train/test pair score, as a config asks: the kNN
+    monitor always, and with ``linear`` the configured linear probe (``cfg.probe``). The one
+    path for a trained student and for the discriminator read directly (Table 1). ``kw``:
+    ``device`` and the precision settings of ``extract_features``."""
+    out = {"knn_acc": knn_accuracy(train_feats, train.labels, test_feats, test.labels, num_classes=train.num_classes,
+                                   k=cfg.knn_k, t=cfg.knn_t)}
+    if linear and cfg.probe == "fast":
+        out["probe_acc"] = linear_probe_fast(train_feats, train.labels, test_feats, test.labels, seed=cfg.seed)
+    elif linear and cfg.probe == "paper":
+        out["probe_acc"] = linear_probe_paper(backbone, train, test, epochs=cfg.probe_epochs, lr=cfg.probe_lr,
+                                              batch_size=cfg.probe_batch_size, optimizer=cfg.probe_optimizer,
+                                              seed=cfg.seed, **kw)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,7 +251,7 @@ def linear_probe_paper(backbone: nn.Module, train, test, *, device, epochs: int,
             x = augment(x)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, amp_dtype):
+        with autocast(device, amp_dtype):
             return backbone(x).float().flatten(1)
 
     fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] \

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from .data import resize
 from .weights import save_weights
 
 EXTRACTORS = ("classifier", "inception")
@@ -186,10 +187,7 @@ class SmallClassifier(nn.Module):
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(feature_dim, num_classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
-            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False,
-                              antialias=True)
-        return self.body(x)
+        return self.body(resize(x, self.resolution))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

@@ -30,10 +30,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import TrainConfig
+from .data import resize
 from .evaluate import _frozen_eval, linear_cka
 from .generators.base import FeatureGenerator, _pick_tensor
 
@@ -147,9 +147,7 @@ def layer_features(generator: FeatureGenerator, backbone: nn.Module, image_size:
             for label, m in g_layers:
                 g_parts[label].append(got[m])
             x = (images[0].float().clamp(-1, 1) + 1) / 2  # the student reads [0, 1], at its own size
-            if x.shape[-1] != image_size:
-                x = F.interpolate(x, size=image_size, mode="bilinear", antialias=True, align_corners=False)
-            x = x.to(next(backbone.parameters()).device)
+            x = resize(x, image_size).to(next(backbone.parameters()).device)
             got = _pooled(backbone, [m for _, m in s_layers], lambda: backbone(x))
             for label, m in s_layers:
                 s_parts[label].append(got[m])
@@ -210,7 +208,8 @@ def train_student(config: TrainConfig, directory: str) -> str:
 def similarity_frame(checkpoints: Sequence[str], n: int, granularity: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """CKA rows for each checkpoint's student against its own config's generator."""
     from . import zoo
-    from .train import load_backbone, resolve_device
+    from .device import resolve_device
+    from .train import load_backbone
     rows, generators = [], set()
     for ckpt in checkpoints:
         backbone, cfg = load_backbone(ckpt)

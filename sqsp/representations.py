@@ -137,7 +137,7 @@ def representations_frame(config: TrainConfig, seeds: list[int], n: int, labelle
     """One row per seed × representation × sample: label, UMAP point, features; and the
     metadata the figure cites (generator, classifier, what is missing)."""
     from . import zoo
-    from .train import resolve_device
+    from .device import resolve_device
     device = resolve_device(config.device)
     generator = zoo.load_generator(config.generator, device=device, truncation=config.truncation,
                                    stylegan_repo=config.stylegan_repo)
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> str:
         p.error(str(e))
     if args.samples < 20:
         p.error(f"--samples {args.samples}: need at least 20 images for a neighbourhood embedding")
-    from .train import resolve_device
+    from .device import resolve_device
     try:
         labeller = load_labeller(args.classifier, cfg.generator, device=resolve_device(cfg.device))
     except (ValueError, FileNotFoundError, LookupError) as e:

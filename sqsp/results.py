@@ -15,7 +15,7 @@ row                   string, null    the row label of a study declared as named
 <every TrainConfig    its type        the trial's resolved config, one column per field
  field>                               (``seed`` is one of them); see sqsp/config.py
 status                string          completed | collapsed | failed | diverged |
-                                      stopped | unfinished | skipped (see STATUSES)
+                                      stopped | unfinished | skipped (sqsp/record.py)
 error                 string, null    ``ExceptionType: message`` of a failed/diverged trial,
                                       or what a skipped trial needs
 phase                 string, null    a searched study's ``search`` trials, and the ``confirm``
@@ -76,7 +76,8 @@ when it resumes it, so the history is de-duplicated on (trial_id, training_itera
 on (trial_id, step), keeping the newest report.
 
 Nothing here imports Ray: sqsp/tune.py turns Ray's ResultGrid into ``TrialRecord`` s, and
-analysis/ reads the files with ``read_trials`` / ``read_history`` or plain pandas.
+analysis/ reads the files with ``read_trials`` / ``read_history`` or plain pandas. What a
+report holds and how a status is read from it is sqsp/record.py's contract.
 """
 from __future__ import annotations
 
@@ -87,7 +88,6 @@ import math
 import os
 import platform
 import subprocess
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -97,47 +97,23 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from . import record
 from .config import TrainConfig
 from .errors import UserError
+from .record import FAILED, error_text, trial_status
+from .storage import atomic_output, filesystem, join
 
 SCHEMA_VERSION = "1"
 TRIALS_FILE = "trials.parquet"
 HISTORY_FILE = "history.parquet"
 
-STATUSES = ("completed", "collapsed", "failed", "diverged", "stopped", "unfinished", "skipped")
-"""completed: ran to its final report. collapsed: ran to its end but its representation
-collapsed (metrics kept). failed: raised (after Ray's retries; a user error, such as a
-malformed data file, at once). diverged: NaN/inf loss.
-stopped: ended early by a scheduler or stopper (one stopped while its representation was
-collapsed is ``collapsed``: its ``progress`` < 1 tells it ended early). unfinished: the study
-was interrupted before the trial ended (``--resume`` finishes it). skipped: never started,
-because the machine lacks something it needs (``error`` says what, e.g. "needs LPIPS weights: …")."""
-PHASES = ("search", "confirm")
-FAILED = ("failed", "diverged")
-
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 # Parquet type of each config column, from the field's default (None only for optional strings).
 _CONFIG_KIND = {f.name: {bool: "boolean", int: "Int64", float: "float64"}.get(type(f.default), "string")
                 for f in dataclasses.fields(TrainConfig)}
-METRICS = ("step", "epoch", "progress", "loss", "loss_sim", "loss_var", "loss_cov", "loss_syn", "loss_real", "lr",
-           "student_std", "teacher_std", "student_nstd", "backbone_nstd", "img_per_s", "knn_acc", "probe_acc",
-           "val_knn_acc", "val_probe_acc",
-           "init_knn_acc", "init_probe_acc", "mmd_syn_real", "collapsed")
-"""The metrics train() reports, in column order; others it adds follow them."""
-_INT_METRICS = ("step", "epoch")
-_BOOL_METRICS = ("collapsed", "done")
+METRICS = record.METRIC_NAMES
+"""The metrics train() reports, in column order; others it adds follow them (sqsp/record.py)."""
 PROVENANCE = ("python_version", "torch_version", "ray_version", "sqsp_commit", "sqsp_dirty")
-
-# Keys Ray Tune adds to every result, and the trainable's own bookkeeping keys: not metrics.
-_RAY_KEYS = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",
-             "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
-             "iterations_since_restore", "should_checkpoint", "experiment_tag", "config"}
-_HISTORY_RAY_KEYS = ("training_iteration", "time_total_s", "done")
-TRAINABLE_KEYS = ("final", "diverged", "failed", "error")
-"""Added by sqsp/tune.py's trainable: ``final`` marks train()'s own last report (to tell it
-from a scheduler's stop), ``diverged``/``error`` a run that ended with TrainingDiverged,
-``failed``/``error`` one that raised a user error (a bad config or file: not retried). The
-report of a failure carries no metrics, so it is no row of history.parquet."""
 
 
 @dataclass
@@ -160,44 +136,15 @@ class TrialRecord:
 # ---------------------------------------------------------------------------------------------
 # building the tables
 # ---------------------------------------------------------------------------------------------
-def error_text(error: BaseException | str | None) -> str | None:
-    """``Type: message`` of the exception a trial raised (Ray wraps it; we show the cause)."""
-    if error is None:
-        return None
-    if isinstance(error, str):
-        return error
-    cause = getattr(error, "cause", None)  # RayTaskError keeps the user's exception here
-    exc = cause if isinstance(cause, BaseException) else error
-    msg = str(exc).strip()
-    if exc is error and "\n" in msg:  # a Ray error without a cause: its last line says what
-        msg = msg.splitlines()[-1].strip()
-    return f"{type(exc).__name__}: {msg}"[:4000]
-
-
-def trial_status(last: dict[str, Any], error: BaseException | str | None) -> str:
-    """The status of a trial from its last report and the error it raised, if any."""
-    if error is not None:
-        return "diverged" if "TrainingDiverged" in (error_text(error) or "") else "failed"
-    if last.get("failed"):
-        return "failed"
-    if last.get("diverged"):
-        return "diverged"
-    if last.get("final"):
-        return "collapsed" if _true(last.get("collapsed")) else "completed"
-    if _true(last.get("done")):  # ended by a scheduler or stopper
-        return "collapsed" if _true(last.get("collapsed")) else "stopped"
-    return "unfinished"
-
-
 def history_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
     """One row per report of every trial; replayed reports are dropped (keep the newest)."""
     frames = []
     for r in records:
-        reports = [x for x in r.reports if not x.get("failed")]
+        reports = [x for x in r.reports if not x.get(record.FAILED_MARK)]  # a failure report has no metrics
         if not reports:
             continue
         df = pd.DataFrame([_flat(x) for x in reports])
-        df = df.drop(columns=[c for c in df.columns if c in _RAY_KEYS and c not in _HISTORY_RAY_KEYS])
+        df = df.drop(columns=[c for c in df.columns if c in record.RAY_KEYS and c not in record.HISTORY_RAY_KEYS])
         if "training_iteration" not in df:
             df["training_iteration"] = range(1, len(df) + 1)
         # A resumed trial replays the reports made after its last checkpoint: keep the newest.
@@ -214,7 +161,7 @@ def history_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
         return _typed(pd.DataFrame(columns=["trial_id", "row", "seed", "training_iteration", "time_total_s",
                                             *METRICS]))
     df = pd.concat(frames, ignore_index=True)
-    metrics = [c for c in df.columns if _is_metric(c)]
+    metrics = [c for c in df.columns if record.is_metric(c)]
     ordered = list(METRICS) + sorted(m for m in metrics if m not in METRICS)
     cols = ["trial_id", "row", "seed", "training_iteration", "time_total_s", *ordered]
     if "done" in df:
@@ -238,11 +185,11 @@ def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, A
         row.update({k: r.config.get(k) for k in CONFIG_FIELDS})
         row["status"] = "skipped" if r.skipped else trial_status(last, r.error)
         row["error"] = r.skipped or error_text(r.error) or (
-            last.get("error") if last.get("diverged") or last.get("failed") else None)
+            last.get(record.ERROR) if last.get(record.DIVERGED) or last.get(record.FAILED_MARK) else None)
         row["phase"], row["confirms"], row["trial_number"] = r.phase, r.confirms, r.number
         if h is not None:
             for m in h.columns:
-                if _is_metric(m) and m not in CONFIG_FIELDS:
+                if record.is_metric(m) and m not in CONFIG_FIELDS:
                     vals = h[m].dropna()
                     row[m] = vals.iloc[-1] if len(vals) else None
         row["row_index"] = r.row_index
@@ -305,23 +252,15 @@ def _flat(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k != "config" and not k.startswith("config/")}
 
 
-def _is_metric(c: str) -> bool:
-    return c not in _RAY_KEYS and c not in TRAINABLE_KEYS and c not in ("row", "seed")
-
-
-def _true(v) -> bool:
-    return v is not None and not (isinstance(v, float) and math.isnan(v)) and bool(v)
-
-
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     """Stable Parquet types: config fields by their type, metrics float64 / Int64 / boolean."""
     df = df.copy()
     for c in df.columns:
         if c in CONFIG_FIELDS:
             kind = _CONFIG_KIND[c]
-        elif c in _INT_METRICS or c in ("training_iteration", "reports", "seed", "row_index", "trial_number"):
+        elif c in record.INT_METRICS or c in ("training_iteration", "reports", "seed", "row_index", "trial_number"):
             kind = "Int64"
-        elif c in _BOOL_METRICS or c == "sqsp_dirty":
+        elif c in record.BOOL_METRICS or c == "sqsp_dirty":
             kind = "boolean"
         elif c in _STRING_COLUMNS:
             kind = "string"
@@ -384,28 +323,8 @@ def write_parquet(df: pd.DataFrame, target: str, *, kind: str, study: str, info:
     if info is not None:
         meta[b"sqsp_info"] = json.dumps(info, sort_keys=True, default=str).encode()
     table = table.replace_schema_metadata(meta)
-    fs, path = filesystem(target)
-    parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
-    tmp = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp" if parent else f".{name}.{uuid.uuid4().hex}.tmp"
-    if isinstance(fs, pafs.LocalFileSystem):
-        os.makedirs(parent or ".", exist_ok=True)
-        try:
-            with open(tmp, "wb") as f:
-                pq.write_table(table, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return
-    fs.create_dir(parent, recursive=True)
-    try:
-        pq.write_table(table, tmp, filesystem=fs)
-        fs.move(tmp, path)  # a rename where the store has one; object stores copy the finished object
-    finally:
-        if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
-            fs.delete_file(tmp)
+    with atomic_output(target) as f:
+        pq.write_table(table, f)
 
 
 def write_table(df: pd.DataFrame, location: str, name: str, *, kind: str, info: dict[str, Any] | None = None) -> str:
@@ -471,17 +390,3 @@ def _read(location: str, name: str, kind: str | None = None) -> pd.DataFrame:
 def _file(location: str, name: str) -> str:
     loc = str(location).rstrip("/")
     return loc if loc.endswith(".parquet") else join(loc, name)
-
-
-def join(location: str, *parts: str) -> str:
-    """Join path parts onto a local path or a URI."""
-    loc = str(location)
-    if "://" in loc:
-        return "/".join([loc.rstrip("/"), *parts])
-    return os.path.join(loc, *parts)
-
-
-def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in str(location):
-        return pafs.FileSystem.from_uri(str(location))
-    return pafs.LocalFileSystem(), os.path.abspath(location)

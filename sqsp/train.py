@@ -16,7 +16,6 @@ sums accumulate as tensors and are read once per report.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -24,7 +23,6 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -34,60 +32,18 @@ from torch import nn
 from . import cli, losses
 from .augment import build_augment
 from .config import PRESETS, ConfigError, TrainConfig, parse_blocks, preset
-from .data import channel_stats, load_split, split_groups, validation_split
+from .device import amp_dtype, autocast, resolve_device
+from .data import channel_stats, load_split, resize, split_groups, validation_split
 from .encode import missing_lpips_weights, perceptual_distance
-from .evaluate import extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2, pixel_reference
+from .evaluate import (extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2, pixel_reference,
+                       probe_scores)
 from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp, projector
+from .record import TrainingDiverged
+from .storage import atomic_output
 from .synthetic import SyntheticSource
 
 Report = Callable[[dict[str, Any], "str | None"], None]
 CHECKPOINT_FILE = "state.pt"
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite."""
-
-
-# ---------------------------------------------------------------------------------------------
-# devices and precision: applied in one place
-# ---------------------------------------------------------------------------------------------
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} but CUDA is not available here; use 'cpu' or 'auto'")
-    return torch.device(name)
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 / AMX, which oneDNN uses for bf16 kernels. Without them bf16 is emulated:
-    on the AVX2-only EPYC development VM a bf16 matmul ran at 0.6 GFLOP/s against 28 in fp32."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a private query; without it, assume the safe answer
-        return False
-
-
-def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None means fp32. ``auto``: bf16 autocast on CUDA where supported, else fp16 (with a
-    grad scaler); on CPU bf16 only where the CPU has native bf16 (about 2x over fp32 there),
-    else fp32 — emulated bf16 is several times slower (benchmarks/README.md)."""
-    if precision == "fp32" or device.type == "mps":
-        return None
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
-    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
-        warnings.warn("precision='bf16' on a CPU without native bf16 (AVX512-BF16/AMX): it is emulated and "
-                      "several times slower than fp32; precision='auto' picks fp32 here", RuntimeWarning, stacklevel=2)
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,9 +130,8 @@ def build_run(config: TrainConfig, generator=None) -> Run:
             generator = zoo.load_generator(cfg.generator, device=device, truncation=cfg.truncation,
                                            stylegan_repo=cfg.stylegan_repo)
             generator_info = zoo.describe(cfg.generator)
-        # the encoder's latent target is w whatever teacher_source says (it has no teacher)
-        source = "w" if cfg.method == "encode" else cfg.teacher_source
-        synthetic = SyntheticSource(generator, parse_blocks(cfg.generator_blocks), source, device, cfg.seed + 1)
+        synthetic = SyntheticSource(generator, parse_blocks(cfg.generator_blocks), cfg.synthetic_target, device,
+                                    cfg.seed + 1)
     # Table 5 of the appendix: probe splits of other datasets, loaded now so a missing one fails
     # before training, not after it
     transfer = {ds: (load_split(ds, cfg.data_root, "train", cfg.image_size),
@@ -250,9 +205,7 @@ def _real_batch(run: Run) -> torch.Tensor:
 
 def _fmt(run: Run, x: torch.Tensor) -> torch.Tensor:
     """To the student's size (a generator may be trained at another resolution) and memory format."""
-    if x.shape[-1] != run.config.image_size:
-        x = nn.functional.interpolate(x, size=run.config.image_size, mode="bilinear", antialias=True,
-                                      align_corners=False)
+    x = resize(x, run.config.image_size)
     return x.contiguous(memory_format=torch.channels_last) if run.config.channels_last else x
 
 
@@ -355,19 +308,8 @@ def _probe_split(run: Run, train_split, test_split, kw: dict, *, probe: bool):
     configured linear probe) on them: (train features, test features, metrics)."""
     cfg, bb = run.config, run.student.backbone
     ftr, fte = extract_features(bb, train_split.images, **kw), extract_features(bb, test_split.images, **kw)
-    if not (torch.isfinite(ftr).all() and torch.isfinite(fte).all()):
-        # the last update can blow the weights up after the last loss was read
-        raise TrainingDiverged(f"the backbone's features became non-finite by step {run.step}; "
-                               f"lower base_lr={cfg.base_lr} or check the loss weights")
-    out = {"knn_acc": knn_accuracy(ftr, train_split.labels, fte, test_split.labels,
-                                   num_classes=train_split.num_classes, k=cfg.knn_k, t=cfg.knn_t)}
-    if probe and cfg.probe == "fast":
-        out["probe_acc"] = linear_probe_fast(ftr, train_split.labels, fte, test_split.labels, seed=cfg.seed)
-    elif probe and cfg.probe == "paper":
-        out["probe_acc"] = linear_probe_paper(bb, train_split, test_split, epochs=cfg.probe_epochs,
-                                              lr=cfg.probe_lr, batch_size=cfg.probe_batch_size,
-                                              optimizer=cfg.probe_optimizer, seed=cfg.seed, **kw)
-    return ftr, fte, out
+    _check_finite(run, ftr, fte)
+    return ftr, fte, probe_scores(bb, ftr, fte, train_split, test_split, cfg, linear=probe, **kw)
 
 
 def _validation(run: Run, ftr: torch.Tensor, probe: bool, kw: dict) -> dict[str, float]:
@@ -392,10 +334,15 @@ def monitor_validation(run: Run) -> dict[str, float]:
     cfg = run.config
     feats = extract_features(run.student.backbone, run.eval_train.images[run.val_split[1]], device=run.device,
                              channels_last=cfg.channels_last, amp_dtype=run.dtype)
-    if not torch.isfinite(feats).all():
-        raise TrainingDiverged(f"the backbone's features became non-finite by step {run.step}; "
-                               f"lower base_lr={cfg.base_lr} or check the loss weights")
+    _check_finite(run, feats)
     return {"val_knn_acc": _val_knn(run, feats)}
+
+
+def _check_finite(run: Run, *features: torch.Tensor) -> None:
+    """The last update can blow the weights up after the last loss was read: features tell."""
+    if not all(torch.isfinite(f).all() for f in features):
+        raise TrainingDiverged(f"the backbone's features became non-finite by step {run.step}; "
+                               f"lower base_lr={run.config.base_lr} or check the loss weights")
 
 
 def _val_knn(run: Run, feats: torch.Tensor) -> float:
@@ -412,8 +359,7 @@ def _syn_real_mmd(run: Run, real_feats: torch.Tensor, kw: dict) -> float:
     with torch.random.fork_rng(devices=devices):  # a generator with noise inputs draws from it
         syn = run.synthetic.sample_images(len(real_feats), seed=cfg.seed + 3)
     if syn.shape[-1] != cfg.image_size:
-        syn = nn.functional.interpolate(syn.float(), size=cfg.image_size, mode="bilinear", antialias=True,
-                                        align_corners=False).round().clamp(0, 255).to(torch.uint8)
+        syn = resize(syn.float(), cfg.image_size).round().clamp(0, 255).to(torch.uint8)
     return mmd2(extract_features(run.student.backbone, syn, **kw), real_feats)
 
 
@@ -515,9 +461,8 @@ def _report(run: Run, report: Report, metrics: dict[str, Any], with_checkpoint: 
 def save_checkpoint(run: Run, directory: str) -> str:
     """Tensors and plain values only (loadable with ``weights_only=True``), written atomically."""
     path = os.path.join(directory, CHECKPOINT_FILE)
-    tmp = path + ".tmp"
-    torch.save(run.state_dict(), tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as f:
+        torch.save(run.state_dict(), f)
     return path
 
 

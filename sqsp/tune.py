@@ -107,16 +107,16 @@ from ray import tune
 from ray.tune.logger import TBXLoggerCallback
 from ray.tune.search import Searcher
 
-from . import cli, lockfile, results
+from . import cli, lockfile, record, results
 from .checkpoints import FID_SAMPLES, Checkpoint, checkpoint_fid, find_checkpoints, info_from_entry, recorded_fids
 from .config import (PRESETS, SCALE_FIELDS, STUDY_FIELDS, ConfigError, TrainConfig, absolute_paths, ignored_settings,
                      is_zoo_name, parse_overrides, parse_seeds, preset, refuse_ignored)
 from .errors import USER_ERRORS
 from .provenance import trial_provenance
+from .storage import write_text
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 STUDY_FILE = "study.json"
-METRICS_FILE = "sqsp_metrics.json"  # written next to train()'s checkpoint by the trainable
 PROGRESS_METRICS = ("epoch", "loss", "student_std", "knn_acc", "probe_acc")
 
 
@@ -401,17 +401,12 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
         # Ray's progress table shows the first four metrics of a result: make them these
-        metrics = {**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **info, **metrics}
-        if metrics.get("done"):
-            metrics["final"] = True  # train()'s own end, told apart from a scheduler's stop
+        metrics = record.mark_final({**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **info, **metrics})
         reported.append(True)
         if checkpoint_dir is None:
             tune.report(metrics)
             return
-        # The checkpoint carries the metrics it was reported with, so a trial resumed from its
-        # final checkpoint (the driver died before recording the end) can report its end again.
-        with open(os.path.join(checkpoint_dir, METRICS_FILE), "w") as f:
-            json.dump(metrics, f, default=float)
+        record.save_with_checkpoint(checkpoint_dir, metrics)
         # the directory lives only during this call: Ray copies it to storage inside report()
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
 
@@ -423,16 +418,13 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
             return
         with checkpoint.as_directory() as d:
             train_fn(config, report, resume_from=d)
-            last = {}
-            if os.path.exists(os.path.join(d, METRICS_FILE)):
-                with open(os.path.join(d, METRICS_FILE)) as f:
-                    last = json.load(f)
-        if not reported and last.get("done"):
+            last = record.load_with_checkpoint(d)
+        if not reported and last.get(record.DONE):
             tune.report(last)
-    except FloatingPointError as e:  # TrainingDiverged: a result, not a crash to retry
-        tune.report({"diverged": True, "error": f"{type(e).__name__}: {e}", "done": True})
+    except record.TrainingDiverged as e:  # a result, not a crash to retry
+        tune.report(record.diverged_report(e))
     except USER_ERRORS as e:  # a bad config or file fails the same way again: no retry either
-        tune.report({"failed": True, "error": f"{type(e).__name__}: {e}", "done": True})
+        tune.report(record.failed_report(e))
 
 
 LOGGERS = ("tensorboard", "mlflow", "wandb")
@@ -575,7 +567,7 @@ class FinalMetricSearcher(Searcher):
             self.searcher.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id, result=None, error=False):
-        error = error or bool(result and result.get("failed"))  # a user error, reported as a result
+        error = error or bool(result and result.get(record.FAILED_MARK))  # a user error, reported as a result
         self.searcher.on_trial_complete(trial_id, result=result, error=error)
 
     def add_evaluated_point(self, *args, **kwargs):
@@ -681,7 +673,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
             for row, cfg in trials if row in skipped]
         if not runnable:  # nothing for Ray to do: record the rows and what they need
             _write_json(results.join(path, STUDY_FILE), spec)
-            trials_df, _ = results.write_study(path, study.name, skipped_records)
+            trials_df, _ = results.write_study(path, study.name, skipped_records, metadata=study_metadata(study))
             print(f"[sqsp] study {study.name!r}: every row was skipped; wrote "
                   f"{results.join(path, results.TRIALS_FILE)}", file=sys.stderr)
             trials_df.attrs["interrupted"] = False
@@ -733,7 +725,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                 signals.writing = True
                 records = _records(grid, fixed, order, phase="search" if study.searcher is not None else None)
                 records += skipped_records
-                trials_df, _ = results.write_study(path, study.name, records, metadata=search_metadata(study))
+                trials_df, _ = results.write_study(path, study.name, records, metadata=study_metadata(study))
             counts = trials_df["status"].value_counts().to_dict()
             print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
                   f"wrote {results.join(path, results.TRIALS_FILE)} and {results.HISTORY_FILE}", file=sys.stderr)
@@ -814,6 +806,17 @@ def check_search(study: Study, configs: list[TrainConfig]) -> None:
         if metric.endswith("probe_acc") and any(c.probe == "none" for c in configs):
             raise ConfigError(f"study {name!r}: {what} {metric!r} needs a linear probe, but probe='none'; "
                               "use probe='fast' or 'paper'")
+
+
+def study_metadata(study: Study) -> dict[str, str]:
+    """What the Parquet files keep of the study's declaration for analysis/: its table's
+    ``spec`` (``sqsp_table``: analysis/tables.py's ``Table``) and, for a search, its
+    ``search_metadata``."""
+    meta = search_metadata(study)
+    spec = getattr(study.table, "spec", None)
+    if spec is not None:
+        meta["sqsp_table"] = json.dumps(spec)
+    return meta
 
 
 def search_metadata(study: Study) -> dict[str, str]:
@@ -899,7 +902,7 @@ def run_confirmation(study: Study, path: str, fixed: dict[str, Any], search_reco
         elapsed = time.perf_counter() - t0
         signals.writing = True
         confirm = _records(grid, cfixed, phase="confirm")
-        trials_df, _ = results.write_study(path, study.name, search_records + confirm, metadata=search_metadata(study))
+        trials_df, _ = results.write_study(path, study.name, search_records + confirm, metadata=study_metadata(study))
     done = trials_df[trials_df["phase"] == "confirm"]
     counts = done["status"].value_counts().to_dict()
     print(f"[sqsp] confirmation: {len(done)} trials {counts} in {elapsed:.0f} s", file=sys.stderr)
@@ -1015,7 +1018,7 @@ def prepare_generators(configs: list[TrainConfig]) -> None:
     """Make sure the zoo entries the trials use exist, once, in the driver, before any trial
     runs (missing runs train in parallel), and refuse a generator name nothing knows or a
     checkpoint path that names no file here."""
-    specs = sorted({c.generator for c in configs if _uses_generator(c)})
+    specs = sorted({c.generator for c in configs if c.uses_generator})
     missing = [s for s in specs if not is_zoo_name(s) and not s.startswith("random:") and not os.path.isfile(s)]
     if missing:
         raise ConfigError(f"generator checkpoint(s) {missing} do not exist (relative paths are taken from the "
@@ -1038,7 +1041,7 @@ def _refuse_other_datasets(configs: list[TrainConfig], trained_on: dict[str, str
     embedded zoo's digits GANs under a paper preset) is a mistake, not a comparison."""
     for c in configs:
         data = trained_on.get(c.generator)
-        if _uses_generator(c) and c.data_root is not None and data and data != c.dataset:
+        if c.uses_generator and c.data_root is not None and data and data != c.dataset:
             raise ConfigError(
                 f"generator {c.generator!r} was trained on {data!r}, but the trials learn from {c.dataset!r}; "
                 "name a generator of that dataset (--set generator=PATH), or for studies/generators.py a folder of "
@@ -1094,10 +1097,6 @@ def checkpoint_info(checkpoints: list[Checkpoint], recorded: dict[str, dict], co
     return out
 
 
-def _uses_generator(c: TrainConfig) -> bool:
-    return c.syn_batch > 0 or c.method == "discriminator"
-
-
 # ---------------------------------------------------------------------------------------------
 # paths on a cluster: trials run on other nodes, where the driver's paths may name nothing
 # ---------------------------------------------------------------------------------------------
@@ -1109,7 +1108,7 @@ def trial_paths(configs: list[TrainConfig]) -> dict[str, str]:
             out[c.data_root] = "dir"
         if c.stylegan_repo:
             out[c.stylegan_repo] = "dir"
-        if _uses_generator(c) and not is_zoo_name(c.generator) and not c.generator.startswith("random:"):
+        if c.uses_generator and not is_zoo_name(c.generator) and not c.generator.startswith("random:"):
             out[c.generator] = "file"
     return out
 
@@ -1159,13 +1158,13 @@ def preflight(configs: list[TrainConfig]) -> None:
             needed.setdefault((t, c.data_root), set()).update(("train", "test"))
     for (dataset, root), splits in sorted(needed.items(), key=str):
         check_layout(dataset, root, [s for s in SPLITS if s in splits])
-    used = [c for c in configs if c.syn_batch > 0 or c.method == "discriminator"]
+    used = [c for c in configs if c.uses_generator]
     prepare_generators(used)
     from . import zoo
     seen = set()
     for c in used:
         direct = c.method == "discriminator"  # reads the discriminator, not blocks or w
-        source = "features" if direct else "w" if c.method == "encode" else c.teacher_source  # the encoder needs w
+        source = "features" if direct else c.synthetic_target
         key = (c.generator, "all" if direct else c.generator_blocks, source, direct, c.stylegan_repo)
         if key not in seen:
             seen.add(key)
@@ -1371,13 +1370,7 @@ def _check_same_study(path: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_json(target: str, obj: Any) -> None:
-    fs, p = results.filesystem(target)
-    parent = p.rsplit("/", 1)[0]
-    fs.create_dir(parent, recursive=True)
-    tmp = f"{parent}/.{os.path.basename(p)}.{os.getpid()}.tmp"
-    with fs.open_output_stream(tmp) as f:
-        f.write(json.dumps(obj, indent=1, sort_keys=True, default=str).encode())
-    fs.move(tmp, p)
+    write_text(target, json.dumps(obj, indent=1, sort_keys=True, default=str))
 
 
 def _read_text(target: str) -> str:

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import hashlib
 import json
 import math
@@ -65,12 +64,11 @@ import os
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -79,9 +77,11 @@ from . import fid as fidlib
 from .config import ConfigError, is_zoo_name, parse_blocks
 from .data import DIGITS_M_VERSION, load_split
 from .errors import UserError
+from .gan import Z_DIM, Discriminator, GANRun, save_sample_grid, train_gan
 from .generators import ARCHITECTURES, FeatureGenerator, build_architecture, is_checkpoint_path, load_checkpoint, \
-    make_network, save_checkpoint, wrap
-from .generators.stylegan import EqualConv2d, EqualLinear
+    save_checkpoint, wrap
+from .generators.base import check_blocks
+from .storage import write_text
 from .weights import save_weights
 
 MANIFEST_FORMAT = "sqsp-zoo/1"
@@ -89,7 +89,6 @@ DATASET = "digits-m"
 RESOLUTION = 16
 CHANNELS = 3
 CLASSIFIER = "classifier-digits-m"
-Z_DIM = 64
 
 
 class ZooError(UserError, ValueError):
@@ -104,29 +103,6 @@ class UnknownGenerator(UserError, LookupError):
 # ---------------------------------------------------------------------------------------------
 # what the embedded zoo holds
 # ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class GANRun:
-    """One GAN training run of the zoo; it yields entry ``name`` (final) and ``name@<step>``
-    at each fraction of ``steps`` in ``snapshots``."""
-    name: str
-    arch: str
-    conditional: bool
-    steps: int
-    description: str
-    snapshots: tuple[float, ...] = ()
-    batch_size: int = 16
-    lr: float = 2e-3
-    betas: tuple[float, float] = (0.0, 0.99)
-    r1_gamma: float = 0.05          # R1 weight (Mescheder et al. 2018); StyleGAN2-ADA uses ~0.01 at 32 px
-    r1_every: int = 4               # lazy regularisation, as StyleGAN2
-    ema_kimg: float = 5.0           # half-life of the generator's weight average, in thousands of images
-    ema_rampup: float = 0.1         # early on the half-life is at most this share of the images seen
-    d_width: int = 16               # discriminator channels at full resolution (doubling, at most 2x, below)
-    decay_from: float = 0.5         # lr decays linearly to 0 from this share of the steps (1: constant lr)
-    kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments of the generator
-    seed_offset: int = 0            # the run trains from seed * 1000 + seed_offset (see DEFAULT_RUNS)
-
-
 # Tuned on this 2-core machine for the 5-minute build budget: batch 16 with Adam at
 # StyleGAN2's lr 2e-3, betas (0, 0.99), and the lr decayed over the second half, gave
 # recognisable digits (classifier FID ~13 for training seeds 0 and 123) in 2000 steps; batch
@@ -187,14 +163,8 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     return {**_empty_manifest(), **m}
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    _atomic_write_text(path, json.dumps(manifest, indent=1, sort_keys=True))
+    write_text(path, json.dumps(manifest, indent=1, sort_keys=True))
 
 
 def entries(zoo: str | os.PathLike | None = None,
@@ -266,16 +236,21 @@ def load_generator(spec: str, *, device: str | torch.device = "cpu", stylegan_re
         return load_checkpoint(spec, device=device, truncation=truncation)
 
     known = ensure(spec, zoo=zoo, manifests=manifests) if build_if_missing else entries(zoo, manifests)
-    if spec not in known:
-        raise UnknownGenerator(f"generator {spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec, or a "
-                               f"checkpoint path; zoo names: {sorted(known) or '(none; run python -m sqsp.zoo build)'}")
-    e = known[spec]
-    verify(e)
+    e = _verified_entry(spec, known)
     if _is_pickle(e):
         _refuse_zoo_pickle(e)
         from .generators.official import load_official
         return load_official(e["path"], device=device, repo=stylegan_repo, truncation=truncation)
     return load_checkpoint(e["path"], device=device, truncation=truncation)
+
+
+def _verified_entry(spec: str, known: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The entry named ``spec``, its files checked against the manifest's sha256."""
+    if spec not in known:
+        raise UnknownGenerator(f"generator {spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec, or a "
+                               f"checkpoint path; zoo names: {sorted(known) or '(none; run python -m sqsp.zoo build)'}")
+    verify(known[spec])
+    return known[spec]
 
 
 def _is_pickle(entry: dict[str, Any]) -> bool:
@@ -310,11 +285,7 @@ def check_generator(spec: str, *, blocks: str = "all", teacher_source: str = "fe
     pickle_entry = None
     if is_zoo_name(spec):
         known = ensure(spec, zoo=zoo, manifests=manifests)  # an embedded name is built first
-        if spec not in known:
-            raise UnknownGenerator(f"generator {spec!r} is not a zoo name, a 'random:<arch>[@<res>]' spec, or a "
-                                   f"checkpoint path; zoo names: {sorted(known) or '(none; run python -m sqsp.zoo build)'}")
-        e = known[spec]
-        verify(e)
+        e = _verified_entry(spec, known)
         if discriminator and not e.get("discriminator"):
             have = sorted(n for n, x in known.items() if x.get("discriminator"))
             raise UnknownGenerator(f"generator {spec!r} has no discriminator in the zoo (only the embedded zoo keeps "
@@ -343,10 +314,7 @@ def check_generator(spec: str, *, blocks: str = "all", teacher_source: str = "fe
 
 def _check_blocks(spec: str, have: list[str], mapping: str | None, blocks: str, teacher_source: str) -> None:
     have = sorted(have, key=lambda b: int(b[1:]) if b[1:].isdigit() else 0)  # manifests sort keys by name
-    wanted = parse_blocks(blocks)
-    missing = [b for b in wanted or () if b not in have]
-    if missing:
-        raise ConfigError(f"generator_blocks={blocks!r}: generator {spec!r} has no block(s) {missing}; it has {have}")
+    check_blocks(f"generator {spec!r}", have, parse_blocks(blocks), spec=blocks)
     if teacher_source == "w" and not mapping:
         raise ConfigError(f"teacher_source='w' needs a generator with a mapping network; {spec!r} has none "
                           "(use teacher_source='features')")
@@ -418,161 +386,6 @@ def _digits(split: str, image_size: int = RESOLUTION) -> tuple[torch.Tensor, tor
 
 
 # ---------------------------------------------------------------------------------------------
-# GAN training
-# ---------------------------------------------------------------------------------------------
-class Discriminator(nn.Module):
-    """A small StyleGAN2-style discriminator (equalised lr, minibatch-stddev), shared by all
-    zoo runs so that the generators differ only in their own architecture. Conditional:
-    projection discriminator (Miyato & Koyama 2018)."""
-
-    def __init__(self, *, resolution: int, img_channels: int, c_dim: int = 0, width: int = 16, max_width: int = 32,
-                 mbstd_group: int = 4):
-        super().__init__()
-        self.resolution, self.mbstd_group = resolution, mbstd_group
-        ch = width
-        layers: list[nn.Module] = [EqualConv2d(img_channels, ch, 1)]
-        r = resolution
-        while r > 4:
-            nxt = min(2 * ch, max_width)
-            layers += [EqualConv2d(ch, ch, 3), EqualConv2d(ch, nxt, 3), nn.AvgPool2d(2)]
-            ch, r = nxt, r // 2
-        self.body = nn.Sequential(*layers)
-        self.final_conv = EqualConv2d(ch + 1, ch, 3)
-        self.fc = EqualLinear(ch * 16, ch, activate=True)
-        self.out = EqualLinear(ch, 1)
-        self.embed = EqualLinear(c_dim, ch) if c_dim > 0 else None
-
-    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.body(img)
-        x = torch.cat([x, _minibatch_std(x, self.mbstd_group)], dim=1)
-        h = self.fc(self.final_conv(x).flatten(1))
-        out = self.out(h).squeeze(1)
-        if self.embed is not None:
-            out = out + (self.embed(c) * h).sum(1) / math.sqrt(h.shape[1])
-        return out
-
-
-def _minibatch_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:
-    """StyleGAN's minibatch-stddev feature: the std of each feature within groups of
-    ``group`` samples, averaged, as one extra channel. A collapsed generator gives ~0 and
-    D can tell; small groups make that signal sharp (as in the official code)."""
-    n, c, h, w = x.shape
-    g = group if n % group == 0 else n
-    y = x.reshape(g, n // g, c, h, w)
-    y = ((y - y.mean(dim=0)).square().mean(dim=0) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // g,); not
-    # Tensor.var, which is ten times slower here
-    return y.reshape(1, -1, 1, 1, 1).expand(g, -1, 1, h, w).reshape(n, 1, h, w)
-
-
-def _recalibrate_batchnorm(net: nn.Module, z_dim: int, c_dim: int, labels: torch.Tensor, seed: int,
-                           batches: int = 8, batch_size: int = 64) -> None:
-    """Recompute BN running statistics for the averaged weights: the EMA generator never ran
-    in train mode, so the live network's statistics do not match it."""
-    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        return
-    gen = torch.Generator().manual_seed(seed)
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the calibration batches
-    net.train()
-    with torch.no_grad():
-        for _ in range(batches):
-            z = torch.randn(batch_size, z_dim, generator=gen)
-            c = F.one_hot(labels[torch.randint(len(labels), (batch_size,), generator=gen)], c_dim).float() \
-                if c_dim else None
-            net(z, c)
-    for m in bns:
-        m.momentum = 0.1
-    net.eval()
-
-
-def _clamped(images: torch.Tensor) -> torch.Tensor:
-    """The discriminator sees generated images clamped to [-1, 1], as users do. Digits sit on
-    an exactly black (-1) background, which an unbounded StyleGAN output can then reach by
-    overshooting; without it, D tells fakes by their not-quite-black background alone."""
-    return images.clamp(-1.0, 1.0)
-
-
-def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, seed: int,
-              steps: int | None = None, on_snapshot: Callable[[int, nn.Module, nn.Module], None] | None = None,
-              snapshot_steps: Sequence[int] = (), progress: bool = True, position: int = 0) -> nn.Module:
-    """Non-saturating GAN loss with lazy R1 on real images, Adam, and an exponential moving
-    average of the generator's weights (the ``G_ema`` the paper distils from, as in
-    StyleGAN2-ADA). ``images`` are uint8; ``on_snapshot(step, G_ema, D)`` gets frozen copies
-    (the discriminator is kept for Table 1's "direct use" baseline)."""
-    steps = steps or run.steps
-    c_dim = num_classes if run.conditional else 0
-    x_all = fidlib.to_model_range(images)
-    gen = torch.Generator().manual_seed(seed)
-    G = make_network(run.arch, resolution=images.shape[-1], channels=images.shape[1], z_dim=Z_DIM, c_dim=c_dim,
-                     seed=seed, **run.kwargs).train()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 1)
-        D = Discriminator(resolution=images.shape[-1], img_channels=images.shape[1], c_dim=c_dim,
-                          width=run.d_width, max_width=2 * run.d_width).train()
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_g = torch.optim.Adam(G.parameters(), lr=run.lr, betas=run.betas)
-    # lazy R1: scale D's step as StyleGAN2 does so the regulariser's strength is per-step
-    ratio = run.r1_every / (run.r1_every + 1)
-    opt_d = torch.optim.Adam(D.parameters(), lr=run.lr * ratio, betas=tuple(b ** ratio for b in run.betas))
-    bs = run.batch_size
-    # a linear lr decay at the end damps the oscillation of short GAN runs, so the final
-    # checkpoint does not depend on where in a mode-hopping cycle training happens to stop
-    decay = lambda i: min(1.0, (1 - i / steps) / max(1e-8, 1 - run.decay_from))  # noqa: E731
-    scheds = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (opt_g, opt_d)]
-
-    def fake_labels():
-        return F.one_hot(labels[torch.randint(len(labels), (bs,), generator=gen)], c_dim).float() if c_dim else None
-
-    snaps = set(snapshot_steps)
-    bar = tqdm(range(1, steps + 1), desc=f"train {run.name}", disable=not progress, leave=False, mininterval=1.0,
-               position=position)
-    for step in bar:
-        # discriminator
-        idx = torch.randint(len(x_all), (bs,), generator=gen)
-        real, c_real = x_all[idx], (F.one_hot(labels[idx], c_dim).float() if c_dim else None)
-        c_fake = fake_labels()
-        with torch.no_grad():
-            fake = _clamped(G(torch.randn(bs, Z_DIM, generator=gen), c_fake))
-        r1 = step % run.r1_every == 0
-        real = real.requires_grad_(r1)
-        d_real = D(real, c_real)
-        loss_d = F.softplus(D(fake, c_fake)).mean() + F.softplus(-d_real).mean()
-        if r1:
-            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-            loss_d = loss_d + run.r1_gamma / 2 * grad.square().sum((1, 2, 3)).mean() * run.r1_every
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        # generator
-        c_fake = fake_labels()
-        fake = _clamped(G(torch.randn(bs, Z_DIM, generator=gen), c_fake))
-        loss_g = F.softplus(-D(fake, c_fake)).mean()
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        for sched in scheds:
-            sched.step()
-        # G_ema (StyleGAN2-ADA: half-life ema_kimg, ramped up early in training)
-        ema_nimg = min(run.ema_kimg * 1000, step * bs * run.ema_rampup)
-        beta = 0.5 ** (bs / max(ema_nimg, 1e-8))
-        with torch.no_grad():
-            for pe, p in zip(G_ema.parameters(), G.parameters()):
-                pe.lerp_(p, 1 - beta)
-            for be, b in zip(G_ema.buffers(), G.buffers()):
-                be.copy_(b)
-        if step % 50 == 0:
-            bar.set_postfix(loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}")
-        if on_snapshot is not None and step in snaps:
-            snap = copy.deepcopy(G_ema)
-            _recalibrate_batchnorm(snap, Z_DIM, c_dim, labels, seed)
-            on_snapshot(step, snap.eval().requires_grad_(False), copy.deepcopy(D).eval().requires_grad_(False))
-    bar.close()
-    return G_ema
-
-
-# ---------------------------------------------------------------------------------------------
 # the build
 # ---------------------------------------------------------------------------------------------
 @contextlib.contextmanager
@@ -620,25 +433,6 @@ def load_classifier(*, zoo: str | os.PathLike | None = None, device: str | torch
     extractor = fidlib.load_classifier_extractor(directory / info["file"], name=CLASSIFIER,
                                                  expected_sha256=info["sha256"], device=device)
     return extractor.model, {"name": CLASSIFIER, **info}
-
-
-def save_sample_grid(generator: FeatureGenerator, path: Path, *, seed: int = 0, per_row: int = 10,
-                     rows: int = 8, scale: int = 4) -> None:
-    """A PNG of samples (rows = classes for a conditional generator), nearest-upscaled to be viewable."""
-    from torchvision.utils import make_grid, save_image
-    gen = torch.Generator().manual_seed(seed)
-    if generator.conditional:
-        rows = generator.c_dim
-        z = torch.randn(rows * per_row, generator.z_dim, generator=gen)
-        c = F.one_hot(torch.arange(rows).repeat_interleave(per_row), generator.c_dim).float()
-    else:
-        z, c = generator.sample_inputs(rows * per_row, "cpu", gen)
-    device = next(generator.parameters()).device
-    imgs = generator(z.to(device), None if c is None else c.to(device), blocks=[]).images.cpu()
-    imgs = F.interpolate((imgs + 1) / 2, scale_factor=scale, mode="nearest")
-    tmp = path.with_name(path.name + ".tmp")
-    save_image(make_grid(imgs, nrow=per_row, padding=2, pad_value=0.5), tmp, format="png")
-    os.replace(tmp, path)
 
 
 def _clean_temporaries(directory: Path) -> None:

@@ -12,7 +12,7 @@ which have no regulariser, use λ = 1 as the authors' scripts for them do.
 """
 import sys
 
-from analysis.tables import ablation_markdown
+from analysis.tables import Table, ablation_table
 from sqsp.tune import Study, study_main
 
 # rows a-c regress with MSE alone, at λ = 1 as the authors' kd.sh / kd_squeeze_novar_nocov.sh
@@ -29,7 +29,7 @@ STUDY = Study(
         {"row": "e", "syn_augment": True, "squeeze": True, "syn_ratio": 1.0},            # + L_cov (ν)
         {"row": "f", "syn_augment": True, "squeeze": True},                              # + span (α)
     ],
-    table=ablation_markdown,
+    table=Table(ablation_table),
     description="Table 3 of the paper (rows a-f) as a Ray Tune grid over rows × seeds.",
 )
 

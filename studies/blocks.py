@@ -11,7 +11,7 @@ only (α = 1), as in the appendix.
 """
 import sys
 
-from analysis.tables import markdown
+from analysis.tables import Table, blocks_table
 from sqsp.tune import Study, study_main
 
 ROWS = ("b4-b8", "b16", "all")
@@ -21,7 +21,7 @@ STUDY = Study(
     preset="smoke",
     grid=[{"row": b, "generator_blocks": b} for b in ROWS],
     overrides={"syn_ratio": 1.0},
-    table=markdown("blocks"),
+    table=Table(blocks_table),
     description="Appendix Table 6: squeeze on low, high or all generator blocks.",
 )
 

@@ -13,7 +13,7 @@ to the preset's image size. One pretraining run per row and seed serves every ta
 """
 import sys
 
-from analysis.tables import markdown
+from analysis.tables import Table, cross_dataset_table
 from sqsp.tune import Study, study_main
 
 STUDY = Study(
@@ -25,7 +25,7 @@ STUDY = Study(
         {"row": "syn+real-squeeze-and-span", "method": "distill"},
     ],
     overrides={"transfer_datasets": "auto"},
-    table=markdown("cross_dataset"),
+    table=Table(cross_dataset_table),
     description="Appendix Table 5: pretrain on one dataset, linear probe on the others (SimSiam, VICReg, squeeze and span).",
 )
 

@@ -10,7 +10,7 @@ MMD² for squeeze and span than for squeeze alone on CIFAR-10 and CIFAR-100.
 """
 import sys
 
-from analysis.tables import markdown
+from analysis.tables import Table, domain_gap_table
 from sqsp.tune import Study, study_main
 
 VICREG = {"sim_weight": 25.0, "var_weight": 25.0}  # appendix Table 3: VICReg's λ, μ on every dataset
@@ -27,7 +27,7 @@ STUDY = Study(
     overrides={"eval_mmd": True},
     metric="mmd_syn_real",
     mode="min",
-    table=markdown("domain_gap"),
+    table=Table(domain_gap_table),
     description="Table 5: MMD² between synthetic and real representations, VICReg vs squeeze, with and without real data.",
 )
 

@@ -22,7 +22,7 @@ generator's structure alone, without anything a GAN learned.
 """
 import sys
 
-from analysis.tables import markdown
+from analysis.tables import Table, generators_table
 from sqsp import zoo
 from sqsp.tune import Study, study_main
 
@@ -36,7 +36,7 @@ STUDY = Study(
           {"row": "untrained stylegan (control)", "generator": "random:stylegan@16"}],
     overrides={"syn_ratio": 1.0},
     checkpoint_rows=True,
-    table=markdown("generators"),
+    table=Table(generators_table),
     description="Appendix Table 7 / Fig. 6: squeeze with each generator of the zoo (architectures, "
                 "conditioning, checkpoints along training).",
 )

@@ -18,7 +18,7 @@ ImageNet AlexNet in the torch cache; where it is missing, those two rows are pri
 """
 import sys
 
-from analysis.tables import markdown
+from analysis.tables import Table, knowledge_source_table
 from sqsp.tune import Study, study_main
 
 # MSE alone at λ = 1, as the authors' vanilla_distill_{w,g}_*.sh
@@ -38,7 +38,7 @@ STUDY = Study(
             for source, ts in (("latent", "w"), ("feature", "features"))
             for how, over in (("vanilla", VANILLA), ("squeeze", SQUEEZE), ("squeeze-and-span", SPAN)))],
     overrides={"syn_augment": True},
-    table=markdown("knowledge_source"),
+    table=Table(knowledge_source_table),
     description="Table 1: the discriminator used directly, an encoder inverting the generator, or the generator's "
                 "latent w or block features distilled.",
 )

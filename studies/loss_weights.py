@@ -24,7 +24,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from analysis.plots import search_figures
-from analysis.tables import search_markdown
+from analysis.tables import Table, search_table
 from sqsp.tune import CollapseStopper, Study, study_main
 
 SPACE = {
@@ -51,7 +51,7 @@ STUDY = Study(
     stopper=CollapseStopper(patience=2),
     confirm_top=3,
     confirm_seeds=(1, 2, 3),
-    table=search_markdown(tuple(SPACE)),
+    table=Table(search_table, columns=tuple(SPACE)),
     figures=search_figures,
     description="Optuna (TPE) search over λ, μ, ν, α of squeeze and span, selected on a validation split, "
                 "stopped early, the best re-run on more seeds.",

@@ -10,7 +10,7 @@ SimSiam see both views of every image; squeeze distils the generator's features 
 """
 import sys
 
-from analysis.tables import markdown
+from analysis.tables import Table, ssl_table
 from sqsp.tune import Study, study_main
 
 # appendix Table 3: VICReg runs at λ = μ = 25 on every dataset (squeeze and span at 10 on CIFAR-100)
@@ -27,7 +27,7 @@ STUDY = Study(
     name="ssl_baselines",
     preset="smoke",
     grid=ROWS,
-    table=markdown("ssl_baselines"),
+    table=Table(ssl_table),
     description="Table 2: VICReg and SimSiam on real / synthetic / mixed data against squeeze and span.",
 )
 

@@ -9,8 +9,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from sqsp import results
+from sqsp import results, storage
 from sqsp.config import preset
+from sqsp.record import STATUSES, TrainingDiverged
 from sqsp.results import TrialRecord
 
 CFG = preset("smoke", {"steps": 4}).to_dict()
@@ -33,10 +34,6 @@ class FakeRayTaskError(Exception):
         self.cause = cause
 
 
-class TrainingDiverged(FloatingPointError):
-    pass
-
-
 @pytest.mark.parametrize("last, error, status", [
     ({"final": True, "collapsed": False, "done": True}, None, "completed"),
     ({"final": True, "collapsed": True, "done": True}, None, "collapsed"),
@@ -50,7 +47,7 @@ class TrainingDiverged(FloatingPointError):
 ])
 def test_status(last, error, status):
     assert results.trial_status(last, error) == status
-    assert status in results.STATUSES
+    assert status in STATUSES
 
 
 def test_error_text_shows_the_users_exception():
@@ -135,7 +132,8 @@ def test_uri_storage_writes_through_pyarrow_filesystems(tmp_path, monkeypatch):
     results.write_study(uri, "s", [TrialRecord("t1", CFG, "a", [final(1, 1)])])
     assert results.read_trials(uri)["status"].tolist() == ["completed"]
     mock = pafs._MockFileSystem()
-    monkeypatch.setattr(results, "filesystem", lambda loc: (mock, loc.split("://", 1)[1]))
+    for module in (results, storage):  # storage writes, results reads
+        monkeypatch.setattr(module, "filesystem", lambda loc: (mock, loc.split("://", 1)[1]))
     results.write_study("mock://bucket/study", "s", [TrialRecord("t1", CFG, "a", [final(1, 1)])])
     names = sorted(i.path for i in mock.get_file_info(pafs.FileSelector("bucket/study")))
     assert names == ["bucket/study/history.parquet", "bucket/study/trials.parquet"]

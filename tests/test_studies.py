@@ -12,7 +12,7 @@ from analysis.tables import fid_accuracy_correlation, format_table, generators_t
 from sqsp import results, zoo
 from sqsp.config import preset
 from sqsp.results import TrialRecord
-from sqsp.tune import base_config, expand
+from sqsp.tune import base_config, expand, study_metadata
 
 
 def configs(name: str, overrides=()):
@@ -60,8 +60,32 @@ def write_generators(folder, extractor=lambda row: "classifier-digits-m"):
                     "generator_fid_extractor": extractor(row), "generator_arch": "dcgan" if row == "dcgan" else "stylegan",
                     "generator_step": int(row.partition("@")[2] or 2000)}
             recs.append(TrialRecord(f"t{len(recs):02d}", cfg, row, [last]))
-    results.write_study(str(folder), "generators", recs)
+    study = importlib.import_module("studies.generators").STUDY
+    results.write_study(str(folder), "generators", recs, metadata=study_metadata(study))
     return pd.read_parquet(folder / "trials.parquet")
+
+
+def test_each_study_declares_its_table_once_and_its_files_carry_it():
+    """analysis/ keeps no list of studies: the table a study file declares goes into its
+    Parquet metadata (what run_study writes), and Table.of reads back the same table."""
+    from pathlib import Path
+    from analysis.tables import Table
+    names = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "studies").glob("*.py"))
+    declared = {}
+    for name in names:
+        study = getattr(importlib.import_module(f"studies.{name}"), "STUDY", None)
+        if study is None:  # Fig. 2 and appendix Fig. 1 write tables of their own kind
+            continue
+        trials = pd.DataFrame()
+        trials.attrs["sqsp"] = study_metadata(study)
+        assert Table.of(trials) == study.table, name
+        declared[name] = study.table.build.__name__
+    assert declared["ablation"] == "ablation_table" and declared["loss_weights"] == "search_table"
+    assert len(declared) >= 8 and len(set(declared.values())) == len(declared)  # each its own table
+    forged = pd.DataFrame()  # a file naming something else runs nothing
+    forged.attrs["sqsp"] = {"sqsp_table": '{"build": "json"}'}
+    with pytest.raises(ValueError, match="not a table of analysis/tables.py; allowed: .*'ablation_table'"):
+        Table.of(forged)
 
 
 def test_generators_table_reports_fid_and_its_correlation_with_accuracy(tmp_path):
@@ -81,7 +105,7 @@ def test_generators_table_reports_fid_and_its_correlation_with_accuracy(tmp_path
     from pathlib import Path
     cli = subprocess.run([sys.executable, "analysis/tables.py", str(tmp_path / "generators")], capture_output=True,
                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
-    assert cli.returncode == 0 and "| row | architecture | cond. | GAN step | FID |" in cli.stdout  # picked by study name
+    assert cli.returncode == 0 and "| row | architecture | cond. | GAN step | FID |" in cli.stdout  # the declared table
 
     png = fid_figure(trials, tmp_path / "fig6.png")
     assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
@@ -110,7 +134,7 @@ def write_search(folder, study):
     """A searched study's results as run_study writes them: 12 search trials on seed 0 (the
     validation probe rises with λ alone; the test probe is highest where validation is not),
     2 stopped early, 1 diverged, and the best 2 re-run on seeds 1, 2, 3."""
-    from sqsp.tune import search_metadata
+    from sqsp.tune import study_metadata
     recs, lams = [], [1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 11.0, 15.0, 20.0, 30.0, 45.0, 70.0]
     for i, lam in enumerate(lams):
         values = {"sim_weight": lam, "var_weight": 5.0 + (7 * i) % 11, "cov_weight": 0.1 + (3 * i % 5) / 5,
@@ -134,7 +158,7 @@ def write_search(folder, study):
                     "probe_acc": means + seed - 3, "knn_acc": means - 9, "done": True, "final": True, "collapsed": False}
             recs.append(TrialRecord(f"c{source}{seed}", cfg, source, [last], phase="confirm", confirms=source,
                                     number=seed - 1))
-    results.write_study(str(folder), "loss_weights", recs, metadata=search_metadata(study))
+    results.write_study(str(folder), "loss_weights", recs, metadata=study_metadata(study))
     return results.read_trials(str(folder))
 
 

@@ -1,6 +1,7 @@
 """analysis/tables.py: Table 3 from a trials.parquet the test writes (no Ray)."""
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import subprocess
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from analysis.paper_numbers import TABLE3_CIFAR10
-from analysis.tables import ablation_table, format_table
+from analysis.tables import Table, ablation_table, format_table
 from sqsp import results
 from sqsp.config import preset
 from sqsp.results import TrialRecord
@@ -42,7 +43,8 @@ def write_study(folder: Path) -> None:
                     "final": True, "collapsed": row == "c", "init_probe_acc": UNTRAINED[seed],
                     "raw_probe_acc": 68.5, "raw_knn_acc": 81.25}
             recs.append(TrialRecord(tid, cfg, row, [last]))
-    results.write_study(str(folder), "ablation", recs)
+    # as run_study writes it: the table studies/ablation.py declares, recorded in the file
+    results.write_study(str(folder), "ablation", recs, metadata={"sqsp_table": json.dumps(Table(ablation_table).spec)})
 
 
 @pytest.fixture()

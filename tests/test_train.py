@@ -6,6 +6,7 @@ import shutil
 import pytest
 import torch
 
+from sqsp import record
 from sqsp.config import preset
 from sqsp.generators import build_architecture
 from sqsp.train import CHECKPOINT_FILE, TrainingDiverged, train
@@ -107,10 +108,28 @@ def test_validation_split_reports_a_signal_every_epoch_and_changes_nothing_else(
     assert "val_knn_acc" not in plain and "val_probe_acc" not in plain
     # the selection metric is not the test metric computed twice: another split, another probe
     assert with_val["val_probe_acc"] != with_val["probe_acc"]
+    _follow_the_record(reports)
+
+
+def _follow_the_record(reports: list[dict]) -> None:
+    """Every key train() reports is declared in sqsp/record.py (a metric, with its type and the
+    reports it comes with, or one of the families named there), so results.py can type it."""
+    declared = {m.name: m for m in record.METRICS}
+    families = ("init_", "raw_", "generator_")
+    for i, r in enumerate(reports):
+        last = i == len(reports) - 1
+        assert bool(r.get(record.DONE)) == last
+        for k, v in r.items():
+            if k in declared:
+                m = declared[k]
+                assert isinstance(v, m.kind) or (m.kind is float and type(v) is int), (k, v)
+                assert last or m.when != "final", f"{k} is declared final but came with report {i + 1}"
+            else:
+                assert k == record.DONE or k.startswith(families) or "@" in k, f"{k} is not declared in sqsp/record.py"
 
 
 def test_auto_precision_never_picks_emulated_bf16_on_cpu():
-    from sqsp.train import amp_dtype, cpu_has_native_bf16
+    from sqsp.device import amp_dtype, cpu_has_native_bf16
     cpu = torch.device("cpu")
     assert amp_dtype("auto", cpu) == (torch.bfloat16 if cpu_has_native_bf16() else None)
     assert amp_dtype("fp32", cpu) is None
@@ -136,6 +155,7 @@ def test_reports_carry_every_term_and_no_nan(gen):
               "knn_acc", "probe_acc", "img_per_s", "collapsed", "step", "epoch"):
         assert k in m, k
     assert all(math.isfinite(v) for v in m.values() if isinstance(v, float))
+    _follow_the_record(reports)
 
 
 def test_divergence_raises(gen):

@@ -2,6 +2,7 @@
 interrupted builds, user manifests, and the training loop on every zoo architecture."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 
@@ -105,27 +106,30 @@ def test_user_manifest(tiny_zoo, tmp_path, monkeypatch):
 
 def test_interrupted_build_leaves_no_half_written_entry(tmp_path, monkeypatch):
     directory = tmp_path / "zoo"
-    real_save_file = sqsp.weights.save_file
+    real_output = sqsp.weights.atomic_output
 
-    def crash_in_cond_write(tensors, filename, *a, **k):
-        if "cond" in str(filename):
-            with open(filename, "wb") as f:
-                f.write(b"half a checkpoint")
+    @contextlib.contextmanager
+    def crash_in_cond_write(target):
+        if "cond" not in str(target):
+            with real_output(target) as f:
+                yield f
+            return
+        with real_output(target) as f:  # half a checkpoint written, then the build is killed
+            f.write(b"half a checkpoint")
             raise KeyboardInterrupt
-        return real_save_file(tensors, filename, *a, **k)
 
-    monkeypatch.setattr("sqsp.weights.save_file", crash_in_cond_write)
+    monkeypatch.setattr("sqsp.weights.atomic_output", crash_in_cond_write)
     with pytest.raises(KeyboardInterrupt):
         zoo.build(directory, **TINY)
     entries = json.loads((directory / "manifest.json").read_text())["entries"]
     # runs go longest first (dcgan: 4 steps x 32 images), the conditional run crashed last
     assert {e["run"] for e in entries.values()} == {"dcgan-digits-m", "stylegan-digits-m"}
-    assert not list(directory.glob("*cond*.safetensors"))
+    assert not list(directory.glob("*cond*.safetensors")) and not list(directory.glob("*.tmp"))
     for name in entries:  # what the manifest holds is complete and intact
         zoo.verify(zoo.entries(directory)[name])
 
     # the next build resumes: finished runs are not retrained, the rest completes
-    monkeypatch.setattr("sqsp.weights.save_file", real_save_file)
+    monkeypatch.setattr("sqsp.weights.atomic_output", real_output)
     trained = []
     real_train = zoo.train_gan
     monkeypatch.setattr(zoo, "train_gan", lambda run, *a, **k: trained.append(run.name) or real_train(run, *a, **k))

@@ -56,6 +56,15 @@ def _pick_w(out) -> torch.Tensor | None:
     return t[:, 0] if t.dim() == 3 else t  # StyleGAN broadcasts w to (N, num_ws, w_dim)
 
 
+def check_blocks(generator: str, have: Sequence[str], wanted: Sequence[str] | None, spec: str | None = None) -> None:
+    """Every block a config asks for (``wanted``; None: all) must be one ``generator`` has:
+    the one rule for a loaded generator and for a zoo entry checked from its manifest."""
+    missing = [b for b in wanted or () if b not in have]
+    if missing:
+        where = "generator_blocks" if spec is None else f"generator_blocks={spec!r}"
+        raise ConfigError(f"{where}: {generator} has no block(s) {missing}; it has {list(have)}")
+
+
 class FeatureGenerator(nn.Module):
     """Wraps a generator network; ``forward(z, c)`` gives images, block features and w.
 
@@ -91,11 +100,8 @@ class FeatureGenerator(nn.Module):
         """Blocks by name (None: all). Unknown names are an error that lists the real ones."""
         if names is None:
             return list(self.blocks)
+        check_blocks(f"the generator ({self.arch}, {self.resolution}px)", self.block_names, names)
         by_name = {b.name: b for b in self.blocks}
-        missing = [n for n in names if n not in by_name]
-        if missing:
-            raise ConfigError(f"generator_blocks: the generator ({self.arch}, {self.resolution}px) has no block(s) "
-                              f"{missing}; it has {self.block_names}")
         return [by_name[n] for n in names]
 
     def sample_inputs(self, n: int, device, gen: torch.Generator | None = None):
