@@ -49,10 +49,11 @@ def gen():
     return build_architecture("stylegan", resolution=16, seed=0)
 
 
-def test_missing_trunk_is_named_before_anything_runs(torch_home):
-    if lpips_trunk_path("squeeze").exists():
-        pytest.skip("another test placed the trunk already")
-    want = f"needs LPIPS weights: squeezenet1_1-b8a52dc0.pth in {torch_home / 'hub' / 'checkpoints'}"
+def test_missing_trunk_is_named_before_anything_runs(tmp_path, monkeypatch):
+    """A cache of its own, empty, whatever other tests placed in the module's."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert not lpips_trunk_path("squeeze").exists()
+    want = f"needs LPIPS weights: squeezenet1_1-b8a52dc0.pth in {tmp_path / 'hub' / 'checkpoints'}"
     assert missing_lpips_weights("squeeze") == want
     cfg = preset("smoke", {**TINY, **ENCODE, "lpips_net": "squeeze", "steps": 2})
     assert unavailable(cfg) == want and unavailable(preset("smoke", TINY)) is None
