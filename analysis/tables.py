@@ -629,11 +629,18 @@ def representations_table(df: pd.DataFrame, info: dict | None = None) -> pd.Data
     return table
 
 
-def format_representations(table: pd.DataFrame, fmt: str = "markdown") -> str:
+def _figure_csv(table: pd.DataFrame, fmt: str, what: str) -> str | None:
+    """A figure's table as CSV, or None when Markdown is asked for; any other format refused."""
     if fmt == "csv":
         return table.to_csv(index=False, float_format="%.4f")
     if fmt != "markdown":
-        raise ValueError(f"format {fmt!r} for Fig. 2's table; allowed: markdown, csv")
+        raise ValueError(f"format {fmt!r} for {what}; allowed: markdown, csv")
+    return None
+
+
+def format_representations(table: pd.DataFrame, fmt: str = "markdown") -> str:
+    if (csv := _figure_csv(table, fmt, "Fig. 2's table")) is not None:
+        return csv
     lines = ["| panel | representation | dim | kNN acc. in 2-D (UMAP) | silhouette in 2-D | kNN acc. in all dims | "
              "paper (Fig. 2) |", "|:--|:--|--:|:-:|:-:|:-:|:--|"]
     for i, r in table.iterrows():
@@ -696,10 +703,8 @@ def layer_similarity_table(df: pd.DataFrame, info: dict | None = None) -> pd.Dat
 
 def format_layer_similarity(table: pd.DataFrame, fmt: str = "markdown") -> str:
     from analysis.paper_numbers import FIG1_CKA_THRESHOLD
-    if fmt == "csv":
-        return table.to_csv(index=False, float_format="%.4f")
-    if fmt != "markdown":
-        raise ValueError(f"format {fmt!r} for appendix Fig. 1's table; allowed: markdown, csv")
+    if (csv := _figure_csv(table, fmt, "appendix Fig. 1's table")) is not None:
+        return csv
     lines = [f"| panel | layers | mean CKA between layers | pairs ≥ {FIG1_CKA_THRESHOLD} (%) | max | "
              "paper (appendix Fig. 1) |", "|:--|:-:|:-:|:-:|:-:|:--|"]
     for _, r in table.iterrows():
