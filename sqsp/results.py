@@ -35,7 +35,8 @@ val_knn_acc,          float64         with ``val_fraction`` > 0: the validation 
 init_knn_acc,         float64         the untrained backbone's accuracies (step 0, same
  init_probe_acc                       seed), when the config has ``eval_init``
 mmd_syn_real          float64         MMD² of synthetic vs real representations at the
-                                      end (``eval_mmd``, paper Table 5)
+                                      end (``eval_mmd``, paper Table 5; KID's kernel on
+                                      pooled-standardised features: scale-free)
 probe_acc@<dataset>,  float64         the final backbone probed on another dataset
  knn_acc@<dataset>                    (``transfer_datasets``, appendix Table 5)
 collapsed             bool, null      the final report's collapse flag
