@@ -54,7 +54,8 @@ INT_METRICS = tuple(m.name for m in METRICS if m.kind is int)
 BOOL_METRICS = (*(m.name for m in METRICS if m.kind is bool), "done")
 
 DONE, FINAL, DIVERGED, FAILED_MARK, ERROR = "done", "final", "diverged", "failed", "error"
-MARKS = (FINAL, DIVERGED, FAILED_MARK, ERROR)
+RUN_ID = "run_id"  # the study run (``sqsp_runs`` in the Parquet metadata) that made the report
+MARKS = (FINAL, DIVERGED, FAILED_MARK, ERROR, RUN_ID)
 """Keys the trainable adds to train()'s reports: bookkeeping, not metrics."""
 
 RAY_KEYS = frozenset({"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",

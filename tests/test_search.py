@@ -242,6 +242,43 @@ def test_a_collapsed_trial_is_stopped_early_and_recorded_as_collapsed(ray_sessio
     assert 0 < trials.loc["e", "val_probe_acc"] <= 100 and 0 < trials.loc["e", "probe_acc"] <= 100
 
 
+def test_a_finished_search_is_an_optuna_study_optuna_reads_with_the_sampler_asked_for(ray_session, tmp_path):
+    """``--sampler random --sampler-seed 5 --pruner median``: the search runs with them, records
+    them, and leaves ``optuna.journal`` beside the Parquet files for optuna.load_study (and
+    optuna-dashboard) with every search trial, its value and state."""
+    import argparse
+
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from sqsp.tune import add_search_flags, apply_search_flags
+    p = argparse.ArgumentParser()
+    base = dataclasses.replace(searched_study(), search=dataclasses.replace(searched_study().search, num_samples=4,
+                                                                            confirm_top=0))
+    add_search_flags(p, base)
+    study = apply_search_flags(base, p.parse_args(["--sampler", "random", "--sampler-seed", "5", "--pruner", "median",
+                                                   "--num-samples", "4", "--confirm-top", "0"]))
+    assert type(study.scheduler).__name__ == "MedianStoppingRule" and study.scheduler._metric == "val_knn_acc"
+    trials = run_study(study, storage=str(tmp_path), max_failures=0, overrides=SCALE,
+                       train_fn=functools.partial(search_standin, sleep=0.01))
+    assert json.loads(trials.attrs["sqsp"]["sqsp_sampler"]) == {"sampler": "random", "seed": 5}
+    spec = json.loads((tmp_path / "searched" / "study.json").read_text())
+    assert spec["search"]["sampler"] == {"sampler": "random", "seed": 5}
+    journal = tmp_path / "searched" / "optuna.journal"
+    loaded = optuna.load_study(study_name="searched", storage=JournalStorage(JournalFileBackend(str(journal))))
+    assert len(loaded.trials) == 4 and loaded.user_attrs["sampler"] == {"sampler": "random", "seed": 5}
+    complete = [t for t in loaded.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = trials["val_probe_acc"].max()
+    assert complete and loaded.best_value == pytest.approx(best)
+    assert {t.user_attrs["trial_id"] for t in loaded.trials} == set(trials["trial_id"])
+    assert not list((tmp_path / "searched").glob("optuna.journal.*"))  # no temporary left beside it
+    with pytest.raises(SystemExit):
+        p.parse_args(["--sampler", "grid"])
+    with pytest.raises(ConfigError, match="--pruner median with --early-stopping off"):
+        apply_search_flags(base, p.parse_args(["--pruner", "median", "--early-stopping", "off"]))
+
+
 def test_a_search_that_could_not_select_is_refused_before_ray(tmp_path):
     cases = [(dict(overrides={"val_fraction": 0.0}), "val_probe_acc' comes from a validation split, but val_fraction=0"),
              (dict(confirm_seeds=(0, 1)), "include the search's seed 0"),

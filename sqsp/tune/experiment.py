@@ -19,7 +19,10 @@ still one row per trial.
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -27,8 +30,9 @@ from typing import Any, Callable, Sequence
 from ray import tune
 
 from .. import results
+from ..optuna_study import write_journal
 from ..config import ConfigError
-from .console import TrialLines, trial_dirname
+from .console import StatusLine, TrialLines, trial_dirname
 from .folder import terminate_as_interrupt
 from .study import Study, study_metadata, trial_config
 from .trainable import sqsp_trial
@@ -45,12 +49,20 @@ class RunOptions:
     verbose: int = 0
     callbacks: Sequence[Any] = ()
     train_fn: Callable | None = None
+    runs: list[dict[str, Any]] | None = None
+    """Every run of the study so far, this one last (``run_id``, ``started_at``, ``command``)."""
+    status_every: float = 30.0
+    """Seconds between the status lines of the running trials on stderr (``StatusLine``)."""
+
+    @property
+    def run_id(self) -> str | None:
+        return self.runs[-1]["run_id"] if self.runs else None
 
     def trainable(self, fixed: dict[str, Any]):
         """``sqsp_trial`` with the study's shared spec and the resources each trial asks Ray for."""
         return tune.with_resources(
             tune.with_parameters(sqsp_trial, fixed=fixed, threads=max(1, int(self.cpus_per_trial)),
-                                 train_fn=self.train_fn),
+                                 train_fn=self.train_fn, run_id=self.run_id),
             {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial})
 
 
@@ -68,7 +80,9 @@ def open_tuner(options: RunOptions, fixed: dict[str, Any], space: dict[str, Any]
         tune_config=tune.TuneConfig(max_concurrent_trials=options.max_concurrent, reuse_actors=options.reuse_actors,
                                     trial_dirname_creator=trial_dirname, **tune_config),
         run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=options.verbose, stop=stop,
-                                  callbacks=[*options.callbacks, lines],
+                                  callbacks=[*options.callbacks, lines,
+                                             StatusLine(lines.total, every=options.status_every,
+                                                        prefix=lines.prefix)],
                                   failure_config=tune.FailureConfig(max_failures=options.max_failures,
                                                                     fail_fast=False),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
@@ -76,19 +90,31 @@ def open_tuner(options: RunOptions, fixed: dict[str, Any], space: dict[str, Any]
 
 def fit_and_record(tuner: tune.Tuner, study: Study, path: str, fixed: dict[str, Any], *, phase: str | None,
                    order: Sequence[str] = (), before: Sequence[results.TrialRecord] = (),
-                   after: Sequence[results.TrialRecord] = ()):
+                   after: Sequence[results.TrialRecord] = (), runs: list[dict[str, Any]] | None = None):
     """Fit the experiment and write the study's Parquet files in ``path`` (a SIGTERM during the
     fit stops it as Ctrl-C does; while the files are written it waits). The files hold
-    ``before``, this experiment's trials, then ``after``. Returns (trials DataFrame, the
-    records written, seconds the fit took)."""
+    ``before``, this experiment's trials, then ``after``, and ``runs`` (the current run's end
+    time set now). Returns (trials DataFrame, the records written, seconds the fit took).
+
+    Whatever Ray Tune prints during the fit goes to stderr: stdout carries the study's table
+    alone, so ``python studies/ablation.py > table.md`` holds just that."""
     with terminate_as_interrupt() as signals:
         t0 = time.perf_counter()
-        grid = tuner.fit()
+        with contextlib.redirect_stdout(sys.stderr):
+            grid = tuner.fit()
         elapsed = time.perf_counter() - t0
         signals.writing = True
         records = [*before, *trial_records(grid, fixed, order, phase=phase), *after]
-        trials_df, _ = results.write_study(path, study.name, records, metadata=study_metadata(study))
+        if runs:
+            runs[-1]["ended_at"] = utc_now()
+        trials_df, _ = results.write_study(path, study.name, records, metadata=study_metadata(study), runs=runs)
+        if study.search is not None and "sqsp_search_space" in trials_df.attrs.get("sqsp", {}):
+            write_journal(trials_df, path)  # Optuna's own tools read the search there
     return trials_df, records, elapsed
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def trial_records(grid, fixed: dict[str, Any], order: Sequence[str] = (),

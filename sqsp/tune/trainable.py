@@ -30,10 +30,12 @@ PROGRESS_METRICS = ("epoch", "loss", "student_std", "knn_acc", "probe_acc")
 
 
 def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1,
-               train_fn: Callable | None = None) -> None:
+               train_fn: Callable | None = None, run_id: str | None = None) -> None:
     """Ray Tune function trainable: one ``train()`` run, resumed from Tune's checkpoint if any.
 
     ``train_fn`` replaces ``sqsp.train.train`` (same signature), for tests and benchmarks.
+    ``run_id`` (the study run's) goes with every report, so each trial records which run of
+    its study ran it last.
     """
     import logging
 
@@ -46,9 +48,11 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
     if train_fn is None:
         from ..train import train as train_fn
     reported = []
+    run = {record.RUN_ID: run_id} if run_id else {}
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
-        metrics = record.mark_final({**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **info, **metrics})
+        metrics = record.mark_final({**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **info, **metrics,
+                                     **run})
         reported.append(True)
         if checkpoint_dir is None:
             tune.report(metrics)
@@ -67,8 +71,8 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
             train_fn(config, report, resume_from=d)
             last = record.load_with_checkpoint(d)
         if not reported and last.get(record.DONE):
-            tune.report(last)
+            tune.report({**last, **run})
     except record.TrainingDiverged as e:  # a result, not a crash to retry
-        tune.report(record.diverged_report(e))
+        tune.report({**record.diverged_report(e), **run})
     except USER_ERRORS as e:  # a bad config or file fails the same way again: no retry either
-        tune.report(record.failed_report(e))
+        tune.report({**record.failed_report(e), **run})
