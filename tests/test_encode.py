@@ -118,12 +118,12 @@ def test_generator_without_mapping_cannot_be_inverted(torch_home):
 
 # ---------------------------------------------------------------------------------------------
 # a study: rows that need LPIPS are skipped (and say why) when the trunk is missing, and run when it is there
-@pytest.fixture(scope="module")
-def ray_with_cache(torch_home):
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield torch_home
-    ray.shutdown()
+@pytest.fixture
+def ray_with_cache(ray_session, ray_dirs, monkeypatch):
+    """The session's Ray, whose workers read the torch cache ``ray_dirs.torch_home``; the driver's
+    checks (which rows this machine can run) read the same one."""
+    monkeypatch.setenv("TORCH_HOME", str(ray_dirs.torch_home))
+    return ray_dirs.torch_home
 
 
 def test_study_skips_encoding_rows_without_the_trunk_and_trains_them_with_it(ray_with_cache, tmp_path):
