@@ -6,10 +6,13 @@ Measured with the study (3 seeds, zoo generator): e 54.1 ± 2.6, c 36.3 ± 8.0 (
 untrained backbone 41.9 ± 5.1. The test uses an untrained generator so that CI needs no zoo
 build; at this scale that does not change row e (seed 0: 58.6 with it, 57.7 with the zoo's).
 """
+import pytest
+
 from sqsp.config import preset
 from sqsp.train import train
 
 
+@pytest.mark.slow
 def test_row_e_learns_and_row_c_collapses_on_digits_m():
     base = preset("smoke", {"generator": "random:stylegan@16", "syn_ratio": 1.0, "eval_mmd": False, "seed": 0})
     c = train(base.replace(sim_weight=1.0, var_weight=0.0, cov_weight=0.0))

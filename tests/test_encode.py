@@ -87,6 +87,7 @@ def test_lpips_compares_small_images_and_passes_gradients(torch_home):
     assert torch.isfinite(c.grad).all() and c.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_encoder_learns_to_invert_the_frozen_generator(torch_home, gen):
     """Eq. 3 through the real loop: the latent and LPIPS terms fall, the generator is untouched,
     the encoder is probed; with real images the LPIPS term on them is reported too."""
@@ -126,6 +127,7 @@ def ray_with_cache(ray_session, ray_dirs, monkeypatch):
     return ray_dirs.torch_home
 
 
+@pytest.mark.slow
 def test_study_skips_encoding_rows_without_the_trunk_and_trains_them_with_it(ray_with_cache, tmp_path):
     from analysis.tables import format_table, knowledge_source_table
     from sqsp import results

@@ -75,6 +75,7 @@ def _kill_when(address, storage, *, resume, until, sleep=0.3, timeout=180):
     drive(script, Path(storage) / f"driver-{int(resume)}.log", until=until, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_with_its_sampler_and_confirms_without_a_duplicate(ray_session, tmp_path):
     folder = tmp_path / "searched"
     # 1. killed during the search, once 3 search trials have ended
@@ -153,6 +154,7 @@ def test_killed_search_resumes_with_its_sampler_and_confirms_without_a_duplicate
             assert frozen.state.name == "PRUNED"  # stopped early: Optuna is told so, not that it failed
 
 
+@pytest.mark.slow
 def test_a_collapsed_trial_is_stopped_early_and_recorded_as_collapsed(ray_session, tmp_path):
     """The real train(): row c of Table 3 (squeeze without L_var/L_cov) collapses on these digits
     within two epochs; the stopper ends it after two collapsed epochs, as ``collapsed`` with the

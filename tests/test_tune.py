@@ -45,6 +45,7 @@ def _assert_one_row_per_trial(trials, history, n):
 
 
 # -------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_study_writes_both_files_and_failures_are_rows(ray_session, tmp_path):
     study = Study(name="failures", preset="smoke", seeds=(0,), grid=[
         {"row": "ok"},
@@ -160,6 +161,7 @@ def killed_study():
     return Study(name="killed", preset="smoke", seeds=(0, 1), grid=[{"row": "a"}, {"row": "b", "sim_weight": 10.0}])
 
 
+@pytest.mark.slow
 def test_killed_study_resumes_with_exactly_one_row_per_trial(ray_session, tmp_path):
     """SIGKILL of the driver: no trial lost, none doubled, every report once in the history."""
     _run_and_interrupt(ray_session, tmp_path, "killed_study", finished=2, sig=signal.SIGKILL)
@@ -180,6 +182,7 @@ def optuna_study():
                  search=Search(OptunaSearch(seed=0), {"base_lr": tune.uniform(0.05, 0.5)}, num_samples=5))
 
 
+@pytest.mark.slow
 def test_interrupted_optuna_study_continues_its_search_without_repeating(ray_session, tmp_path):
     """Ctrl-C (SIGINT) mid-search, then --resume: the restored OptunaSearch suggests the rest."""
     pytest.importorskip("optuna")
@@ -231,6 +234,7 @@ def test_expand_validates_every_trial_and_refuses_shadowed_overrides():
         expand(STUDY, base_config(STUDY, ["var_weight=-1"]))
 
 
+@pytest.mark.slow
 def test_bad_set_is_refused_before_ray_starts(tmp_path, capsys):
     """The CLI: a bad --set exits with the field, the value and what is allowed; no Ray started."""
     env = {**os.environ, "RAY_ADDRESS": ""}
@@ -291,6 +295,7 @@ def locked_study():
     return Study(name="locked", preset="smoke", seeds=(0, 1, 2), grid=[{"row": "a"}, {"row": "b", "sim_weight": 10.0}])
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_study_folder_is_refused_and_sigterm_leaves_parquet(ray_session, tmp_path):
     """Two real drivers on one study folder: the second (a fresh run, then a --resume) is
     refused at once, naming the holder; the first, stopped by SIGTERM (a timeout, a scheduler),
@@ -404,6 +409,7 @@ sys.exit(study_main(STUDY))
 """
 
 
+@pytest.mark.slow
 def test_a_stale_ray_address_is_not_joined_and_failed_trials_exit_nonzero_with_reasons(tmp_path):
     """Without --address a study starts its own Ray: a dead cluster named by RAY_ADDRESS or by
     Ray's "current cluster" file does not hang it (nor would a live one run its trials). A trial
