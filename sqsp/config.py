@@ -18,10 +18,9 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args, get_origin
 
+from .datasets import DATASETS, EMBEDDED_DATASETS
 from .errors import UserError
 
-DATASETS = ("digits-m", "digits", "cifar10", "cifar100", "stl10", "imagefolder")
-EMBEDDED_DATASETS = ("digits-m", "digits")  # built from scikit-learn's own data: no data_root
 MAX_SEED = 2**32 - 1  # scikit-learn's random_state (the fast probe) takes seeds below 2**32
 _INT64_MAX = 2**63 - 1  # every int field is an Int64 column of trials.parquet
 METHODS = ("distill", "vicreg", "simsiam", "discriminator", "encode")
