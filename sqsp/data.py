@@ -37,13 +37,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .datasets import DATASETS, EMBEDDED_DATASETS, NATIVE_SIZE, NUM_CLASSES
 from .errors import UserError
 
-DATASETS = ("digits-m", "digits", "cifar10", "cifar100", "stl10", "imagefolder")
-EMBEDDED = ("digits-m", "digits")  # built from data inside scikit-learn: no data_root
 SPLITS = ("train", "test", "pretrain")
-NUM_CLASSES = {"digits-m": 10, "digits": 10, "cifar10": 10, "cifar100": 100, "stl10": 10}
-NATIVE_SIZE = {"digits-m": 32, "digits": 8, "cifar10": 32, "cifar100": 32, "stl10": 96}
 _RESIZE_CHUNK = 2048  # images per interpolation call: bounds the float32 copy (~300 MB at 96 px)
 
 
@@ -175,7 +172,7 @@ def check_layout(dataset: str, root: str | None, splits: tuple[str, ...] | list[
     is found out by ``load_split``."""
     for split in splits:
         _check_split_args(dataset, split, 1)
-    if dataset in EMBEDDED:  # nothing on disk
+    if dataset in EMBEDDED_DATASETS:  # nothing on disk
         return
     if root is None or not Path(root).expanduser().is_dir():
         raise _layout_error(dataset, root, f"data root {root!r} is not a directory")
@@ -620,7 +617,7 @@ def channel_stats(dataset: str) -> tuple[tuple[float, float, float], tuple[float
     from the train split (at native size) for the embedded ones."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset={dataset!r} is not allowed; allowed: {list(DATASETS)}")
-    if dataset in EMBEDDED:
+    if dataset in EMBEDDED_DATASETS:
         return _embedded_stats(dataset)
     return _PUBLISHED_STATS[dataset]
 

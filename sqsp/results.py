@@ -317,13 +317,16 @@ def failure_summary(trials: pd.DataFrame) -> list[str]:
             for (status, reason), ids in sorted(groups.items(), key=lambda kv: (kv[0][0], -len(kv[1])))]
 
 
+def package_version(pkg: str) -> str | None:
+    """The installed version of a distribution (``scikit-learn``, ``torch``), None if it is not installed."""
+    try:
+        return importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def collect_provenance() -> dict[str, Any]:
     """Versions of what produced the results, and the project's git commit if it is a checkout."""
-    def version(pkg):
-        try:
-            return importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            return None
     root = Path(__file__).resolve().parents[1]
     commit = dirty = None
     try:
@@ -335,8 +338,8 @@ def collect_provenance() -> dict[str, Any]:
             dirty = bool(st.stdout.strip()) if st.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"python_version": platform.python_version(), "torch_version": version("torch"),
-            "ray_version": version("ray"), "sqsp_commit": commit, "sqsp_dirty": dirty}
+    return {"python_version": platform.python_version(), "torch_version": package_version("torch"),
+            "ray_version": package_version("ray"), "sqsp_commit": commit, "sqsp_dirty": dirty}
 
 
 def _flat(result: dict[str, Any]) -> dict[str, Any]:

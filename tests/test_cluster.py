@@ -15,6 +15,7 @@ from ray.cluster_utils import Cluster
 
 from sqsp import results
 
+pytestmark = pytest.mark.slow  # a two-node Ray cluster
 ROOT = Path(__file__).resolve().parents[1]
 
 

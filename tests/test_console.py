@@ -36,6 +36,7 @@ def _hparams(event_file: str) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_a_study_prints_a_line_per_trial_and_ray_sees_its_hyperparameters(tmp_path):
     env = {**os.environ, "RAY_ADDRESS": "", "RAY_USAGE_STATS_ENABLED": "0"}
     out = subprocess.run([sys.executable, "studies/ablation.py", "--storage", str(tmp_path), "--seeds", "1",

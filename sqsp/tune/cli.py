@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import cli, results
 from ..checkpoints import FID_SAMPLES
-from ..config import PRESETS, ConfigError, TrainConfig, parse_seeds
+from ..config import ConfigError, TrainConfig, add_run_arguments, parse_seeds
 from .console import LOGGERS, parse_loggers
 from .folder import study_dir
 from .run import run_study
@@ -31,22 +31,12 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
     it); 2 for a user error, found before any trial ran (one line, see sqsp/cli.py)."""
     p = argparse.ArgumentParser(prog=f"python studies/{study.name}.py",
                                 description=study.description or f"Run the {study.name} study with Ray Tune.")
-    p.add_argument("--preset", default=study.preset, choices=sorted(PRESETS), metavar="PRESET",
-                   help=f"base preset: {', '.join(sorted(PRESETS))} (default {study.preset})")
-    p.add_argument("--data-root", help="dataset folder, for presets on real data (same as --set data_root=…)")
-    declared = ",".join(str(s) for s in study.seeds)
-    p.add_argument("--seeds", default=None,
-                   help=f"a comma-separated list (4,7; a single seed: 7,) or a count N (seeds 0..N-1); default: "
-                        f"the study's own seeds, {declared}")
+    add_run_arguments(p, seeds=tuple(study.seeds), default_preset=study.preset, holds="<study>/", uri=True)
     p.add_argument("--address", help="join a running Ray cluster: 'auto' or 'ray://host:10001' "
                                      "(default: a private local Ray)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU, e.g. 0.25")
-    p.add_argument("--storage", default="results",
-                   help="folder or URI (s3://, gs://, file://…) that holds <study>/ (default ./results)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study in --storage")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a field of the base config (repeatable), e.g. --set steps=200")
     p.add_argument("--max-failures", type=int, default=1,
                    help="retries of a trial that crashes (default 1; a config or file error is not retried)")
     p.add_argument("--max-concurrent", type=int, default=None, help="cap on trials running at once")
