@@ -42,6 +42,9 @@ probe_acc@<dataset>,  float64         the final backbone probed on another datas
 collapsed             bool, null      the final report's collapse flag
 row_index             int64, null     the row's position in the study's declaration
 reports               int64           rows of this trial in history.parquet
+retries               int64, null     times Ray restarted the trial after a crash (a lost worker
+                                      or node), from its last checkpoint; its status is the
+                                      outcome of the last attempt
 wall_time_s           float64         Ray's time_total_s (counts time before a restore)
 hostname, node_ip     string, null    where the trial last ran
 generator_sha256,     string, null    what produced the trial, recorded where it ran
@@ -140,6 +143,7 @@ class TrialRecord:
     phase: str | None = None                   # a searched study's "search" or "confirm" trial
     confirms: str | None = None                # the search trial a "confirm" trial re-runs
     number: int | None = None                  # creation order in its Tune experiment
+    failures: int | None = None                # times Ray restarted it after a crash (a lost node…)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,12 +215,13 @@ def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, A
         row["checkpoint"] = _relative(r.checkpoint, directory)
         row["trial_path"] = _relative(r.path, directory)
         row["run_id"] = last.get("run_id") or run_id
+        row["retries"] = r.failures
         row["started_at"], row["ended_at"] = _times(r.reports)
         row.update({k: provenance.get(k) for k in PROVENANCE})
         rows.append(row)
     head = ["trial_id", "study", "row", *CONFIG_FIELDS, "status", "error", "phase", "confirms", "trial_number"]
-    tail = ["row_index", "reports", "wall_time_s", "hostname", "node_ip", "checkpoint", "trial_path", "run_id",
-            "started_at", "ended_at", *PROVENANCE]
+    tail = ["row_index", "reports", "retries", "wall_time_s", "hostname", "node_ip", "checkpoint", "trial_path",
+            "run_id", "started_at", "ended_at", *PROVENANCE]
     df = pd.DataFrame(rows)
     extra = sorted(c for c in df.columns if c not in head and c not in tail and c not in METRICS)
     cols = head + list(METRICS) + extra + tail
@@ -352,7 +357,8 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         if c in CONFIG_FIELDS:
             kind = _CONFIG_KIND[c]
-        elif c in record.INT_METRICS or c in ("training_iteration", "reports", "seed", "row_index", "trial_number"):
+        elif c in record.INT_METRICS or c in ("training_iteration", "reports", "retries", "seed", "row_index",
+                                              "trial_number"):
             kind = "Int64"
         elif c in record.BOOL_METRICS or c == "sqsp_dirty":
             kind = "boolean"

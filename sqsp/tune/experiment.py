@@ -126,6 +126,7 @@ def trial_records(grid, fixed: dict[str, Any], order: Sequence[str] = (),
     tune_trials = getattr(getattr(grid, "_experiment_analysis", None), "trials", None) or []
     known = {t.trial_id: t.config for t in tune_trials}
     number = {t.trial_id: i for i, t in enumerate(tune_trials)}  # Tune's list is in creation order
+    failures = {t.trial_id: int(getattr(t, "num_failures", 0) or 0) for t in tune_trials}
     out = []
     for res in grid:
         last = res.metrics or {}
@@ -143,5 +144,6 @@ def trial_records(grid, fixed: dict[str, Any], order: Sequence[str] = (),
             trial_id=str(trial_id), config=cfg, row=row, reports=reports, error=res.error,
             checkpoint=res.checkpoint.path if res.checkpoint is not None else None, path=str(res.path),
             row_index=order.index(row) if row in order else None,
-            phase=phase, confirms=row if phase == "confirm" else None, number=number.get(str(trial_id))))
+            phase=phase, confirms=row if phase == "confirm" else None, number=number.get(str(trial_id)),
+            failures=failures.get(str(trial_id))))
     return sorted(out, key=lambda r: r.trial_id)

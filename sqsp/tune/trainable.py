@@ -38,10 +38,11 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
     its study ran it last.
     """
     import logging
+    import sys
 
-    import torch
-
-    torch.set_num_threads(max(1, int(threads)))  # one thread per CPU Ray gave us, not per core
+    if train_fn is None or "torch" in sys.modules:  # a stand-in that never trains need not load torch
+        import torch
+        torch.set_num_threads(max(1, int(threads)))  # one thread per CPU Ray gave us, not per core
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     config = trial_config(space, fixed)
     info = fixed.get("info", {}).get(space.get("row"), {})  # e.g. the FID of the row's checkpoint
