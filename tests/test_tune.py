@@ -59,6 +59,8 @@ def test_study_writes_both_files_and_failures_are_rows(ray_session, tmp_path):
     folder = tmp_path / "failures"
     for name, kind in ((results.TRIALS_FILE, "trials"), (results.HISTORY_FILE, "history")):
         meta = results.schema_metadata(str(folder), name)
+        runs = json.loads(meta.pop("sqsp_runs"))  # this one run of the study, with its id
+        assert len(runs) == 1 and runs[0]["run_id"] and runs[0]["ended_at"] >= runs[0]["started_at"]
         assert meta == {"sqsp_schema_version": results.SCHEMA_VERSION, "sqsp_kind": kind, "sqsp_study": "failures"}
     on_disk = results.read_trials(str(folder))
     history = results.read_history(str(folder))
