@@ -67,6 +67,23 @@ def atomic_output(target: str | os.PathLike) -> Iterator[IO[bytes]]:
             fs.delete_file(tmp)
 
 
+def remove_leftovers(target: str | os.PathLike) -> None:
+    """Remove the temporaries of ``target`` (``.<name>.<hex>.tmp`` beside it) that a writer
+    killed in the middle (SIGKILL, a lost node) left behind. Only where one writer holds the
+    folder (a study's lock): another writer's temporary would vanish under it."""
+    import pyarrow.fs as pafs
+    fs, path = filesystem(target)
+    parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
+    try:
+        found = fs.get_file_info(pafs.FileSelector(parent or ".", allow_not_found=True))
+    except OSError:  # the folder cannot be listed: nothing sqsp could clean there either
+        return
+    for info in found:
+        base = info.path.rsplit("/", 1)[-1]
+        if info.type == pafs.FileType.File and base.startswith(f".{name}.") and base.endswith(".tmp"):
+            fs.delete_file(info.path)
+
+
 def write_text(target: str | os.PathLike, text: str) -> None:
     """``text`` (UTF-8) as ``target``, atomically."""
     with atomic_output(target) as f:
