@@ -272,16 +272,11 @@ def test_a_corrupt_tune_state_is_restored_from_its_kept_copy_or_refused(ray_sess
 # -------------------------------------------------------------------------------------------------
 def _fill(path: Path) -> None:
     """Write zeros to ``path`` until its file system is full (another program filling the disk)."""
-    block = bytes(1 << 20)
-    with open(path, "wb") as f:
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(block)
-                f.flush()
-        with contextlib.suppress(OSError):  # the last bytes that fit
-            for _ in range(1 << 12):
-                f.write(bytes(1 << 8))
-                f.flush()
+    with contextlib.suppress(OSError), open(path, "wb", buffering=0) as f:
+        for size in (1 << 20, 1 << 10, 1):  # down to the last bytes that fit
+            with contextlib.suppress(OSError):
+                while True:
+                    f.write(bytes(size))
 
 
 @pytest.mark.slow
