@@ -6,7 +6,7 @@
 tampered generator, a missing file, a study folder in use…) is printed as
 ``<prog>: error: <message>`` and the process exits with 2, as argparse does for a bad flag.
 A traceback would only hide the message; ``SQSP_DEBUG=1`` shows it anyway. Ctrl-C outside
-a study (a study handles it itself, see sqsp/tune.py) ends with 130 and one line.
+a study (a study handles it itself, see sqsp/tune/folder.py) ends with 130 and one line.
 """
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ experiment after a resume. Ray replays the reports made after a trial's last che
 when it resumes it, so the history is de-duplicated on (trial_id, training_iteration) and
 on (trial_id, step), keeping the newest report.
 
-Nothing here imports Ray: sqsp/tune.py turns Ray's ResultGrid into ``TrialRecord`` s, and
+Nothing here imports Ray: sqsp/tune/experiment.py turns Ray's ResultGrid into ``TrialRecord`` s, and
 analysis/ reads the files with ``read_trials`` / ``read_history`` or plain pandas. What a
 report holds and how a status is read from it is sqsp/record.py's contract.
 """

@@ -8,6 +8,7 @@ and ``search_standin`` below (same signature, sleeps instead of training) where 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import glob
 import json
@@ -30,7 +31,7 @@ from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 
 from sqsp import results  # noqa: E402
 from sqsp.config import ConfigError  # noqa: E402
-from sqsp.tune import CollapseStopper, Study, run_study, study_main  # noqa: E402
+from sqsp.tune import CollapseStopper, Search, Study, run_study, study_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # the real train() at its smallest with several epochs: plain digits (1,347 images) at batch 128
@@ -83,12 +84,12 @@ def search_standin(config, report=None, *, resume_from=None, generator=None, log
 def searched_study(**kw):
     """6 Optuna trials over base_lr (seed 0), ASHA on val_knn_acc, the collapse stopper, and the 2
     best re-run on seeds 1 and 2."""
-    return Study(name="searched", preset="smoke", seeds=(0,), searcher=OptunaSearch(seed=0), num_samples=6,
-                 search_space={"base_lr": tune.uniform(0.05, 0.5)}, metric="val_probe_acc", mode="max",
+    return Study(name="searched", preset="smoke", seeds=(0,), metric="val_probe_acc", mode="max",
+                 search=Search(OptunaSearch(seed=0), {"base_lr": tune.uniform(0.05, 0.5)}, num_samples=6,
+                               confirm_top=2, confirm_seeds=(1, 2)),
                  scheduler=ASHAScheduler(time_attr="progress", metric="val_knn_acc", mode="max", max_t=1.0,
                                          grace_period=0.5, reduction_factor=2),
-                 stopper=CollapseStopper(patience=2), confirm_top=2, confirm_seeds=(1, 2),
-                 overrides={"val_fraction": 0.2}, **kw)
+                 stopper=CollapseStopper(patience=2), overrides={"val_fraction": 0.2}, **kw)
 
 
 SCALE = {"steps": 6, "batch_size": 16, "generator": "random:stylegan@16", "checkpoint_every": 1}
@@ -248,12 +249,15 @@ def test_a_search_that_could_not_select_is_refused_before_ray(tmp_path):
              (dict(overrides={"val_fraction": 0.2, "probe": "none"}), "needs a linear probe, but probe='none'")]
     for change, says in cases:
         sets = {**SCALE, **change.pop("overrides", {})}
-        study = __import__("dataclasses").replace(searched_study(), **change)
+        study = searched_study()
+        study = dataclasses.replace(study, search=dataclasses.replace(study.search, **change))
         with pytest.raises(ConfigError, match=says.replace("(", r"\(").replace(")", r"\)")):
             run_study(study, storage=str(tmp_path), overrides=sets)
         assert not (tmp_path / "searched").exists()
-    grid = Study(name="grid", preset="smoke", seeds=(0,), grid={"sim_weight": [1.0, 2.0]}, confirm_top=1)
-    with pytest.raises(ConfigError, match="has no searcher"):
+    # a confirmation belongs to a search (Search.confirm_top): a grid with a search is refused
+    grid = Study(name="grid", preset="smoke", seeds=(0,), grid={"sim_weight": [1.0, 2.0]},
+                 search=searched_study().search)
+    with pytest.raises(ConfigError, match="a searcher takes a search_space, not a grid"):
         run_study(grid, storage=str(tmp_path))
     sets = [a for k, v in SCALE.items() for a in ("--set", f"{k}={v}")]
     rc = study_main(searched_study(), ["--storage", str(tmp_path), "--confirm-seeds", "0,", "--confirm-top", "1", *sets])
@@ -263,15 +267,16 @@ def test_a_search_that_could_not_select_is_refused_before_ray(tmp_path):
 def test_the_command_line_sets_budget_confirmation_and_early_stopping():
     import argparse
 
-    from sqsp.tune import _add_search_flags, _apply_search_flags
+    from sqsp.tune import add_search_flags, apply_search_flags
     p = argparse.ArgumentParser()
-    _add_search_flags(p, searched_study())
-    as_declared = _apply_search_flags(searched_study(), p.parse_args([]))
+    add_search_flags(p, searched_study())
+    as_declared = apply_search_flags(searched_study(), p.parse_args([]))
     assert type(as_declared.scheduler).__name__ == "AsyncHyperBandScheduler" and as_declared.stopper is not None
-    assert (as_declared.num_samples, as_declared.confirm_top, list(as_declared.confirm_seeds)) == (6, 2, [1, 2])
-    changed = _apply_search_flags(searched_study(), p.parse_args(["--early-stopping", "off", "--num-samples", "3",
+    search = as_declared.search
+    assert (search.num_samples, search.confirm_top, list(search.confirm_seeds)) == (6, 2, [1, 2])
+    changed = apply_search_flags(searched_study(), p.parse_args(["--early-stopping", "off", "--num-samples", "3",
                                                                   "--confirm-top", "1", "--confirm-seeds", "5,6"]))
     assert changed.scheduler is None and changed.stopper is None
-    assert (changed.num_samples, changed.confirm_top, changed.confirm_seeds) == (3, 1, [5, 6])
+    assert (changed.search.num_samples, changed.search.confirm_top, changed.search.confirm_seeds) == (3, 1, [5, 6])
     with pytest.raises(ConfigError, match="--confirm-seeds '5,5': seed"):
-        _apply_search_flags(searched_study(), p.parse_args(["--confirm-seeds", "5,5"]))
+        apply_search_flags(searched_study(), p.parse_args(["--confirm-seeds", "5,5"]))
