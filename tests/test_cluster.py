@@ -1,6 +1,7 @@
 """The main job on a multi-node Ray cluster, unchanged: ``studies/ablation.py --address``.
 
-Two nodes of one CPU each (``ray.cluster_utils.Cluster``, real raylets), the real train() at a
+Two nodes of one CPU each (``ray.cluster_utils.Cluster``, real raylets, both on 127.0.0.1 only,
+joined at a loopback address as an SSH tunnel to a cluster would be), the real train() at a
 tiny size, the study's own command line as a user would type it. With one CPU per node, the
 two concurrent trials Ray reports can only be running on different nodes."""
 from __future__ import annotations
@@ -20,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def two_node_cluster():
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                            "node_ip_address": "127.0.0.1"})
+    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     cluster.wait_for_nodes()
     yield cluster
     cluster.shutdown()
@@ -49,8 +51,8 @@ def test_paths_missing_on_a_node_are_refused_before_any_trial(two_node_cluster, 
     """With --address the trials run on other nodes: every node is asked whether the paths exist."""
     import ray
     from sqsp.config import ConfigError
-    from sqsp.tune import check_paths_on_cluster
-    ray.init(address=two_node_cluster.address, include_dashboard=False, log_to_driver=False)
+    from sqsp.tune import check_paths_on_cluster, init_ray
+    init_ray(two_node_cluster.address, include_dashboard=False, log_to_driver=False)
     try:
         check_paths_on_cluster({str(tmp_path): "dir", __file__: "file"})  # both exist on both nodes
         with pytest.raises(ConfigError) as e:

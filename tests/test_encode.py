@@ -121,7 +121,8 @@ def test_generator_without_mapping_cannot_be_inverted(torch_home):
 @pytest.fixture(scope="module")
 def ray_with_cache(torch_home):
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from sqsp.tune import init_ray
+    init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)  # private, on 127.0.0.1 only
     yield torch_home
     ray.shutdown()
 

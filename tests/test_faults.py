@@ -136,15 +136,19 @@ run_study(test_faults.small_study("private"), storage={storage!r}, overrides=tes
 """
 
 
-def test_the_private_ray_and_the_tests_ray_listen_on_loopback_only(ray_session, tmp_path):
-    """A study without --address starts a Ray whose every listening socket (GCS, raylet,
-    object manager, workers, the driver's own) is on 127.0.0.1, with Ray's token auth on;
-    so is the Ray these tests start (``ray_session``)."""
+def test_the_tests_ray_listens_on_loopback_only(ray_session):
+    """The Ray these tests start (``init_ray``, as a study's own): every listening socket (GCS,
+    raylet, object manager, workers, the driver's own) is on 127.0.0.1."""
     ray.get(ray.remote(lambda: 1).remote())  # a worker of the tests' Ray is up and listening too
     mine = listening(os.getpid())
     assert {"gcs_server", "raylet"} <= {name for _, _, name in mine}, mine
     assert not exposed(mine), mine
 
+
+@pytest.mark.slow
+def test_a_studys_private_ray_listens_on_loopback_only_with_token_auth(tmp_path):
+    """A study without --address, in a process of its own: what its Ray listens on, seen from
+    inside a trial, is all on 127.0.0.1, and Ray's token authentication is on."""
     out = tmp_path / "sockets.json"
     run = subprocess.run([sys.executable, "-c", _PRIVATE_DRIVER.format(storage=str(tmp_path / "results"), out=str(out))],
                          cwd=ROOT / "tests", env=ENV, capture_output=True, text=True, timeout=300)

@@ -25,7 +25,7 @@ from sqsp import results  # noqa: E402
 from sqsp.config import ConfigError  # noqa: E402
 from sqsp.encode import lpips_trunk_path  # noqa: E402
 from sqsp.fid import file_sha256, inception_weights_path  # noqa: E402
-from sqsp.tune import run_study, study_main  # noqa: E402
+from sqsp.tune import init_ray, run_study, study_main  # noqa: E402
 from test_data import write_cifar10, write_stl10  # noqa: E402
 from test_studies import TABLE2, TABLE2_SCALE, TABLE2_WEIGHTS  # noqa: E402
 
@@ -88,7 +88,7 @@ def calibrated_inception(net):
 @pytest.fixture(scope="module")
 def cluster(workdir):
     env = {"env_vars": {"TORCH_HOME": str(workdir / "torch-home"), "SQSP_ZOO_DIR": str(workdir / "zoo")}}
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=env)
+    init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=env)  # private, on 127.0.0.1
     yield
     ray.shutdown()
 

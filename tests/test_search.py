@@ -31,7 +31,7 @@ from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 
 from sqsp import results  # noqa: E402
 from sqsp.config import ConfigError  # noqa: E402
-from sqsp.tune import CollapseStopper, Search, Study, run_study, study_main  # noqa: E402
+from sqsp.tune import CollapseStopper, Search, Study, init_ray, run_study, study_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # the real train() at its smallest with several epochs: plain digits (1,347 images) at batch 128
@@ -44,7 +44,7 @@ REAL = {"dataset": "digits", "batch_size": 128, "epochs": 4, "steps": 0, "studen
 
 @pytest.fixture(scope="module")
 def ray_session():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)  # private, on 127.0.0.1 only
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the stand-in lives here
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()

@@ -1,6 +1,6 @@
 """Studies through a real local Ray: Parquet output, failures as rows, interrupt + resume, Optuna restore.
 
-One private Ray session for the module (``ray.init(address="local", num_cpus=2)``), stopped by handle. Trials run
+One private Ray session for the module (``init_ray(num_cpus=2)``: on 127.0.0.1 only), stopped by handle. Trials run
 either the real ``train()`` on tiny configs or ``standin_train`` below (same signature,
 sleeps instead of training) where the test is about Ray, not about learning.
 """
@@ -22,7 +22,7 @@ from ray import tune  # noqa: E402
 
 from sqsp import results  # noqa: E402
 from sqsp.config import STUDY_FIELDS, ConfigError  # noqa: E402
-from sqsp.tune import Search, Study, base_config, expand, run_study, study_main  # noqa: E402
+from sqsp.tune import Search, Study, base_config, expand, init_ray, run_study, study_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"steps": 4, "batch_size": 16, "generator": "random:stylegan@16", "probe": "none", "eval_every": 0,
@@ -31,7 +31,7 @@ TINY = {"steps": 4, "batch_size": 16, "generator": "random:stylegan@16", "probe"
 
 @pytest.fixture(scope="module")
 def ray_session():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)  # private, on 127.0.0.1 only
     # the stand-ins below live in this test module, which Ray's workers cannot import
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield ray.get_runtime_context().gcs_address

@@ -18,6 +18,7 @@ each part lives, as a newcomer looks for it:
 ``console.py``      the line per trial, trial labels, Ray Tune's logger callbacks
 ``experiment.py``   one Tune experiment: the Tuner set up (or restored) and its results written
 ``confirm.py``      the confirmation of a search's best trials on other seeds
+``ray_session.py``  ``init_ray``: a private Ray on 127.0.0.1 with token auth, or a cluster joined
 ``run.py``          ``run_study``: the main path, from the declaration to the Parquet files
 ``cli.py``          ``study_main`` (the command line of every study file) and ``--dry-run``
 ==================  ==========================================================================
@@ -40,6 +41,7 @@ from .console import LOGGERS, TensorBoardLogger, TrialLines, logger_callbacks, p
 from .folder import STUDY_FILE, storage_root, study_dir, study_lock
 from .preflight import (check_devices, check_paths_on_cluster, check_reachable, check_resources, prepare_generators,
                         preflight, skipped_rows, trial_paths)
+from .ray_session import init_ray
 from .run import run_study
 from .search import CollapseStopper, FinalMetricSearcher, Search, check_search
 from .study import (FIELDS, RowValue, Study, base_config, check_declaration, expand, fixed_spec, param_space,
@@ -50,7 +52,8 @@ __all__ = [
     "CONFIRM_DIR", "CONFIRM_FILE", "FIELDS", "LOGGERS", "STUDY_FILE", "CollapseStopper", "FinalMetricSearcher",
     "RowValue", "Search", "Study", "TensorBoardLogger", "TrialLines", "add_search_flags", "apply_search_flags",
     "base_config", "check_declaration", "check_devices", "check_paths_on_cluster", "check_reachable",
-    "check_resources", "check_search", "checkpoint_info", "dry_run", "expand", "fixed_spec", "logger_callbacks",
+    "check_resources", "check_search", "checkpoint_info", "dry_run", "expand", "fixed_spec", "init_ray",
+    "logger_callbacks",
     "param_space", "parse_loggers", "preflight", "prepare_generators", "row_domains", "run_confirmation",
     "run_study", "select_candidates", "skipped_rows", "sqsp_trial", "storage_root", "study_dir", "study_lock",
     "study_main", "study_metadata", "trial_config", "trial_label", "trial_paths", "varying",

@@ -3,8 +3,8 @@
 1. Every trial's config is resolved and validated in the driver (study.py), the pre-run
    checks refuse what would fail every trial (preflight.py), and the study folder is locked
    (folder.py), all before Ray starts.
-2. Ray starts: a private local Ray (``address="local"``, never a cluster that happens to be
-   running here) or, with ``address`` (``auto | host:port | ray://…``), the cluster named.
+2. Ray starts: a private local Ray on 127.0.0.1 (ray_session.py; never a cluster that happens
+   to be running here) or, with ``address`` (``auto | host:port | ray://…``), the cluster named.
    ``Tuner.fit`` runs one trial per grid point × seed (or ``num_samples`` a searcher
    proposes), each with ``cpus_per_trial`` CPUs (and as many torch threads) and
    ``gpus_per_trial`` GPUs (fractions let small trials share a GPU).
@@ -35,6 +35,7 @@ from .console import TrialLines, describe, logger_callbacks
 from .experiment import RunOptions, fit_and_record, open_tuner
 from .folder import (STUDY_FILE, check_same_study, storage_root, stored_skips, study_dir, study_lock, study_spec,
                      write_json)
+from .ray_session import init_ray
 from .study import Study, expand, param_space, resolve, study_metadata
 
 
@@ -158,9 +159,9 @@ def _search_and_scheduler(study: Study) -> dict[str, Any]:
 
 
 def _start_ray(address: str | None, verbose: int) -> None:
-    # "local": a private Ray; None would join whatever RAY_ADDRESS or Ray's "current
+    # a private Ray on loopback (ray_session.py), never whatever RAY_ADDRESS or Ray's "current
     # cluster" file names (a dead one hangs, someone else's runs our trials)
-    ray.init(address=address or "local", runtime_env=_runtime_env(address),
+    init_ray(address, runtime_env=_runtime_env(address),
              # quiet unless asked: the trials' own output and Ray's startup lines
              log_to_driver=verbose > 0, logging_level="INFO" if verbose > 0 else "WARNING")
     have = ray.cluster_resources()
