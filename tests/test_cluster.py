@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from ray.cluster_utils import Cluster
 
 from sqsp import results
+from test_faults import exposed, listening
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,9 +37,16 @@ def test_ablation_runs_on_a_two_node_cluster_through_address(two_node_cluster, t
            "--seeds", "1", "--set", "steps=3", "--set", "batch_size=16", "--set", "generator=random:stylegan@16",
            "--set", "eval_every=0", "--set", "probe=none", "--set", "eval_init=false", "--set", "eval_mmd=false",
            "--verbose"]  # Ray's trial tables: they show the cluster's CPUs in use
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sockets = set()
+    while proc.poll() is None:  # the cluster's and the driver's, while the study runs (issue 23)
+        sockets |= set(listening(os.getpid()))
+        time.sleep(1.0)
+    stdout, stderr = proc.communicate(timeout=600)
+    out = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]
+    assert {"gcs_server", "raylet"} <= {name for _, _, name in sockets} and not exposed(sockets), sockets
     assert "Started a local Ray instance" not in log  # it joined the cluster
     assert f"[sqsp] joined the Ray cluster at {two_node_cluster.address}: 2 CPUs" in log, log[-4000:]
     assert "2.0/2 CPUs" in log, log[-4000:]  # two trials at once, one per one-CPU node
