@@ -150,8 +150,9 @@ def test_a_studys_private_ray_listens_on_loopback_only_with_token_auth(tmp_path)
     """A study without --address, in a process of its own: what its Ray listens on, seen from
     inside a trial, is all on 127.0.0.1, and Ray's token authentication is on."""
     out = tmp_path / "sockets.json"
-    run = subprocess.run([sys.executable, "-c", _PRIVATE_DRIVER.format(storage=str(tmp_path / "results"), out=str(out))],
-                         cwd=ROOT / "tests", env=ENV, capture_output=True, text=True, timeout=300)
+    script = _PRIVATE_DRIVER.format(storage=str(tmp_path / "results"), out=str(out))
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT / "tests", env=ENV, capture_output=True, text=True,
+                         timeout=300)
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     seen = json.loads(out.read_text())
     names = {name for _, _, name in seen["sockets"]}
@@ -219,7 +220,7 @@ def test_a_corrupt_tune_state_is_restored_from_its_kept_copy_or_refused(ray_sess
     first = run_study(study, storage=str(tmp_path), max_failures=0, overrides=STANDIN, loggers=(), train_fn=train_fn)
     assert sorted(first["status"]) == ["completed", "completed", "failed"]
     folder = tmp_path / "corrupt"
-    [state] = folder.glob("experiment_state-*.json")
+    state = max(folder.glob("experiment_state-*.json"))  # the newest: the one Tune resumes
     text = state.read_text()
     state.write_text(text[: len(text) // 2])  # what a full disk leaves: the file cut short
     calls = len(test_tune._calls(tmp_path))
@@ -236,7 +237,7 @@ def test_a_corrupt_tune_state_is_restored_from_its_kept_copy_or_refused(ray_sess
     # without the kept copy: refused, naming the file, with nothing lost
     parquet = (folder / "trials.parquet").read_bytes()
     shutil.rmtree(folder / STATE_COPY_DIR)
-    [state] = folder.glob("experiment_state-*.json")
+    state = max(folder.glob("experiment_state-*.json"))
     state.write_text("{")
     with pytest.raises(UserError, match=state.name) as e:
         run_study(study, storage=str(tmp_path), resume=True, overrides=STANDIN, loggers=(), train_fn=train_fn)

@@ -20,8 +20,10 @@ still one row per trial.
 from __future__ import annotations
 
 import os
+import pickle
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ray import tune
@@ -29,9 +31,10 @@ from ray import tune
 from .. import results
 from ..config import ConfigError
 from .console import TrialLines, trial_dirname
-from .folder import terminate_as_interrupt
+from .folder import check_state, terminate_as_interrupt
 from .study import Study, study_metadata, trial_config
 from .trainable import sqsp_trial
+from .watch import DiskWatch
 
 
 @dataclass
@@ -55,12 +58,14 @@ class RunOptions:
 
 
 def open_tuner(options: RunOptions, fixed: dict[str, Any], space: dict[str, Any], *, storage_path: str, name: str,
-               restoring: bool, lines: TrialLines, stop: Any = None, **tune_config: Any) -> tune.Tuner:
+               restoring: bool, lines: TrialLines, stop: Any = None, study_folder: str | None = None,
+               **tune_config: Any) -> tune.Tuner:
     """The experiment ``<storage_path>/<name>``: restored as it was (``--resume``; the same
     param_space again, since Tune needs its sample_from functions back), or a new Tuner.
     ``tune_config``: the search's and the scheduler's part of ``tune.TuneConfig``."""
     trainable = options.trainable(fixed)
     if restoring:
+        check_state(results.join(storage_path, name), study_folder or storage_path)
         return tune.Tuner.restore(results.join(storage_path, name), trainable, resume_unfinished=True,
                                   resume_errored=True, restart_errored=False, param_space=space)
     return tune.Tuner(
@@ -76,19 +81,41 @@ def open_tuner(options: RunOptions, fixed: dict[str, Any], space: dict[str, Any]
 
 def fit_and_record(tuner: tune.Tuner, study: Study, path: str, fixed: dict[str, Any], *, phase: str | None,
                    order: Sequence[str] = (), before: Sequence[results.TrialRecord] = (),
-                   after: Sequence[results.TrialRecord] = ()):
-    """Fit the experiment and write the study's Parquet files in ``path`` (a SIGTERM during the
-    fit stops it as Ctrl-C does; while the files are written it waits). The files hold
+                   after: Sequence[results.TrialRecord] = (), experiment: str | None = None):
+    """Fit the experiment (in ``experiment``, default ``path``) and write the study's Parquet
+    files in ``path`` (a SIGTERM during the fit stops it as Ctrl-C does; while the files are
+    written it waits; a storage that fills up stops it too, see watch.py). The files hold
     ``before``, this experiment's trials, then ``after``. Returns (trials DataFrame, the
-    records written, seconds the fit took)."""
+    records written, seconds the fit took); the DataFrame's ``attrs["out_of_space"]`` is the
+    line that says the storage filled up, else None."""
+    experiment = experiment or path
+    watch = DiskWatch(path, experiment)
     with terminate_as_interrupt() as signals:
         t0 = time.perf_counter()
-        grid = tuner.fit()
+        with watch.watching():
+            grid = _fit(tuner, experiment)
         elapsed = time.perf_counter() - t0
         signals.writing = True
         records = [*before, *trial_records(grid, fixed, order, phase=phase), *after]
         trials_df, _ = results.write_study(path, study.name, records, metadata=study_metadata(study))
+    trials_df.attrs["out_of_space"] = watch.message
     return trials_df, records, elapsed
+
+
+def _fit(tuner: tune.Tuner, experiment: str):
+    """``tuner.fit()``; if Tune cannot build its ResultGrid because a trial's ``error.pkl`` was
+    cut short (a full disk), those files go (Tune then reads the trial's ``error.txt``) and
+    the results are read again."""
+    try:
+        return tuner.fit()
+    except (EOFError, pickle.UnpicklingError):
+        for bad in Path(results.filesystem(experiment)[1]).glob("*/error.pkl"):
+            try:
+                with open(bad, "rb") as f:
+                    pickle.load(f)
+            except Exception:  # noqa: BLE001 -- whatever a cut-short pickle raises
+                bad.unlink()
+        return tuner.get_results()
 
 
 def trial_records(grid, fixed: dict[str, Any], order: Sequence[str] = (),

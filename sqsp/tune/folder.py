@@ -8,7 +8,10 @@ naming the process that holds it. A resume runs the study as it was started: it 
 folder's ``study.json`` (``read_study_file``: a missing or garbled one is refused, never
 replaced by the flags of the resume), a ``--resume`` with another ``--preset``/``--set``/
 ``--seeds`` is refused (``check_same_study``), and the rows skipped when it started stay
-skipped (``stored_skips``).
+skipped (``stored_skips``). Tune's experiment state, which a resume reads, is kept as a last good
+copy while the study runs (``keep_state``) and checked before a resume (``check_state``): a
+corrupt one (a full disk cuts it short) is replaced by the copy, or the resume is refused,
+never a silent start from scratch, which Tune would do.
 
 Ctrl-C and SIGTERM (a timeout, a cluster scheduler) are graceful (``terminate_as_interrupt``):
 Tune records every trial's state, the Parquet files are written with the unfinished trials
@@ -35,6 +38,9 @@ from .study import Study, fixed_spec
 
 STUDY_FILE = "study.json"
 LOCK_FILE = ".sqsp-study.lock"
+STATE_COPY_DIR = ".sqsp-tune-state"
+"""Where the last good copy of Tune's experiment state is kept, inside the experiment folder."""
+_STATE_PATTERN = "experiment_state-*.json"  # Tune's own name (TuneController.CKPT_FILE_TMPL); it resumes the newest
 
 
 def storage_root(storage: str | None = None) -> str:
@@ -53,7 +59,8 @@ def study_lock(path: str) -> Iterator[None]:
     """Hold the study folder for the whole run, resume included: a second run or a
     ``--resume`` of the same folder is refused at once, naming the holder (sqsp/lockfile.py).
     The folders this run created (the study folder, and the storage folders above it) are
-    removed again if it was refused before writing anything. Object stores (s3://, gs://…) have no lock: a note says so."""
+    removed again if it was refused before writing anything. Object stores (s3://, gs://…)
+    have no lock: a note says so."""
     fs, local = results.filesystem(path)
     if not isinstance(fs, pafs.LocalFileSystem):
         print(f"[sqsp] note: {path} is not a local or mounted folder, so it is not locked: do not run or resume "
@@ -192,3 +199,74 @@ def read_text(target: str) -> str:
         raise FileNotFoundError(target)
     with fs.open_input_stream(p) as f:
         return f.read().decode()
+
+
+def keep_state(experiment: str) -> None:
+    """Copy the newest Tune experiment state of the experiment folder ``experiment`` to
+    ``STATE_COPY_DIR`` if it is valid JSON (Tune writes it in place, so a full disk or a kill
+    can leave it cut short; the copy is written atomically). Best effort: a copy that cannot
+    be written (a full disk) leaves the previous one."""
+    newest = _newest_state(experiment)
+    if newest is None:
+        return
+    with contextlib.suppress(OSError, ValueError, UnicodeDecodeError):
+        text = read_text(newest)
+        json.loads(text)
+        target = results.join(experiment, STATE_COPY_DIR, newest.rsplit("/", 1)[-1])
+        with contextlib.suppress(FileNotFoundError):
+            if read_text(target) == text:
+                return
+        write_text(target, text)
+
+
+def check_state(experiment: str, study_folder: str) -> None:
+    """Before Tune restores ``experiment``: its newest experiment state must be valid JSON.
+    A corrupt one is replaced by the copy ``keep_state`` kept (the trials that ended after
+    that copy resume from their last checkpoints and report their end again, as after a
+    ``kill -9``); without a good copy the resume is refused, naming the file: Tune would
+    log one line and start every trial again from step 0 under new ids."""
+    newest = _newest_state(experiment)
+    if newest is None:
+        return
+    try:
+        json.loads(read_text(newest))
+        return
+    except (ValueError, UnicodeDecodeError) as e:
+        problem = e
+    name = newest.rsplit("/", 1)[-1]
+    for copy in sorted(_listing(results.join(experiment, STATE_COPY_DIR), _STATE_PATTERN), reverse=True):
+        try:
+            text = read_text(copy)
+            json.loads(text)
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        write_text(newest, text)
+        print(f"[sqsp] note: Tune's experiment state {newest} was corrupt ({problem}); restored the copy kept of "
+              f"{copy.rsplit('/', 1)[-1]}: trials that ended after it continue from their last checkpoints",
+              file=sys.stderr)
+        return
+    parquet = results.join(study_folder, results.TRIALS_FILE)
+    try:
+        kept = f"the trials recorded so far are in {parquet} ({len(results.read_trials(study_folder))} rows)"
+    except (OSError, ValueError):
+        kept = f"there is no readable {parquet}"
+    raise ConfigError(f"--resume: Tune's experiment state {newest} is corrupt ({problem}) and no good copy of "
+                      f"{name} was kept, so the study cannot continue where it stopped; {kept}. Run the study "
+                      "into another --storage to run it again") from None
+
+
+def _newest_state(experiment: str) -> str | None:
+    found = _listing(experiment, _STATE_PATTERN)
+    return max(found) if found else None
+
+
+def _listing(folder: str, pattern: str) -> list[str]:
+    """Files in ``folder`` (a path or URI) whose names match ``pattern``, as paths or URIs."""
+    import fnmatch
+    fs, p = results.filesystem(folder)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True))
+    except OSError:
+        return []
+    return [results.join(folder, i.base_name) for i in infos
+            if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, pattern)]

@@ -11,9 +11,10 @@ again: a NaN/inf loss (``TrainingDiverged``, a ``FloatingPointError``; training 
 bit-for-bit) ends as a ``diverged`` row, and a user error (``sqsp.errors.USER_ERRORS``: a
 bad config or file found only when the trial loads it, e.g. a malformed data file or an
 image PIL cannot read) or a failed allocation (``record.OutOfMemory``: the config needs more
-memory than the machine gives it) as a ``failed`` row, each with its message. A collapsed run completes and is recorded as
-``collapsed``. A trial resumed from its final checkpoint reports its end again from the
-metrics stored in it (history.parquet drops the replayed reports).
+memory than the machine gives it) as a ``failed`` row, each with its message. A collapsed
+run completes and is recorded as ``collapsed``. A trial resumed from its final checkpoint
+reports its end again from the metrics stored in it (history.parquet drops the replayed
+reports).
 """
 from __future__ import annotations
 
