@@ -265,7 +265,7 @@ def test_a_full_disk_keeps_finished_trials_and_resume_continues(tmp_path):
         storage = disk / "results"
         script = study_script(tmp_path, "full")
         cmd = [sys.executable, str(script), "--storage", str(storage), "--max-concurrent", "1", "--loggers", "none",
-               *sets({**REAL, "steps": 8})]
+               *sets({**REAL, "steps": 40})]  # long enough to still run when the disk is full
         proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.time() + 300

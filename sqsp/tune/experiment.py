@@ -19,6 +19,7 @@ still one row per trial.
 """
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import time
@@ -30,6 +31,7 @@ from ray import tune
 
 from .. import results
 from ..config import ConfigError
+from ..lockfile import Unwritable
 from .console import TrialLines, trial_dirname
 from .folder import check_state, terminate_as_interrupt
 from .study import Study, study_metadata, trial_config
@@ -97,7 +99,16 @@ def fit_and_record(tuner: tune.Tuner, study: Study, path: str, fixed: dict[str, 
         elapsed = time.perf_counter() - t0
         signals.writing = True
         records = [*before, *trial_records(grid, fixed, order, phase=phase), *after]
-        trials_df, _ = results.write_study(path, study.name, records, metadata=study_metadata(study))
+        try:
+            trials_df, _ = results.write_study(path, study.name, records, metadata=study_metadata(study))
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise Unwritable(f"no space left on {path} to write {results.TRIALS_FILE} and {results.HISTORY_FILE} "
+                             "(the files there, if any, are those of the last run); free space and --resume writes "
+                             "them") from None
+        finally:
+            watch.release()
     trials_df.attrs["out_of_space"] = watch.message
     return trials_df, records, elapsed
 

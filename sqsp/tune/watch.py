@@ -6,8 +6,10 @@ upload (the trial errors), its error files and its experiment state are cut shor
 resume would start from scratch), its ResultGrid cannot be built (an empty ``error.pkl``),
 and its log fills with tracebacks. So, for a study folder on a local or mounted filesystem:
 
-- ``RESERVE_BYTES`` are set aside in the folder before the fit (``.sqsp-reserve``), for what
-  must still be written when the disk is full: Tune's final state and the Parquet files.
+- Space is set aside in the folder before the fit for what must still be written when the
+  disk is full: ``RESERVE_BYTES`` for Tune's last state (``.sqsp-reserve``, released when the
+  disk fills), and as much for each Parquet file, which is then written over its reserve
+  (``storage.atomic_output``), so another program that fills the disk cannot take that room.
 - A thread checks the free space every ``POLL_S`` seconds; when it falls under
   ``LOW_BYTES``, or a log record of Ray's says "No space left on device", the reserve is
   released and the study is stopped as Ctrl-C stops it (Tune's SIGUSR1 to this process: Tune
@@ -36,13 +38,15 @@ from typing import Iterator
 import pyarrow.fs as pafs
 
 from .. import results
+from ..storage import reserve_path
 from .folder import keep_state
 
 RESERVE_FILE = ".sqsp-reserve"
-RESERVE_BYTES = 16 << 20
-"""Room kept for Tune's final state and the Parquet files (tens of kB to a few MB for a study)."""
+RESERVE_BYTES = 8 << 20
+"""Room kept for Tune's last state, and for each Parquet file (tens of kB to a few MB a study)."""
 LOW_BYTES = 1 << 20
 POLL_S = 1.0
+_PARQUET = (results.TRIALS_FILE, results.HISTORY_FILE)
 
 
 class DiskWatch:
@@ -85,15 +89,22 @@ class DiskWatch:
                 thread.join()
             with contextlib.suppress(OSError):
                 keep_state(self.experiment)
-            self._release()
+            self._release(RESERVE_FILE)
             for h in handlers:
                 h.removeFilter(logs)
+
+    def release(self) -> None:
+        """Remove what is left of the reserves (the Parquet files' once they are written)."""
+        if self.folder is None:
+            return
+        for name in (RESERVE_FILE, *(os.path.basename(reserve_path(self.folder / f)) for f in _PARQUET)):
+            self._release(name)
 
     def saw(self, reason: str) -> None:
         """The storage is full: release the reserve and stop the study, once."""
         if self.full is None:
             self.full = reason
-        self._release()
+        self._release(RESERVE_FILE)
         # Tune's own graceful stop, as Ctrl-C; SIGUSR1 because Tune handles it from its first fit
         # on and never restores it (a late one is harmless), where SIGINT would be a
         # KeyboardInterrupt once the fit has returned
@@ -113,21 +124,21 @@ class DiskWatch:
                 self.saw(os.strerror(errno.ENOSPC))
 
     def _reserve(self) -> None:
-        path = self.folder / RESERVE_FILE
-        try:
-            with open(path, "wb") as f:
-                os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                path.unlink()
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                self.saw(e.strerror)
-            # else (a filesystem without fallocate): no reserve, the watch still stops the study
+        for path in (self.folder / RESERVE_FILE, *(Path(reserve_path(self.folder / f)) for f in _PARQUET)):
+            try:
+                with open(path, "wb") as f:
+                    os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
+            except OSError as e:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    self.saw(e.strerror)
+                return  # else (a filesystem without fallocate): no reserve; the watch still stops the study
 
-    def _release(self) -> None:
+    def _release(self, name: str) -> None:
         if self.folder is not None:
             with contextlib.suppress(FileNotFoundError):
-                (self.folder / RESERVE_FILE).unlink()
+                (self.folder / name).unlink()
 
     def _needed(self) -> int:
         """A guess at the room the rest needs: the largest trial folder, twice, and the reserve."""
