@@ -414,7 +414,7 @@ def test_a_refused_run_leaves_no_folder_it_made(ray_session, tmp_path):
 
 
 def pending_study() -> Study:
-    return small_study("pending", {"row": "c", "sim_weight": 4.0})
+    return small_study("pending", {"row": "c", "sim_weight": 4.0}, {"row": "d", "sim_weight": 5.0})
 
 
 _INTERRUPTED_DRIVER = """
@@ -423,13 +423,13 @@ for m in (test_faults, test_tune):
     ray.cloudpickle.register_pickle_by_value(m)
 from sqsp.tune import run_study
 run_study(test_faults.pending_study(), storage={storage!r}, max_concurrent=1, max_failures=0,
-          overrides=test_faults.STANDIN, loggers=(), train_fn=functools.partial(test_tune.standin_train, sleep=0.3))
+          overrides=test_faults.STANDIN, loggers=(), train_fn=functools.partial(test_tune.standin_train, sleep=0.5))
 """
 
 
 @pytest.mark.slow
 def test_resume_with_a_never_started_trial_prints_no_missing_metrics(ray_session, tmp_path, capfd):
-    """Interrupted when one of three trials (one at a time) had ended: the last had not started,
+    """Interrupted when one of four trials (one at a time) had ended: the last ones had not started,
     and neither the interrupted run nor its --resume says anything of the metrics it never had
     (Tune's 'Could not fetch metrics' warning, one per such trial and run)."""
     log = tmp_path / "driver.log"
