@@ -5,8 +5,9 @@ a study's Ray is reachable from the network, an address that will not connect is
 bounded time, a study folder is resumed only as the study it is, a corrupt Tune state is never
 a silent restart, a full disk loses no finished trial, a user's mistake is one line and exit
 2, a deterministic trial error is not retried, and nothing is left behind. Real Ray, real
-files, a real tmpfs for the full disk; trials are ``test_tune.standin_train`` (sleeps, no
-training) unless the fault lives in training itself.
+files, a real tmpfs for the full disk; trials are ``standins.standin_train`` (sleeps, no
+training) unless the fault lives in training itself. In-process studies run on the session's
+Ray (conftest.py's ``ray_session``, started with ``init_ray`` as a study's own).
 """
 from __future__ import annotations
 
@@ -27,11 +28,13 @@ import pytest
 ray = pytest.importorskip("ray")
 import psutil  # noqa: E402  -- Ray's own copy (ray/thirdparty_files), importable once ray is
 
-import test_tune  # noqa: E402
 from sqsp import results  # noqa: E402
 from sqsp.errors import UserError  # noqa: E402
 from sqsp.tune import Study, run_study, study_main  # noqa: E402
-from test_tune import TINY, standin_train  # noqa: E402
+from standins import calls, ended, standin_train  # noqa: E402
+from test_tune import TINY, _assert_one_row_per_trial  # noqa: E402
+
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the trainables below, for Ray's workers
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDIN = {**TINY, "steps": 4}
@@ -64,16 +67,6 @@ def study_script(tmp_path: Path, name: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    from sqsp.tune import init_ray
-    init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)  # loopback only, as a study's own
-    for module in (sys.modules[__name__], test_tune):  # Ray's workers cannot import the test modules
-        ray.cloudpickle.register_pickle_by_value(module)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-
-
 def listening(root_pid: int) -> list[tuple[str, int, str]]:
     """(address, port, process) of every TCP socket that listens in ``root_pid``'s process tree."""
     root = psutil.Process(root_pid)
@@ -89,6 +82,11 @@ def listening(root_pid: int) -> list[tuple[str, int, str]]:
 def exposed(sockets) -> list:
     """The sockets of ``listening`` that another machine could reach."""
     return [s for s in sockets if not (s[0] == "::1" or s[0].removeprefix("::ffff:").startswith("127."))]
+
+
+def finished(storage) -> set[str]:
+    """Trial folders under ``storage`` whose last report is train()'s final one."""
+    return ended(f"{storage}/*/*/result.json", mark="final")
 
 
 def one_line_error(study: Study, argv: list[str], capsys) -> str:
@@ -127,8 +125,8 @@ def probing_train(config, report=None, *, driver, out, **kw):
 
 
 _PRIVATE_DRIVER = """
-import functools, os, ray.cloudpickle, test_faults, test_tune
-for m in (test_faults, test_tune):
+import functools, os, ray.cloudpickle, standins, test_faults
+for m in (standins, test_faults):
     ray.cloudpickle.register_pickle_by_value(m)
 from sqsp.tune import run_study
 run_study(test_faults.small_study("private"), storage={storage!r}, overrides=test_faults.STANDIN, loggers=(),
@@ -223,16 +221,16 @@ def test_a_corrupt_tune_state_is_restored_from_its_kept_copy_or_refused(ray_sess
     state = max(folder.glob("experiment_state-*.json"))  # the newest: the one Tune resumes
     text = state.read_text()
     state.write_text(text[: len(text) // 2])  # what a full disk leaves: the file cut short
-    calls = len(test_tune._calls(tmp_path))
+    n_calls = len(calls(tmp_path))
 
     trials = run_study(study, storage=str(tmp_path), resume=True, max_failures=0, overrides=STANDIN, loggers=(),
                        train_fn=train_fn)
     assert (trials["status"] == "completed").all(), trials[["row", "status", "error"]]
     assert sorted(trials["trial_id"]) == sorted(first["trial_id"])  # the same trials, not a new study
-    later = test_tune._calls(tmp_path)[calls:]
+    later = calls(tmp_path)[n_calls:]
     assert [(c["sim_weight"], c["start"]) for c in later] == [(2.0, 2)]  # only the failed one, from its checkpoint
     history = results.read_history(str(folder))
-    test_tune._assert_one_row_per_trial(trials, history, 3)
+    _assert_one_row_per_trial(trials, history, 3)
 
     # without the kept copy: refused, naming the file, with nothing lost
     parquet = (folder / "trials.parquet").read_bytes()
@@ -243,7 +241,7 @@ def test_a_corrupt_tune_state_is_restored_from_its_kept_copy_or_refused(ray_sess
         run_study(study, storage=str(tmp_path), resume=True, overrides=STANDIN, loggers=(), train_fn=train_fn)
     assert "trials.parquet" in str(e.value)
     assert (folder / "trials.parquet").read_bytes() == parquet
-    assert len(test_tune._calls(tmp_path)) == calls + 1
+    assert len(calls(tmp_path)) == n_calls + 1
 
 
 # -------------------------------------------------------------------------------------------------
@@ -269,9 +267,9 @@ def test_a_full_disk_keeps_finished_trials_and_resume_continues(tmp_path):
         proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.time() + 300
-            while time.time() < deadline and proc.poll() is None and not test_tune._ended(storage):
+            while time.time() < deadline and proc.poll() is None and not finished(storage):
                 time.sleep(0.2)
-            assert proc.poll() is None and test_tune._ended(storage), "no trial ended before the study did"
+            assert proc.poll() is None and finished(storage), "no trial ended before the study did"
             _fill(disk / "filler")
             out, err = proc.communicate(timeout=300)
         finally:
@@ -295,7 +293,7 @@ def test_a_full_disk_keeps_finished_trials_and_resume_continues(tmp_path):
         trials = results.read_trials(str(folder))
         assert sorted(trials["row"]) == ["a", "b"] and set(trials["status"]) <= {"completed", "collapsed"}
         assert set(done["trial_id"]) <= set(trials["trial_id"])  # the finished one kept, not rerun as another
-        test_tune._assert_one_row_per_trial(trials, results.read_history(str(folder)), 2)
+        _assert_one_row_per_trial(trials, results.read_history(str(folder)), 2)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -372,9 +370,9 @@ def test_deterministic_trial_errors_fail_once_with_the_reason_on_the_console(ray
     by = trials.set_index("row")
     assert by.loc["oom", "status"] == "failed" and "out of memory" in by.loc["oom", "error"]
     assert by.loc["images", "status"] == "failed" and str(bad) in by.loc["images", "error"]
-    calls = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
-    assert sum(c["cov_weight"] == 0.9 for c in calls) == 1  # not retried, though --max-failures 2
-    assert sum(c["cov_weight"] != 0.9 for c in calls) == 1
+    made = calls(tmp_path)
+    assert sum(c["cov_weight"] == 0.9 for c in made) == 1  # not retried, though --max-failures 2
+    assert sum(c["cov_weight"] != 0.9 for c in made) == 1
     lines = [x for x in err.splitlines() if x.startswith("[sqsp] ") and ": failed" in x]
     assert any(" oom " in x and "out of memory" in x for x in lines), err[-3000:]
     assert any(" images " in x and "broken.png" in x for x in lines), err[-3000:]
@@ -418,12 +416,12 @@ def pending_study() -> Study:
 
 
 _INTERRUPTED_DRIVER = """
-import functools, ray.cloudpickle, test_faults, test_tune
-for m in (test_faults, test_tune):
+import functools, ray.cloudpickle, standins, test_faults
+for m in (standins, test_faults):
     ray.cloudpickle.register_pickle_by_value(m)
 from sqsp.tune import run_study
 run_study(test_faults.pending_study(), storage={storage!r}, max_concurrent=1, max_failures=0,
-          overrides=test_faults.STANDIN, loggers=(), train_fn=functools.partial(test_tune.standin_train, sleep=0.5))
+          overrides=test_faults.STANDIN, loggers=(), train_fn=functools.partial(standins.standin_train, sleep=0.5))
 """
 
 
@@ -438,7 +436,7 @@ def test_resume_with_a_never_started_trial_prints_no_missing_metrics(ray_session
                                 cwd=ROOT / "tests", env=ENV, stdout=f, stderr=subprocess.STDOUT)
         try:
             deadline = time.time() + 180
-            while time.time() < deadline and proc.poll() is None and not test_tune._ended(tmp_path):
+            while time.time() < deadline and proc.poll() is None and not finished(tmp_path):
                 time.sleep(0.1)
         finally:
             proc.send_signal(signal.SIGINT)  # our own child, by its pid
