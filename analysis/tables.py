@@ -90,6 +90,18 @@ def study_table(trials: pd.DataFrame, *, columns: Sequence[str] = (), paper: dic
     return table
 
 
+def grid_table(trials: pd.DataFrame, *, columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The table of a study declared as a grid (``--grid sim_weight=1,5,25``, a study file's
+    ``grid:``): one line per point of the grid, named by the ``columns`` (its fields) and their
+    values, in the order Ray ran them, with the statistics of ``study_table``."""
+    def label(line) -> str:
+        return ", ".join(f"{c}={line[c] if isinstance(line[c], str) else _value(line[c])}" for c in columns) or "base"
+    labelled = trials.assign(row=[label(line) for _, line in trials.iterrows()], row_index=None)
+    table = study_table(labelled)
+    table.attrs["paper_note"] = ""  # no paper figure to set beside a sweep
+    return table
+
+
 def row_stats(g: pd.DataFrame) -> dict:
     """Probe and kNN mean/std/n over a row's trials, the paired gain over the untrained
     backbone, and how many trials collapsed, failed or did not finish."""
@@ -270,7 +282,9 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     if table.attrs.get("references"):
         note.append("reference rows in italics: chance, the same probes on raw pixels, and the untrained "
                     "backbone (each trial's step 0)")
-    note.append(table.attrs.get("paper_note", "paper: Table 3, CIFAR-10"))
+    paper_note = table.attrs.get("paper_note", "paper: Table 3, CIFAR-10")
+    if paper_note:
+        note.append(paper_note)
     note += table.attrs.get("extra_notes", [])
     if fmt == "markdown":
         head, body = _display(table, check="✓", pm="±", labels=COMPONENT_LABELS)
