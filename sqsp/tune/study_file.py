@@ -121,6 +121,59 @@ def is_study_key(key: str) -> bool:
     return "." in key or (key in KEYS and key not in FIELDS)
 
 
+def command_line_study(study: Study | None, config: str | None, grid: Sequence[str] = (),
+                       dotlist: Sequence[str] = ()) -> Study | None:
+    """The study a command line names: ``--config FILE`` (else the study of the file that runs
+    it, ``study``), its own keys set by ``dotlist`` (dotted ``--set``) and ``--grid`` items
+    (``sim_weight=1,5,25``, values parsed with the field's type): their Cartesian product
+    replaces the study's grid, on the study's seeds. ``None``: no study named at all."""
+    if config is None and not grid and not dotlist:
+        return study
+    if config is not None:
+        where, name, doc = str(config), Path(config).stem, load_document(config)
+    elif study is not None:
+        where, name, doc = f"study {study.name!r}", study.name, study_document(study)
+    elif grid:
+        where, name, doc = "the command line", "sweep", {}
+    else:
+        return None
+    doc = merge_dotlist(doc, dotlist, where)
+    if grid:
+        doc = with_grid(doc, grid, str(doc.get("name") or name))
+    return study_from_document(doc, where=where, default_name=name)
+
+
+def with_grid(doc: dict[str, Any], items: Sequence[str], name: str) -> dict[str, Any]:
+    """``doc`` with the grid the ``--grid`` items give (and the grid's table, unless it names another)."""
+    axes: dict[str, list[str]] = {}
+    allowed = sorted(FIELDS - {"seed"})
+    for item in items:
+        key, sep, values = (x.strip() for x in item.partition("="))
+        if not sep or not key or not values:
+            raise ConfigError(f"--grid {item!r} is not of the form FIELD=V1,V2,... (e.g. --grid sim_weight=1,5,25)")
+        if key not in allowed:
+            raise ConfigError(f"--grid {item!r}: {key!r} is not a config field a grid sweeps (seeds: --seeds); "
+                              f"allowed: {allowed}")
+        if key in axes:
+            raise ConfigError(f"--grid {item!r}: {key} is given twice; give all its values in one --grid")
+        axes[key] = [v.strip() for v in values.split(",")]
+        for v in axes[key]:
+            try:
+                parse_overrides({key: v})
+            except ConfigError as e:
+                raise ConfigError(f"--grid {item!r}: {e}") from None
+    for part, what in (("rows", "named rows"), ("search", "a search")):
+        if part in doc:
+            raise ConfigError(f"--grid: study {name!r} declares {what}; --grid sweeps a study without them (a "
+                              "study file with a grid:, or none: python -m sqsp.tune --grid ...); set a row's "
+                              "field with --set rows.<label>.<field>=<value>")
+    table = doc.get("table")
+    doc = {**doc, "grid": axes}
+    if table is None or (table.get("build") if isinstance(table, dict) else table) == "grid_table":
+        doc["table"] = {"build": "grid_table", "columns": list(axes)}
+    return doc
+
+
 def study_from_document(doc: dict[str, Any], *, where: str = "the study", default_name: str = "study") -> Study:
     """The ``Study`` of a study-file document; raises ConfigError naming the key at fault."""
     def bad(key: str, message: str) -> ConfigError:
