@@ -222,3 +222,25 @@ def test_a_command_line_sweep_runs_resumes_and_prints_its_table(ray_session, tmp
     from sqsp.tune.study_file import read_study
     saved = read_study(tmp_path / "results" / "lam" / "study.yaml")
     assert saved.grid == {"sim_weight": [1.0, 5.0]} and saved.settings["steps"] == 2 and list(saved.seeds) == [0]
+
+
+def test_a_searched_study_saved_as_run_reads_back_with_its_flags_and_settings(tmp_path, monkeypatch):
+    """study.yaml keeps what the command line changed: the budget, the confirmation, early
+    stopping switched off, the preset's --set (a relative path made absolute as the trials saw it)."""
+    import argparse
+    import dataclasses
+    from sqsp.tune import apply_search_flags
+    from sqsp.tune.folder import write_study
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    study = read_study(ROOT / "studies" / "loss_weights.yaml")
+    args = argparse.Namespace(num_samples=5, confirm_top=2, confirm_seeds="7,8", early_stopping="off")
+    chosen = dataclasses.replace(apply_search_flags(study, args), preset="smoke")
+    user = {"steps": 3, "dataset": "cifar10", "data_root": "data"}
+    write_study(str(tmp_path / "out"), chosen, {"overrides": user})
+    saved = read_study(tmp_path / "out" / "study.yaml")
+    assert saved.settings == {**user, "data_root": str(tmp_path / "data")}
+    assert (saved.search.num_samples, saved.search.confirm_top, list(saved.search.confirm_seeds)) == (5, 2, [7, 8])
+    assert saved.scheduler is None and saved.stopper is None and saved.figures is study.figures
+    assert describe(saved) == describe(dataclasses.replace(chosen, settings=saved.settings))
+    assert json.loads((tmp_path / "out" / "study.json").read_text()) == {"overrides": user}
