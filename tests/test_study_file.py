@@ -89,7 +89,11 @@ BAD_FILES = [
     ("search: {space: {lambda: {uniform: [0, 1]}}}\n", "search.space.lambda: 'lambda' is not a config field"),
     ("search: {searcher: hyperopt, space: {sim_weight: {uniform: [0, 1]}}}\n",
      "search.searcher: 'hyperopt' is not one this study file may name; allowed: ['optuna']"),
-    ("scheduler: {type: asha, patience: 3}\n", "scheduler.patience: asha takes no argument 'patience'; allowed: "),
+    ("scheduler: {type: asha, patience: 3}\n", "scheduler.patience: asha takes no argument 'patience'; allowed: "
+                                                "['time_attr', 'metric', 'mode', 'max_t', 'grace_period',"),
+    ("search: {searcher: {type: optuna, sampler: tpe}, space: {sim_weight: {uniform: [0, 1]}}}\n",
+     "search.searcher.sampler: optuna takes no argument 'sampler'; allowed: ['seed']"),
+    ("scheduler: {type: asha, max_t: -1}\n", "scheduler: asha(max_t=-1): "),
     ("table: no_such_table\n", "table: table 'no_such_table' is not a table of analysis/tables.py; allowed: "),
     ("figures: fid_figure\n", "figures: 'fid_figure' is not a figure set of analysis/plots.py; allowed: "
                               "['search_figures']"),

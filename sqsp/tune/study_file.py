@@ -53,6 +53,10 @@ SEARCH_KEYS = ("searcher", "space", "num_samples", "confirm_top", "confirm_seeds
 # Ray Tune's sampling functions a search space may name, with the arguments each takes
 DISTRIBUTIONS = {"uniform": ("lower", "upper"), "quniform": ("lower", "upper", "q"), "loguniform": ("lower", "upper"),
                  "randint": ("lower", "upper"), "choice": ("categories",)}
+# arguments a file does not give: a searcher's space (and metric) are the study's, and Optuna's
+# sampler and storage are objects, not values
+NOT_FROM_FILES = ("self", "kwargs", "space", "points_to_evaluate", "sampler", "storage", "evaluated_rewards",
+                  "study_name")
 SPEC = "_sqsp_study_file"  # the study-file form of a searcher, scheduler or stopper, kept on the object
 
 
@@ -347,7 +351,8 @@ def _made(spec: Any, key: str, kinds: dict[str, Callable], bad) -> Any:
                        "(as {type: <name>, <argument>: <value>, ...})")
     make = kinds[spec["type"]]
     kwargs = {k: v for k, v in spec.items() if k != "type"}
-    allowed = [n for n in inspect.signature(make).parameters if n not in ("self", "kwargs", "space")]
+    own = ("metric", "mode") if key.endswith("searcher") else ()  # a searcher optimises the study's metric
+    allowed = [n for n in inspect.signature(make).parameters if n not in NOT_FROM_FILES + own]
     for k in kwargs:
         if k not in allowed:
             raise bad(f"{key}.{k}", f"{spec['type']} takes no argument {k!r}; allowed: {allowed}")
