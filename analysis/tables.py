@@ -87,6 +87,8 @@ def study_table(trials: pd.DataFrame, *, columns: Sequence[str] = (), paper: dic
         out.append(line)
     table = _with_notes(pd.DataFrame(out), trials)
     table.attrs["columns"], table.attrs["paper_label"] = list(columns), paper_label if paper is not None else None
+    if paper is None:  # a study of one's own: no paper figure to set beside it
+        table.attrs["paper_note"] = ""
     return table
 
 
@@ -97,9 +99,7 @@ def grid_table(trials: pd.DataFrame, *, columns: Sequence[str] = ()) -> pd.DataF
     def label(line) -> str:
         return ", ".join(f"{c}={line[c] if isinstance(line[c], str) else _value(line[c])}" for c in columns) or "base"
     labelled = trials.assign(row=[label(line) for _, line in trials.iterrows()], row_index=None)
-    table = study_table(labelled)
-    table.attrs["paper_note"] = ""  # no paper figure to set beside a sweep
-    return table
+    return study_table(labelled)
 
 
 def row_stats(g: pd.DataFrame) -> dict:

@@ -180,6 +180,7 @@ def test_a_yaml_study_runs_resumes_prints_its_table_and_reruns_from_its_study_ya
     rc, out, err = _run(capsys, "--config", path, "--storage", str(tmp_path / "results"))
     assert rc == 0, err[-3000:]
     assert "| e | – |" in out and "| d | – |" in out and "dataset: digits" in out, out
+    assert "Table 3" not in out  # a study of one's own sets no paper figure beside its rows
     folder = tmp_path / "results" / "tiny"
     first, trials = _configs(folder)
     assert sorted(first) == [("d", 0), ("d", 1), ("e", 0), ("e", 1)]
