@@ -91,8 +91,10 @@ BAD_FILES = [
      "search.searcher: 'hyperopt' is not one this study file may name; allowed: ['optuna']"),
     ("scheduler: {type: asha, patience: 3}\n", "scheduler.patience: asha takes no argument 'patience'; allowed: "
                                                 "['time_attr', 'metric', 'mode', 'max_t', 'grace_period',"),
-    ("search: {searcher: {type: optuna, sampler: tpe}, space: {sim_weight: {uniform: [0, 1]}}}\n",
-     "search.searcher.sampler: optuna takes no argument 'sampler'; allowed: ['seed']"),
+    ("search: {searcher: {type: optuna, storage: x.db}, space: {sim_weight: {uniform: [0, 1]}}}\n",
+     "search.searcher.storage: optuna takes no argument 'storage'; allowed: ['seed', 'sampler']"),
+    ("search: {searcher: {type: optuna, sampler: annealing}, space: {sim_weight: {uniform: [0, 1]}}}\n",
+     "search.searcher: optuna(sampler='annealing'): sampler 'annealing'; allowed: ['tpe', 'random',"),
     ("scheduler: {type: asha, max_t: -1}\n", "scheduler: asha(max_t=-1): "),
     ("table: no_such_table\n", "table: table 'no_such_table' is not a table of analysis/tables.py; allowed: "),
     ("figures: fid_figure\n", "figures: 'fid_figure' is not a figure set of analysis/plots.py; allowed: "
@@ -239,7 +241,8 @@ def test_a_searched_study_saved_as_run_reads_back_with_its_flags_and_settings(tm
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
     study = read_study(ROOT / "studies" / "loss_weights.yaml")
-    args = argparse.Namespace(num_samples=5, confirm_top=2, confirm_seeds="7,8", early_stopping="off")
+    args = argparse.Namespace(num_samples=5, confirm_top=2, confirm_seeds="7,8", early_stopping="off",
+                              sampler="random", sampler_seed=4, pruner=None)
     chosen = dataclasses.replace(apply_search_flags(study, args), preset="smoke")
     user = {"steps": 3, "dataset": "cifar10", "data_root": "data"}
     write_study(str(tmp_path / "out"), chosen, {"overrides": user})
@@ -247,5 +250,11 @@ def test_a_searched_study_saved_as_run_reads_back_with_its_flags_and_settings(tm
     assert saved.settings == {**user, "data_root": str(tmp_path / "data")}
     assert (saved.search.num_samples, saved.search.confirm_top, list(saved.search.confirm_seeds)) == (5, 2, [7, 8])
     assert saved.scheduler is None and saved.stopper is None and saved.figures is study.figures
+    assert saved.search.searcher.sqsp_sampler == {"sampler": "random", "seed": 4}  # --sampler, --sampler-seed
     assert describe(saved) == describe(dataclasses.replace(chosen, settings=saved.settings))
+    # --pruner median builds a scheduler of its own: written back too
+    args = argparse.Namespace(**{**vars(args), "early_stopping": "on", "pruner": "median"})
+    write_study(str(tmp_path / "pruned"), apply_search_flags(study, args), {"overrides": {}})
+    pruned = read_study(tmp_path / "pruned" / "study.yaml").scheduler
+    assert type(pruned).__name__ == "MedianStoppingRule" and pruned._metric == "val_knn_acc"
     assert json.loads((tmp_path / "out" / "study.json").read_text()) == {"overrides": user}

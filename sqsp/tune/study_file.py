@@ -44,7 +44,7 @@ from typing import Any, Callable, Sequence
 from ray import tune
 
 from ..config import PRESETS, ConfigError, parse_overrides
-from .search import CollapseStopper, Search
+from .search import SAMPLERS, STUDY_FILE_FORM, CollapseStopper, Search, optuna_searcher, sampler_spec
 from .study import FIELDS, Study
 
 KEYS = ("name", "description", "preset", "seeds", "metric", "mode", "overrides", "set", "rows", "grid", "search",
@@ -53,16 +53,23 @@ SEARCH_KEYS = ("searcher", "space", "num_samples", "confirm_top", "confirm_seeds
 # Ray Tune's sampling functions a search space may name, with the arguments each takes
 DISTRIBUTIONS = {"uniform": ("lower", "upper"), "quniform": ("lower", "upper", "q"), "loguniform": ("lower", "upper"),
                  "randint": ("lower", "upper"), "choice": ("categories",)}
-# arguments a file does not give: a searcher's space (and metric) are the study's, and Optuna's
-# sampler and storage are objects, not values
-NOT_FROM_FILES = ("self", "kwargs", "space", "points_to_evaluate", "sampler", "storage", "evaluated_rewards",
-                  "study_name")
-SPEC = "_sqsp_study_file"  # the study-file form of a searcher, scheduler or stopper, kept on the object
+# arguments a file does not give: a searcher's space (and metric) are the study's
+NOT_FROM_FILES = ("self", "kwargs", "space")
+SPEC = STUDY_FILE_FORM  # the study-file form of a searcher, scheduler or stopper, kept on the object
+
+
+def _optuna(seed: int | None = None, sampler: str | None = None):
+    """``{type: optuna, seed: 0}`` (TPE, as ``OptunaSearch(seed=0)``) or with one of Optuna's samplers by name."""
+    if sampler is None:
+        from ray.tune.search.optuna import OptunaSearch
+        return OptunaSearch(seed=seed)
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler {sampler!r}; allowed: {list(SAMPLERS)}")
+    return optuna_searcher(sampler, 0 if seed is None else seed)
 
 
 def _searchers() -> dict[str, Callable]:
-    from ray.tune.search.optuna import OptunaSearch
-    return {"optuna": OptunaSearch}
+    return {"optuna": _optuna}
 
 
 def _schedulers() -> dict[str, Callable]:
@@ -444,6 +451,8 @@ def study_yaml(doc: dict[str, Any]) -> str:
 
 def _spec_of(obj: Any, key: str) -> dict[str, Any]:
     spec = getattr(obj, SPEC, None)
+    if spec is None and key == "searcher" and "sampler" in sampler_spec(obj):  # --sampler, --sampler-seed
+        spec = {"type": "optuna", **sampler_spec(obj)}
     if spec is None:
         raise ConfigError(f"the {key} {type(obj).__name__} was built in Python, not read from a study file")
     return dict(spec)
