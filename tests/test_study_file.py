@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from sqsp.config import ConfigError
 from sqsp.tune.study_file import read_study, study_document, study_from_document
 from study_description import describe
 
