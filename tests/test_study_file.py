@@ -206,6 +206,9 @@ def test_a_yaml_study_runs_resumes_prints_its_table_and_reruns_from_its_study_ya
     assert "| e | – |" in rerun
     second, _ = _configs(tmp_path / "elsewhere" / "tiny")
     assert second == first
+    # and resumes the study it was saved from, as the file that started it does
+    rc, again, err = _run(capsys, "--config", str(saved), "--storage", str(tmp_path / "results"), "--resume")
+    assert rc == 0 and again.split("\n| e |")[1] == out.split("\n| e |")[1], err[-3000:]
     spec = lambda p: json.loads((p / "study.json").read_text())["fixed"]  # noqa: E731
     assert spec(tmp_path / "elsewhere" / "tiny") == spec(folder)
 

@@ -145,8 +145,10 @@ def check_same_study(path: str, spec: dict[str, Any]) -> dict[str, Any]:
     """
     stored = read_study_file(path)
     now = json.loads(json.dumps(spec))
-    diff = [f"{k}: {stored.get(k)!r} then, {now.get(k)!r} now"
-            for k in ("preset", "settings", "overrides", "seeds", "grid", "search") if k in stored and stored[k] != now.get(k)]
+    for s in (stored, now):  # a study file's set: and the command line's --set are one setting (study.yaml)
+        s["set"] = absolute_paths({**s.get("settings", {}), **s.get("overrides", {})}, os.getcwd())
+    diff = [f"{'overrides' if k == 'set' else k}: {stored.get(k)!r} then, {now.get(k)!r} now"
+            for k in ("preset", "set", "seeds", "grid", "search") if k in stored and stored[k] != now.get(k)]
     if stored["fixed"]["rows"] != now["fixed"]["rows"]:
         diff.append("the rows differ")
     if diff:
