@@ -87,7 +87,19 @@ def study_table(trials: pd.DataFrame, *, columns: Sequence[str] = (), paper: dic
         out.append(line)
     table = _with_notes(pd.DataFrame(out), trials)
     table.attrs["columns"], table.attrs["paper_label"] = list(columns), paper_label if paper is not None else None
+    if paper is None:  # a study of one's own: no paper figure to set beside it
+        table.attrs["paper_note"] = ""
     return table
+
+
+def grid_table(trials: pd.DataFrame, *, columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The table of a study declared as a grid (``--grid sim_weight=1,5,25``, a study file's
+    ``grid:``): one line per point of the grid, named by the ``columns`` (its fields) and their
+    values, in the order Ray ran them, with the statistics of ``study_table``."""
+    def label(line) -> str:
+        return ", ".join(f"{c}={line[c] if isinstance(line[c], str) else _value(line[c])}" for c in columns) or "base"
+    labelled = trials.assign(row=[label(line) for _, line in trials.iterrows()], row_index=None)
+    return study_table(labelled)
 
 
 def row_stats(g: pd.DataFrame) -> dict:
@@ -270,7 +282,9 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     if table.attrs.get("references"):
         note.append("reference rows in italics: chance, the same probes on raw pixels, and the untrained "
                     "backbone (each trial's step 0)")
-    note.append(table.attrs.get("paper_note", "paper: Table 3, CIFAR-10"))
+    paper_note = table.attrs.get("paper_note", "paper: Table 3, CIFAR-10")
+    if paper_note:
+        note.append(paper_note)
     note += table.attrs.get("extra_notes", [])
     if fmt == "markdown":
         head, body = _display(table, check="✓", pm="±", labels=COMPONENT_LABELS)

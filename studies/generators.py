@@ -19,27 +19,16 @@ the plot read it from the results, not from a zoo that may have been rebuilt sin
 Squeeze only (α = 1), as appendix Table 7 reports. A control row distils an untrained
 generator of the main architecture (``random:stylegan@16``): what squeeze learns from the
 generator's structure alone, without anything a GAN learned.
+
+The study itself (rows, seeds, table) is declared in studies/generators.yaml; this file runs it
+(``python -m sqsp.tune --config studies/generators.yaml`` is the same).
 """
 import sys
+from pathlib import Path
 
-from analysis.tables import Table, generators_table
-from sqsp import zoo
-from sqsp.tune import Study, study_main
+from sqsp.tune import read_study, study_main
 
-# every entry a default build yields, once (``stylegan-digits-m@2000`` is ``stylegan-digits-m``)
-GENERATORS = [n for n in zoo.zoo_names() if not any(n == f"{r.name}@{r.steps}" for r in zoo.DEFAULT_RUNS)]
-
-STUDY = Study(
-    name="generators",
-    preset="smoke",
-    grid=[*({"row": g, "generator": g} for g in GENERATORS),
-          {"row": "untrained stylegan (control)", "generator": "random:stylegan@16"}],
-    overrides={"syn_ratio": 1.0},
-    checkpoint_rows=True,
-    table=Table(generators_table),
-    description="Appendix Table 7 / Fig. 6: squeeze with each generator of the zoo (architectures, "
-                "conditioning, checkpoints along training).",
-)
+STUDY = read_study(Path(__file__).with_suffix(".yaml"))
 
 if __name__ == "__main__":
     sys.exit(study_main(STUDY))

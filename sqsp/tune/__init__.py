@@ -23,6 +23,7 @@ each part lives, as a newcomer looks for it:
 ``confirm.py``      the confirmation of a search's best trials on other seeds
 ``ray_session.py``  ``init_ray``: a private Ray on 127.0.0.1 with token auth, or a cluster joined
 ``run.py``          ``run_study``: the main path, from the declaration to the Parquet files
+``study_file.py``   a study as a YAML file (``--config``): read, checked, written back as ``study.yaml``
 ``cli.py``          ``study_main`` (the command line of every study file) and ``--dry-run``
 ==================  ==========================================================================
 
@@ -47,6 +48,7 @@ from .preflight import (check_devices, check_paths_on_cluster, check_reachable, 
 from .ray_session import init_ray
 from .run import run_study
 from .search import CollapseStopper, FinalMetricSearcher, Search, check_search
+from .study_file import read_study, study_document, study_from_document
 from .study import (FIELDS, RowValue, Study, base_config, check_declaration, expand, fixed_spec, param_space,
                     row_domains, study_metadata, trial_config, varying)
 from .trainable import sqsp_trial
@@ -58,7 +60,8 @@ __all__ = [
     "base_config", "check_declaration", "check_devices", "check_paths_on_cluster", "check_reachable",
     "check_resources", "check_search", "checkpoint_info", "dry_run", "expand", "fixed_spec", "init_ray",
     "logger_callbacks",
-    "param_space", "parse_loggers", "preflight", "prepare_generators", "row_domains", "run_confirmation",
+    "param_space", "parse_loggers", "preflight", "prepare_generators", "read_study", "row_domains", "run_confirmation",
     "run_study", "select_candidates", "skipped_rows", "sqsp_trial", "storage_root", "study_dir", "study_lock",
-    "study_main", "study_metadata", "trial_config", "trial_label", "trial_paths", "varying",
+    "study_document", "study_from_document", "study_main", "study_metadata", "trial_config", "trial_label",
+    "trial_paths", "varying",
 ]

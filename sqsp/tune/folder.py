@@ -2,7 +2,9 @@
 must repeat (``study.json``).
 
 The folder holds Ray's experiment, ``study.json`` (what every trial shares, and how the study
-was started; Ray keeps what varies) and the Parquet files. It is locked for the whole run
+was started; Ray keeps what varies), ``study.yaml`` (the study as it ran, with the settings it
+ran with: ``--config <folder>/study.yaml --storage elsewhere`` runs the same trials again) and
+the Parquet files. It is locked for the whole run
 (``study_lock``): a second run or a ``--resume`` of the same folder is refused at once,
 naming the process that holds it. A resume runs the study as it was started: it needs the
 folder's ``study.json`` (``read_study_file``: a missing or garbled one is refused, never
@@ -32,11 +34,13 @@ from typing import Any, Iterator
 import pyarrow.fs as pafs
 
 from .. import lockfile, results
-from ..config import ConfigError
+from ..config import ConfigError, absolute_paths
 from ..storage import write_text
 from .study import Study, fixed_spec
+from .study_file import study_document, study_yaml
 
 STUDY_FILE = "study.json"
+STUDY_YAML = "study.yaml"
 LOCK_FILE = ".sqsp-study.lock"
 STATE_COPY_DIR = ".sqsp-tune-state"
 """Where the last good copy of Tune's experiment state is kept, inside the experiment folder."""
@@ -128,7 +132,8 @@ def study_spec(study: Study, base: dict[str, Any], user: dict[str, Any]) -> dict
     return {"name": study.name, "preset": study.preset, "overrides": user, "fixed": fixed_spec(study, base),
             "grid": None if isinstance(study.grid, list) else {k: list(v) for k, v in study.grid.items()},
             "search_space": {k: repr(v) for k, v in study.search_space.items()},
-            "seeds": [int(s) for s in study.seeds], "metric": study.metric, "mode": study.mode,
+            "settings": study.settings, "seeds": [int(s) for s in study.seeds], "metric": study.metric,
+            "mode": study.mode,
             **search, "results_schema_version": results.SCHEMA_VERSION}
 
 
@@ -140,8 +145,10 @@ def check_same_study(path: str, spec: dict[str, Any]) -> dict[str, Any]:
     """
     stored = read_study_file(path)
     now = json.loads(json.dumps(spec))
-    diff = [f"{k}: {stored.get(k)!r} then, {now.get(k)!r} now"
-            for k in ("preset", "overrides", "seeds", "grid", "search") if k in stored and stored[k] != now.get(k)]
+    for s in (stored, now):  # a study file's set: and the command line's --set are one setting (study.yaml)
+        s["set"] = absolute_paths({**s.get("settings", {}), **s.get("overrides", {})}, os.getcwd())
+    diff = [f"{'overrides' if k == 'set' else k}: {stored.get(k)!r} then, {now.get(k)!r} now"
+            for k in ("preset", "set", "seeds", "grid", "search") if k in stored and stored[k] != now.get(k)]
     if stored["fixed"]["rows"] != now["fixed"]["rows"]:
         diff.append("the rows differ")
     if diff:
@@ -186,6 +193,30 @@ def stored_skips(path: str, now: dict[str, str]) -> dict[str, str]:
         print(f"[sqsp] note: row(s) {runnable_now} were skipped when this study started and stay skipped in "
               f"{path}; run the study with another --storage to train them", file=sys.stderr)
     return stored
+
+
+def write_study(path: str, study: Study, spec: dict[str, Any]) -> None:
+    """``study.json`` (``study_spec``) and ``study.yaml``: the study's own file with every
+    setting it ran with (the command line's ``--set``, paths made absolute as the trials saw
+    them, under ``set:``), so that ``--config`` on it expands to the same trials. A study
+    declared in Python with parts no study file can name (a lambda table) has no study.yaml."""
+    write_json(results.join(path, STUDY_FILE), spec)
+    try:
+        doc = study_document(study)
+    except ConfigError as e:
+        print(f"[sqsp] note: no {STUDY_YAML} in {path}: {e}", file=sys.stderr)
+        return
+    here = os.getcwd()
+    settings = absolute_paths({**doc.get("set", {}), **spec["overrides"]}, here)
+    if settings:
+        doc["set"] = settings
+    if "rows" in doc:
+        doc["rows"] = {label: absolute_paths(over, here) for label, over in doc["rows"].items()}
+    if "grid" in doc:
+        doc["grid"] = {k: [absolute_paths({k: v}, here)[k] for v in vals] for k, vals in doc["grid"].items()}
+    head = (f"# study {study.name!r} as it ran; run the same trials again with\n"
+            f"#   python -m sqsp.tune --config {results.join(path, STUDY_YAML)} --storage <another folder>\n")
+    write_text(results.join(path, STUDY_YAML), head + study_yaml(doc))
 
 
 def write_json(target: str, obj: Any) -> None:

@@ -35,8 +35,8 @@ from .checkpoint_rows import checkpoint_info, checkpoint_rows, recorded_or_compu
 from .confirm import run_confirmation
 from .console import TrialLines, describe, logger_callbacks
 from .experiment import RunOptions, fit_and_record, open_tuner, utc_now
-from .folder import (STUDY_FILE, check_same_study, check_state, storage_root, stored_skips, study_dir, study_lock,
-                     study_spec, write_json)
+from .folder import (check_same_study, check_state, storage_root, stored_skips, study_dir, study_lock, study_spec,
+                     write_study)
 from .ray_session import init_ray
 from .study import Study, expand, param_space, resolve, study_metadata
 
@@ -114,7 +114,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                                 row_index=order.index(row), skipped=skipped[row])
             for row, cfg in trials if row in skipped]
         if not runnable:  # nothing for Ray to do: record the rows and what they need
-            write_json(results.join(path, STUDY_FILE), spec)
+            write_study(path, study, spec)
             runs[-1]["ended_at"] = utc_now()
             trials_df, _ = results.write_study(path, study.name, skipped_records, metadata=study_metadata(study),
                                                runs=runs)
@@ -136,7 +136,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
             options = RunOptions(cpus_per_trial, gpus_per_trial, max_failures, max_concurrent, reuse_actors, verbose,
                                  callbacks, train_fn, runs=runs, status_every=status_every)
             if not restoring:
-                write_json(results.join(path, STUDY_FILE), spec)
+                write_study(path, study, spec)
             expected = study.search.num_samples if study.search is not None else len(trials)
             tuner = open_tuner(options, fixed, param_space(study, skip=list(skipped), trials=trials),
                                storage_path=storage_root(storage), name=study.name, restoring=restoring,
