@@ -110,7 +110,7 @@ from ray.tune.search import Searcher
 from . import cli, lockfile, record, results
 from .checkpoints import FID_SAMPLES, Checkpoint, checkpoint_fid, find_checkpoints, info_from_entry, recorded_fids
 from .config import (PRESETS, SCALE_FIELDS, STUDY_FIELDS, ConfigError, TrainConfig, absolute_paths, ignored_settings,
-                     is_zoo_name, parse_overrides, parse_seeds, preset, refuse_ignored)
+                     is_zoo_name, parse_overrides, parse_seeds, preset, refuse_ignored, row_scale)
 from .errors import USER_ERRORS
 from .provenance import trial_provenance
 from .storage import write_text
@@ -239,7 +239,8 @@ def fixed_spec(study: Study, base: dict[str, Any]) -> dict[str, Any]:
     """What every trial shares: the base config and the rows' overrides (plain JSON values)."""
     if study.searcher is not None:  # a searcher's trials run on the study's one seed
         base = {**base, "seed": int(study.seeds[0])}
-    rows = {label: absolute_paths(o, os.getcwd()) for label, o in (study.rows or {}).items()}
+    rows = {label: absolute_paths(row_scale(study.preset, base, o), os.getcwd())  # the row's method picks its scale
+            for label, o in (study.rows or {}).items()}
     return json.loads(json.dumps({"base": base, "rows": rows}))
 
 
