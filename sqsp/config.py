@@ -438,6 +438,36 @@ def absolute_paths(values: dict[str, Any], base: str | os.PathLike) -> dict[str,
     return out
 
 
+def resolve_blocks(spec: str, have: typing.Sequence[str]) -> tuple[str, ...] | None:
+    """The blocks of ``generator_blocks`` that a generator with blocks ``have`` gives (None: all).
+    A group keeps the members the generator has, as the paper groups blocks by output
+    resolution (``b16-b32`` of a 16-px generator is ``b16``); a block named alone, or a group of
+    which the generator has no member, is a ConfigError listing the blocks it has."""
+    names = parse_blocks(spec)
+    if names is None:
+        return None
+    out: list[str] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        members = BLOCK_GROUPS.get(part, (part,))
+        got = [n for n in members if n in have]
+        if not got or (part not in BLOCK_GROUPS and len(got) < len(members)):
+            raise ConfigError(f"generator_blocks={spec!r}: the generator has no block "
+                              f"{'of group ' + repr(part) + ' ' if part in BLOCK_GROUPS else ''}{list(members)}; "
+                              f"it has {list(have)}")
+        out += [n for n in got if n not in out]
+    return tuple(out)
+
+
+def missing_block_group(spec: str, resolution: int) -> str | None:
+    """The first group of ``generator_blocks`` that a generator of ``resolution`` px has no
+    block of (blocks b4 … b<resolution>), or None."""
+    have = [f"b{2 ** i}" for i in range(2, resolution.bit_length())]
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        if part in BLOCK_GROUPS and not set(BLOCK_GROUPS[part]) & set(have):
+            return part
+    return None
+
+
 def parse_blocks(spec: str) -> tuple[str, ...] | None:
     """Block names from ``generator_blocks``; None means all blocks of the generator."""
     spec = spec.strip()

@@ -31,7 +31,7 @@ from torch import nn
 
 from . import cli, losses
 from .augment import build_augment
-from .config import PRESETS, ConfigError, TrainConfig, parse_blocks, preset
+from .config import PRESETS, ConfigError, TrainConfig, is_zoo_name, missing_block_group, preset, resolve_blocks
 from .device import amp_dtype, autocast, resolve_device
 from .data import channel_stats, load_split, resize, split_groups, validation_split
 from .encode import missing_lpips_weights, perceptual_distance
@@ -130,8 +130,10 @@ def build_run(config: TrainConfig, generator=None) -> Run:
             generator = zoo.load_generator(cfg.generator, device=device, truncation=cfg.truncation,
                                            stylegan_repo=cfg.stylegan_repo)
             generator_info = zoo.describe(cfg.generator)
-        synthetic = SyntheticSource(generator, parse_blocks(cfg.generator_blocks), cfg.synthetic_target, device,
-                                    cfg.seed + 1)
+        blocks = resolve_blocks(cfg.generator_blocks, generator.block_names)
+        synthetic = SyntheticSource(generator, blocks, cfg.synthetic_target, device, cfg.seed + 1)
+        if cfg.method == "distill" and cfg.synthetic_target == "features":  # what a group gave at this resolution
+            generator_info = {**generator_info, "teacher_blocks": ",".join(b.name for b in synthetic.blocks)}
     # Table 5 of the appendix: probe splits of other datasets, loaded now so a missing one fails
     # before training, not after it
     transfer = {ds: (load_split(ds, cfg.data_root, "train", cfg.image_size),
@@ -399,7 +401,19 @@ def unavailable(config: TrainConfig) -> str | None:
     this in the driver and record such trials as skipped instead of starting them."""
     if config.method == "encode":
         return missing_lpips_weights(config.lpips_net)
+    res = _known_resolution(config.generator)
+    group = missing_block_group(config.generator_blocks, res) if res and config.method == "distill" else None
+    if group is not None:  # appendix Table 6's b64-b128 row exists at STL-10's 128 px only
+        return f"generator {config.generator!r} ({res} px) has no block of group {group}"
     return None
+
+
+def _known_resolution(spec: str) -> int | None:
+    """A generator's resolution where its name tells it without loading it (the zoo's, random:)."""
+    from . import zoo
+    if spec.startswith("random:"):
+        return int(spec.partition("@")[2] or zoo.RESOLUTION)
+    return zoo.RESOLUTION if is_zoo_name(spec) else None
 
 
 def train(config: TrainConfig, report: Report | None = None, *, resume_from: str | None = None,

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ..config import ConfigError
+from ..config import ConfigError, resolve_blocks
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,15 @@ def _pick_w(out) -> torch.Tensor | None:
 
 def check_blocks(generator: str, have: Sequence[str], wanted: Sequence[str] | None, spec: str | None = None) -> None:
     """Every block a config asks for (``wanted``; None: all) must be one ``generator`` has:
-    the one rule for a loaded generator and for a zoo entry checked from its manifest."""
+    the one rule for a loaded generator and for a zoo entry checked from its manifest. With
+    ``spec`` (the config's ``generator_blocks``), a group needs only one of its members
+    (``config.resolve_blocks``)."""
+    if spec is not None:
+        try:
+            resolve_blocks(spec, have)
+        except ConfigError as e:
+            raise ConfigError(f"{generator}: {e}") from None
+        return
     missing = [b for b in wanted or () if b not in have]
     if missing:
         where = "generator_blocks" if spec is None else f"generator_blocks={spec!r}"
