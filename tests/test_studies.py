@@ -297,33 +297,99 @@ def all_studies():
     return studies
 
 
+def paper_trials(study, preset_name, tmp_path):
+    """Every trial of ``study`` at ``preset_name``, as a user runs it (only --data-root given)."""
+    from sqsp.config import PRESETS, ConfigError
+    study = dataclasses_replace(study, preset=preset_name)
+    user = [f"data_root={tmp_path}"]
+    if "transfer_datasets" in study.overrides and PRESETS[preset_name]["dataset"] == "imagefolder":
+        # cross_dataset's 'auto' pairs exist for CIFAR and STL-10 only; an ImageNet run names its targets
+        with pytest.raises(ConfigError, match="transfer_datasets='auto': no dataset is paired"):
+            expand(study, base_config(study, user))
+        user.append("transfer_datasets=cifar10")
+    trials = expand(study, base_config(study, user))
+    assert trials, study.name
+    return trials
+
+
+def declared_fields(study, row) -> set[str]:
+    """What a study compares in a row: its row's, its overrides', its grid's and search space's fields."""
+    swept = set(study.search_space) | (set(study.grid) if isinstance(study.grid, dict) else set())
+    return set((study.rows or {}).get(row, {})) | swept | set(study.overrides) | {"seed"}
+
+
 @pytest.mark.parametrize("preset_name", sorted(TABLE2))
 def test_every_study_on_every_paper_preset_runs_appendix_table2(preset_name, tmp_path):
     from sqsp.config import PRESETS, SCALE_FIELDS, TrainConfig
-    expected_preset = {**TrainConfig().to_dict(), **PRESETS[preset_name], "data_root": str(tmp_path)}
-    from sqsp.config import ConfigError
+    from sqsp.presets import method_scale
     for study in all_studies():
-        study = dataclasses_replace(study, preset=preset_name)
-        user = [f"data_root={tmp_path}"]
-        if "transfer_datasets" in study.overrides and PRESETS[preset_name]["dataset"] == "imagefolder":
-            # cross_dataset's 'auto' pairs exist for CIFAR and STL-10 only; an ImageNet run names its targets
-            with pytest.raises(ConfigError, match="transfer_datasets='auto': no dataset is paired"):
-                expand(study, base_config(study, user))
-            user.append("transfer_datasets=cifar10")
-        trials = expand(study, base_config(study, user))
-        assert trials, study.name
-        declared = {r: set(o) for r, o in (study.rows or {}).items()}
-        swept = set(study.search_space) | (set(study.grid) if isinstance(study.grid, dict) else set())
-        for row, cfg in trials:
+        for row, cfg in paper_trials(study, preset_name, tmp_path):
             values = cfg.to_dict()
             where = f"{study.name} row {row} on {preset_name}"
-            assert tuple(values[k] for k in TABLE2_SCALE) == TABLE2[preset_name][:6], where
+            if cfg.method in ("distill", "vicreg", "discriminator"):  # encode and SimSiam: their own scripts' lines
+                assert tuple(values[k] for k in TABLE2_SCALE) == TABLE2[preset_name][:6], where
             for k, want in zip(TABLE2_WEIGHTS, TABLE2[preset_name][6:]):
-                if k not in declared.get(row, set()) | swept | set(study.overrides):
+                if k not in declared_fields(study, row) and cfg.method == "distill":
                     assert values[k] == want, (where, k)
+            # the scale is the preset's line for the trial's method, and nothing else
+            expected_preset = {**TrainConfig().to_dict(), **PRESETS[preset_name],
+                               **method_scale(preset_name, cfg.method), "data_root": str(tmp_path)}
             leaked = {k: (values[k], expected_preset[k]) for k in SCALE_FIELDS
-                      if k not in swept | {"seed"} and values[k] != expected_preset[k]}
+                      if k not in declared_fields(study, row) and values[k] != expected_preset[k]}
             assert not leaked, (where, leaked)
+
+
+def authors_mismatches(study, preset_name, trials) -> list[str]:
+    """Every setting of ``trials`` that differs from the authors' table (sqsp/authors.py), where
+    the table lists no reason; the fields a row declares are what its study compares."""
+    from sqsp import authors
+    out = []
+    for row, cfg in trials:
+        values = cfg.to_dict()
+        for name, (want, source, _why) in authors.expected(preset_name, cfg.method).items():
+            if name not in declared_fields(study, row) and values[name] != want:
+                out.append(f"{study.name} row {row} ({cfg.method}) at {preset_name}: {name}={values[name]!r}, "
+                           f"the authors' {want!r} ({source})")
+    return out
+
+
+@pytest.mark.parametrize("preset_name", sorted(TABLE2))
+def test_every_trial_of_every_study_runs_the_authors_settings_or_a_listed_difference(preset_name, tmp_path):
+    from sqsp import authors
+    checked = 0
+    for study in all_studies():
+        trials = paper_trials(study, preset_name, tmp_path)
+        assert not authors_mismatches(study, preset_name, trials)
+        checked += sum(len(authors.expected(preset_name, c.method)) for _, c in trials)
+    if preset_name in authors.SETTINGS:  # the authors ran no ImageNet script: nothing to compare there
+        assert checked > 1000, checked
+        # the check can fail: one trial off the authors' line, a difference without a listed reason
+        study = next(s for s in all_studies() if s.name == "ssl_baselines")
+        trials = paper_trials(study, preset_name, tmp_path)
+        row, simsiam = next((r, c) for r, c in trials if c.method == "simsiam")
+        bad = authors_mismatches(study, preset_name, [(row, simsiam.replace(projector_depth=5, fix_pred_lr=False))])
+        assert len(bad) == 2 and "projector_depth=5, the authors' " in bad[0] and "--num-proj-layers=" in bad[0]
+        assert "fix_pred_lr=False" in bad[1]
+        # a listed difference is compared with sqsp's value: the authors' own value would now fail
+        row, distill = next((r, c) for r, c in trials if c.method == "distill")
+        assert distill.aug_granularity == "sample" and authors.SETTINGS[preset_name]["distill"]["aug_granularity"][0] == \
+            "batch"
+        assert authors_mismatches(study, preset_name, [(row, distill.replace(aug_granularity="batch"))])
+    else:
+        assert checked == 0
+
+
+def test_readme_lists_every_deliberate_difference_from_the_authors():
+    from pathlib import Path
+
+    from sqsp import authors
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = authors.difference_rows()
+    assert rows and all(why for *_, why in rows)
+    for field, ours, why in {(f, o, w) for _p, _m, f, _a, o, w in rows}:
+        methods = sorted({m for _p, m, f, _a, o, w in rows if f == field})
+        line = f"| {field} | {', '.join(methods)} | "
+        assert line in readme and why in readme, (line, why)
 
 
 def dataclasses_replace(study, **kw):
