@@ -129,3 +129,10 @@ def perceptual_distance(lpips_fn: nn.Module, a: torch.Tensor, b: torch.Tensor) -
     size = max(getattr(lpips_fn, "min_size", LPIPS_MIN_SIZE), a.shape[-1], b.shape[-1])
     a, b = resize(a, size), resize(b, size)
     return lpips_fn(a, b).mean()
+
+
+def image_loss(perceptual: nn.Module, rendered: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The authors' image term (encode.py): L1 + the perceptual distance between the re-rendered
+    images (in [-1, 1], at the generator's size) and the target images (in [0, 1])."""
+    target = target * 2 - 1
+    return (rendered - resize(target, rendered.shape[-1])).abs().mean() + perceptual_distance(perceptual, rendered, target)

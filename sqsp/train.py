@@ -31,14 +31,15 @@ from torch import nn
 
 from . import cli, losses
 from .augment import build_augment
-from .config import PRESETS, ConfigError, TrainConfig, is_zoo_name, missing_block_group, preset, resolve_blocks
+from .config import PRESETS, ConfigError, TrainConfig, preset
 from .device import amp_dtype, autocast, resolve_device
 from .data import channel_stats, load_split, resize, split_groups, validation_split
-from .encode import missing_lpips_weights, perceptual_distance
+from .encode import image_loss, missing_lpips_weights
 from .evaluate import (extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2, pixel_reference,
                        probe_scores)
 from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp, projector, simsiam_projector
 from .record import TrainingDiverged
+from .specs import is_zoo_name, missing_block_group, resolve_blocks
 from .storage import atomic_output
 from .synthetic import SyntheticSource
 
@@ -276,15 +277,10 @@ def _encoding_loss(run: Run, syn, out: dict[str, torch.Tensor]) -> torch.Tensor:
     def encode(x):  # E(x) as w+: one w per synthesis layer (encode.py)
         return run.student(_fmt(run, x)).reshape(len(x), G.num_ws, -1)
 
-    def image_loss(rendered, target):  # encode.py: L1 + LPIPS, both on images in [-1, 1]
-        target = target * 2 - 1
-        return (rendered - resize(target, rendered.shape[-1])).abs().mean() + \
-            perceptual_distance(run.perceptual, rendered, target)
-
     pred = encode(syn.images)                          # E(G(z)), no augmentation: it must reconstruct
     w = syn.teacher_in[0][:, None].expand_as(pred)     # the mapping's w, the same for every layer
     latent = losses.invariance_loss(pred, w)
-    image = image_loss(G.synthesize(pred), syn.images)
+    image = image_loss(run.perceptual, G.synthesize(pred), syn.images)
     loss = cfg.latent_weight * latent + image
     out.update(loss_latent=latent, loss_image_syn=image, loss_syn=loss)
     flat = pred.flatten(1)
@@ -292,7 +288,7 @@ def _encoding_loss(run: Run, syn, out: dict[str, torch.Tensor]) -> torch.Tensor:
     out["student_nstd"] = losses.normalized_std(flat)
     if cfg.real_batch:
         x = _real_batch(run)
-        real = image_loss(G.synthesize(encode(x)), x)
+        real = image_loss(run.perceptual, G.synthesize(encode(x)), x)
         out["loss_image_real"] = out["loss_real"] = real
         loss = cfg.syn_ratio * loss + (1 - cfg.syn_ratio) * real
     return loss

@@ -21,7 +21,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ..config import ConfigError, resolve_blocks
+from ..config import ConfigError
+from ..specs import resolve_blocks
 
 
 @dataclass(frozen=True)
