@@ -98,7 +98,8 @@ class TrainConfig:
     cov_weight: float = 1.0
     vc_side: Literal["both", "student", "teacher"] = "both"
     """Which representation the variance/covariance terms regularise on the synthetic side.
-    ``both`` follows Eq. 11 of the paper; ``student`` is what the authors' sns.py optimises."""
+    ``both`` follows Eq. 11 of the paper; ``student`` is what the authors' sns.py optimises (and
+    what the paper presets run)."""
     syn_ratio: float = 0.5
     # --- student ------------------------------------------------------------------------------
     student: str = "resnet18-cifar"

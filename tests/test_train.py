@@ -307,3 +307,10 @@ def test_synthetic_images_can_be_augmented_once_per_batch_by_every_method(gen, m
         losses[gran] = compute_loss(run)["loss"].item()
     assert math.isfinite(losses["batch"]) and losses["batch"] != losses["sample"]
     assert preset("smoke").aug_granularity == "sample"
+
+
+def test_paper_probe_reports_the_last_and_the_best_of_its_evaluations(gen):
+    m = train(tiny(steps=2, epochs=0, probe="paper", probe_epochs=6, probe_lr=1.0), generator=gen)
+    assert 0 < m["probe_acc"] <= m["probe_acc_best"] <= 100
+    assert "probe_acc_best" not in train(tiny(steps=2, epochs=0, probe="fast"), generator=gen)  # one fit: no best
+    assert "probe_acc_best" in record.METRIC_NAMES
