@@ -51,7 +51,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         crop_min=1.0, sim_weight=25.0, var_weight=25.0, cov_weight=1.0, syn_ratio=0.5, knn_k=20,
         eval_every=0, checkpoint_every=1, probe="fast", eval_init=True, eval_mmd=True, device="auto",
         # at width x0.125 bf16 autocast and channels_last cost more than they save (benchmarks/README.md)
-        precision="fp32", channels_last=False),
+        precision="fp32", channels_last=False,
+        # the encoder's perceptual distance (Table 1): LPIPS's construction on the zoo classifier's
+        # trunk, since LPIPS's ImageNet trunk cannot be had offline (sqsp/encode.py); only
+        # method='encode' reads it, so it is the preset's, and --set lpips_net=alex gives LPIPS
+        lpips_net="zoo-classifier"),
     # Appendix Table 2, exactly (generator: the paper's checkpoint file names, see README).
     "paper-cifar10": {**_paper("cifar10", aug="mocov2-noblur", epochs=800, lr=0.03, wd=5e-4, size=32, lam=25, mu=25,
                                student="resnet18-cifar"), "generator": "checkpoints/cifar10u-cifar-ada-best-fid.pkl"},
@@ -91,10 +95,8 @@ _C100_ENC = " (scripts/transfer_latent/encode_w_syn*_cifar100.sh pass neither)"
 _NO_SCRIPT = " (no script at this scale: Table 1 is CIFAR only)"
 _SIMSIAM_3 = _simsiam(3, "scripts/compare_ssl/*_simsiam_stl10.sh")
 METHOD_SCALE: dict[str, dict[str, dict[str, tuple[Any, str]]]] = {
-    # the embedded default runs every method at one scale, chosen for all of them (above); the
-    # encoder's perceptual distance is LPIPS's construction on the zoo classifier's trunk, since
-    # LPIPS's ImageNet trunk cannot be had offline (sqsp/encode.py)
-    "smoke": {"encode": {"lpips_net": ("zoo-classifier", "sqsp: LPIPS's ImageNet trunk is not available offline")}},
+    # the embedded default runs every method at one scale, chosen for all of them (above)
+    "smoke": {},
     "paper-cifar10": {
         "simsiam": _simsiam(2, "scripts/compare_ssl/*_simsiam_cifar10.sh"),
         "encode": _encode(_C10_ENC)},

@@ -19,7 +19,7 @@ from sqsp.train import train, unavailable
 TINY = {"batch_size": 64, "student_width": 0.125, "projector_dim": 64, "projector_depth": 2, "eval_every": 0,
         "checkpoint_every": 1, "knn_k": 10, "probe": "fast", "generator": "random:stylegan@16", "precision": "fp32",
         "channels_last": False, "base_lr": 0.2, "eval_init": False, "eval_mmd": False}
-# LPIPS itself (the smoke preset's encoder line uses the zoo classifier's stand-in, tested below)
+# LPIPS itself (the smoke preset's encoder uses the zoo classifier's stand-in, tested below)
 ENCODE = {"method": "encode", "teacher_source": "w", "syn_augment": False, "lpips_net": "alex"}
 
 
@@ -151,7 +151,13 @@ def test_zoo_classifier_distance_is_lpips_construction_on_another_trunk():
     perceptual_distance(d, a, c).backward()  # at the classifier's own 16 px, not LPIPS's 32
     assert d.min_size == 16 and torch.isfinite(c.grad).all() and c.grad.abs().sum() > 0
     smoke = preset("smoke", {k: v for k, v in ENCODE.items() if k != "lpips_net"})
-    assert smoke.lpips_net == "zoo-classifier" and unavailable(smoke) is None  # the smoke line: offline
+    assert smoke.lpips_net == "zoo-classifier" and unavailable(smoke) is None  # the smoke preset: offline
+    import importlib
+
+    from sqsp.tune import base_config, expand
+    ks = importlib.import_module("studies.knowledge_source").STUDY  # Table 1 offline, or with LPIPS if asked
+    for user, want in (([], "zoo-classifier"), (["lpips_net=alex"], "alex")):
+        assert {c.lpips_net for _, c in expand(ks, base_config(ks, user)) if c.method == "encode"} == {want}
     for name in ("paper-cifar10", "paper-cifar100"):  # the paper presets keep LPIPS (AlexNet, encode.py)
         assert preset(name, {"data_root": ".", **ENCODE}).lpips_net == "alex"
 
