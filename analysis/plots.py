@@ -117,6 +117,9 @@ def fid_figure(trials: pd.DataFrame, path: str | Path, *, reference: float | Non
     table = generators_table(trials).dropna(subset=["generator_fid", "probe_mean"])
     if table.empty:
         raise ValueError("no row has both a generator FID and a probe accuracy; is this a generators study?")
+    if table["generator_fid"].nunique() < 2:  # every row read one generator: there is no trend to draw
+        raise ValueError(f"every row of this study reads one generator (FID {table['generator_fid'].iloc[0]:.2f}); "
+                         "Fig. 6 needs rows with different generators: run studies/generators.py")
     extractors = sorted(table["generator_fid_extractor"].dropna().astype(str).unique())
     if len(extractors) > 1:
         raise ValueError(f"FIDs from different extractors {extractors} cannot share an axis")
@@ -269,7 +272,8 @@ def _save_one(fig, path: Path, plt) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     from sqsp import cli  # pandas + pyarrow only
-    p = argparse.ArgumentParser(prog=cli.prog("python analysis/plots.py"), description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog=cli.prog("python analysis/plots.py"), description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", help="a generators or searched study folder (holding trials.parquet), or a folder "
                                    "holding " + " or ".join(FIGURES))
     p.add_argument("--out", help="output file of Fig. 6 (default: <results>/fig6.png), the folder of a searched "

@@ -295,6 +295,34 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     raise ValueError(f"format {fmt!r}; allowed: markdown, latex, csv")
 
 
+_TEX = {"±": r"$\pm$", "≥": r"$\geq$", "≤": r"$\leq$", "×": r"$\times$", "²": r"$^2$", "→": r"$\rightarrow$",
+        "↔": r"$\leftrightarrow$", "−": "$-$", "✓": r"\checkmark", "λ": r"$\lambda$", "μ": r"$\mu$", "ν": r"$\nu$",
+        "α": r"$\alpha$", "ρ": r"$\rho$", "φ": r"$\phi$", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#"}
+
+
+def _tex(text: str) -> str:
+    """Plain table text (the Markdown cells, unicode included) as LaTeX."""
+    return "".join(_TEX.get(ch, ch) for ch in str(text)).replace("*", "")
+
+
+def render_grid(head: Sequence[str], body: Sequence[Sequence[str]], fmt: str, *, align: Sequence[str] = (),
+                notes: Sequence[str] = (), title: str = "") -> str:
+    """One table of plain-text cells as Markdown or LaTeX (booktabs). The tables that are not
+    Table 3's layout (a search's, the figures') build their cells once and print through here,
+    so each prints in every format the command line offers."""
+    if fmt == "markdown":
+        align = list(align) or [":--"] + [":-:"] * (len(head) - 1)
+        lines = ([title, ""] if title else []) + ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in body]
+        return "\n".join(lines + (["", "; ".join(notes)] if notes else []))
+    if fmt == "latex":
+        lines = ([f"% {title}"] if title else []) + [r"\begin{tabular}{l" + "c" * (len(head) - 1) + "}", r"\toprule",
+                                                    " & ".join(_tex(c) for c in head) + r" \\", r"\midrule"]
+        lines += [" & ".join(_tex(c) for c in r) + r" \\" for r in body]
+        return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"] + (["% " + "; ".join(notes)] if notes else []))
+    raise ValueError(f"format {fmt!r}; allowed: markdown, latex, csv")
+
+
 # ---------------------------------------------------------------------------------------------
 # the other studies' tables (each studies/<name>.py declares its own: ``Table`` below)
 # ---------------------------------------------------------------------------------------------
@@ -323,8 +351,8 @@ def fid_accuracy_correlation(table: pd.DataFrame) -> tuple[float, int] | None:
     with fewer than 3 rows that have both, or FIDs from more than one extractor)."""
     from scipy.stats import spearmanr
     ok = table.dropna(subset=["generator_fid", "probe_mean"])
-    if len(ok) < 3 or ok["generator_fid_extractor"].nunique() > 1:
-        return None
+    if len(ok) < 3 or ok["generator_fid_extractor"].nunique() > 1 or ok["generator_fid"].nunique() < 2:
+        return None  # a rank correlation with a constant is undefined (NaN), not zero
     return float(spearmanr(ok["generator_fid"], ok["probe_mean"]).statistic), len(ok)
 
 
@@ -424,11 +452,11 @@ def _split_note(trials: pd.DataFrame, metric: str) -> str:
 
 
 def format_search(table: pd.DataFrame, fmt: str = "markdown", confirm: pd.DataFrame | None = None) -> str:
-    """A searched study's tables: the confirmation (when there is one), then every search trial."""
-    if fmt == "csv":  # one machine-readable table: the result, i.e. the ranked confirmation if any
-        return (confirm if confirm is not None else table).to_csv(index=False, float_format="%.4f")
-    if fmt != "markdown":
-        raise ValueError(f"format {fmt!r} for a search table; allowed: markdown, csv")
+    """A searched study's tables: the confirmation (when there is one), then every search trial.
+    As CSV, one machine-readable table: every search trial, with its confirmation's rank and
+    means over the confirmation seeds beside it (empty for the trials not confirmed)."""
+    if fmt == "csv":
+        return search_csv(table, confirm).to_csv(index=False, float_format="%.4f")
     metric = table.attrs.get("metric", "probe_acc")
     parts = []
     if confirm is not None:
@@ -438,7 +466,7 @@ def format_search(table: pd.DataFrame, fmt: str = "markdown", confirm: pd.DataFr
                 *(["val probe"] if metric != "val_probe_acc" and "val_probe_acc_n" in confirm else []),
                 "test probe (reported)", "test kNN", f"search {_label(metric)} (seed {_search_seed(table)})",
                 "collapsed", "failed"]
-        lines = ["| " + " | ".join(head) + " |", "|" + "|".join(":-:" for _ in head) + "|"]
+        body = []
         for _, r in confirm.iterrows():
             cells = [str(r["rank"]), str(r["confirms"]), *(_value(r[c]) for c in cols),
                      _mean_std(r[f"{metric}_mean"], r[f"{metric}_std"], r[f"{metric}_n"])]
@@ -448,29 +476,38 @@ def format_search(table: pd.DataFrame, fmt: str = "markdown", confirm: pd.DataFr
                       _mean_std(r["knn_acc_mean"], r["knn_acc_std"], r["knn_acc_n"]), _cell(r["search_value"], "✓"),
                       f"{r['collapsed']}/{r['trials']}" if r["collapsed"] else "",
                       str(r["failed"]) if r["failed"] else ""]
-            lines.append("| " + " | ".join(cells) + " |")
-        parts.append("\n".join([f"Confirmation: the {len(confirm)} best search trials re-run on seeds {seeds}, "
-                                 f"ranked by the mean {_label(metric)}", "", *lines]))
+            body.append(cells)
+        parts.append(render_grid(head, body, fmt, align=[":-:"] * len(head),
+                                 title=f"Confirmation: the {len(confirm)} best search trials re-run on seeds {seeds}, "
+                                       f"ranked by the mean {_label(metric)}"))
     cols = [c for c in table.columns if c != "error"]
     head = [("share run" if c == "progress" else "trial" if c == "trial_id" else
              f"{_label(c)} (selection)" if c == metric else _label(c)) for c in cols]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(":-:" for _ in head) + "|"]
     searched = table.attrs.get("columns", [])
-    for _, r in table.iterrows():
-        lines.append("| " + " | ".join(str(r[c]) if c == "status" else _value(r[c]) if c in searched else
-                                       _cell(r[c], "✓") for c in cols) + " |")
+    body = [[str(r[c]) if c == "status" else _value(r[c]) if c in searched else _cell(r[c], "✓") for c in cols]
+            for _, r in table.iterrows()]
     failed = table[table["status"].isin(FAILED)] if "status" in table else table.iloc[:0]
     stopped = int((pd.to_numeric(table["progress"], errors="coerce") < 1).sum()) if "progress" in table else 0
     notes = [f"{len(table)} trials, best first, one seed each (seed {_search_seed(table)}); top-1 %"]
     if stopped:
         notes.append(f"{stopped} stopped early (share run < 1: no final probe)")
     notes += [f"{r['trial_id']}: {r['error']}" for _, r in failed.iterrows() if isinstance(r.get("error"), str)]
-    search = "\n".join(["Search trials" if confirm is not None else "", *([""] if confirm is not None else []),
-                        *lines, "", "; ".join(notes)]).lstrip("\n")
-    parts.append(search)
+    parts.append(render_grid(head, body, fmt, align=[":-:"] * len(head), notes=notes,
+                             title="Search trials" if confirm is not None else ""))
     if "split_note" in table.attrs:
-        parts.append(table.attrs["split_note"])
+        parts.append(table.attrs["split_note"] if fmt == "markdown" else "% " + table.attrs["split_note"])
     return "\n\n".join(parts)
+
+
+def search_csv(table: pd.DataFrame, confirm: pd.DataFrame | None) -> pd.DataFrame:
+    """Every search trial, best first, with its confirmation beside it: ``confirm_rank`` and each
+    ``confirm_<metric>_{mean,std,n}`` over the confirmation seeds (empty where not confirmed)."""
+    out = table.copy()
+    if confirm is None or confirm.empty:
+        return out
+    stats = [c for c in confirm.columns if c.endswith(("_mean", "_std", "_n")) or c in ("rank", "seeds")]
+    extra = confirm[["confirms", *stats]].rename(columns={c: f"confirm_{c}" for c in stats})
+    return out.merge(extra, how="left", left_on="trial_id", right_on="confirms").drop(columns="confirms")
 
 
 def _value(v) -> str:
@@ -496,8 +533,10 @@ def domain_gap_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Table 5: MMD² between synthetic and real representations, by method and data."""
     paper, column = paper_column("domain_gap", _dataset(trials))
     table = study_table(trials, columns=("method", "syn_ratio"), paper=paper, paper_label="paper MMD² (Table 5)")
-    table.attrs["paper_note"] = (f"paper: Table 5, {column} (its scale factor was lost in extraction: compare "
-                                 "ratios between rows)")
+    table.attrs["paper_note"] = ("MMD²: KID's cubic kernel on backbone features standardised per dimension with "
+                                 "the pooled mean and std of both samples (scale-free; the paper does not say how it "
+                                 f"scaled them); paper: Table 5, {column} (its scale factor was lost in extraction: "
+                                 "compare ratios between rows)")
     table.attrs["show_mmd"] = True
     return table
 
@@ -657,25 +696,20 @@ def representations_table(df: pd.DataFrame, info: dict | None = None) -> pd.Data
     return table
 
 
-def _figure_csv(table: pd.DataFrame, fmt: str, what: str) -> str | None:
-    """A figure's table as CSV, or None when Markdown is asked for; any other format refused."""
-    if fmt == "csv":
-        return table.to_csv(index=False, float_format="%.4f")
-    if fmt != "markdown":
-        raise ValueError(f"format {fmt!r} for {what}; allowed: markdown, csv")
-    return None
+def _figure_csv(table: pd.DataFrame, fmt: str) -> str | None:
+    """A figure's table as CSV, or None for the formats ``render_grid`` prints."""
+    return table.to_csv(index=False, float_format="%.4f") if fmt == "csv" else None
 
 
 def format_representations(table: pd.DataFrame, fmt: str = "markdown") -> str:
-    if (csv := _figure_csv(table, fmt, "Fig. 2's table")) is not None:
+    if (csv := _figure_csv(table, fmt)) is not None:
         return csv
-    lines = ["| panel | representation | dim | kNN acc. in 2-D (UMAP) | silhouette in 2-D | kNN acc. in all dims | "
-             "paper (Fig. 2) |", "|:--|:--|--:|:-:|:-:|:-:|:--|"]
-    for i, r in table.iterrows():
-        lines.append(f"| ({'abc'[i] if i < 3 else i}) | {r['title']} | {r['dim']} | "
-                     f"{_mean_std(r['knn2d_mean'], r['knn2d_std'], r['n'])} | "
-                     f"{_mean_std(r['silhouette_mean'], r['silhouette_std'], r['n'], digits=3)} | "
-                     f"{_mean_std(r['knn_full_mean'], r['knn_full_std'], r['n'])} | {r['paper']} |")
+    head = ["panel", "representation", "dim", "kNN acc. in 2-D (UMAP)", "silhouette in 2-D", "kNN acc. in all dims",
+            "paper (Fig. 2)"]
+    body = [[f"({'abc'[i] if i < 3 else i})", str(r["title"]), str(r["dim"]),
+             _mean_std(r["knn2d_mean"], r["knn2d_std"], r["n"]),
+             _mean_std(r["silhouette_mean"], r["silhouette_std"], r["n"], digits=3),
+             _mean_std(r["knn_full_mean"], r["knn_full_std"], r["n"]), str(r["paper"])] for i, r in table.iterrows()]
     info, a = table.attrs.get("info", {}), table.attrs
     labelled = f"labels from {info.get('classifier', '?')}"
     if info.get("classifier_dataset"):
@@ -686,7 +720,7 @@ def format_representations(table: pd.DataFrame, fmt: str = "markdown") -> str:
              f"{a.get('classes')} classes, the largest {a.get('majority', float('nan')):.1f}% of the images "
              "(kNN's floor)", f"kNN: {KNN_K} neighbours, 5-fold cross-validated; silhouette of the class labels"]
     notes += [f"{k} panel missing: {v}" for k, v in (info.get("missing") or {}).items()]
-    return "\n".join(lines + ["", "; ".join(notes)])
+    return render_grid(head, body, fmt, align=[":--", ":--", "--:", ":-:", ":-:", ":-:", ":--"], notes=notes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -731,20 +765,20 @@ def layer_similarity_table(df: pd.DataFrame, info: dict | None = None) -> pd.Dat
 
 def format_layer_similarity(table: pd.DataFrame, fmt: str = "markdown") -> str:
     from analysis.paper_numbers import FIG1_CKA_THRESHOLD
-    if (csv := _figure_csv(table, fmt, "appendix Fig. 1's table")) is not None:
+    if (csv := _figure_csv(table, fmt)) is not None:
         return csv
-    lines = [f"| panel | layers | mean CKA between layers | pairs ≥ {FIG1_CKA_THRESHOLD} (%) | max | "
-             "paper (appendix Fig. 1) |", "|:--|:-:|:-:|:-:|:-:|:--|"]
-    for _, r in table.iterrows():
-        lines.append(f"| {r['panel']} | {r['layers']} | {_mean_std(r['mean_mean'], r['mean_std'], r['n'], digits=3)} | "
-                     f"{_mean_std(r['share_mean'], r['share_std'], r['n'], digits=1)} | {r['max']:.3f} | {r['paper']} |")
+    head = ["panel", "layers", "mean CKA between layers", f"pairs ≥ {FIG1_CKA_THRESHOLD} (%)", "max",
+            "paper (appendix Fig. 1)"]
+    body = [[str(r["panel"]), str(r["layers"]), _mean_std(r["mean_mean"], r["mean_std"], r["n"], digits=3),
+             _mean_std(r["share_mean"], r["share_std"], r["n"], digits=1), f"{r['max']:.3f}", str(r["paper"])]
+            for _, r in table.iterrows()]
     info = table.attrs.get("info", {})
     notes = [f"{info.get('n_samples', '?')} images of {info.get('generator', '?')}; student {info.get('student', '?')} "
              f"(×{info.get('student_width', '?')}, method {info.get('method', '?')}), seeds {table.attrs.get('seeds')}",
              f"layers: {info.get('granularity', '?')}; linear CKA of globally pooled features"]
     if table.attrs.get("best"):
         notes.append("most similar generator layer per student layer: " + ", ".join(table.attrs["best"]))
-    return "\n".join(lines + ["", "; ".join(notes)])
+    return render_grid(head, body, fmt, align=[":--", ":-:", ":-:", ":-:", ":-:", ":--"], notes=notes)
 
 
 FIGURE_TABLES = {"representations.parquet": (representations_table, format_representations),

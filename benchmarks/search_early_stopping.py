@@ -50,16 +50,16 @@ def main(argv=None) -> int:
     from sqsp.tune import base_config, expand, preflight, run_study
     from studies.loss_weights import STUDY
 
-    study = dataclasses.replace(STUDY, preset=args.preset or STUDY.preset,
-                                num_samples=args.num_samples or STUDY.num_samples,
-                                confirm_top=STUDY.confirm_top if args.confirm_top is None else args.confirm_top)
+    search = dataclasses.replace(STUDY.search, num_samples=args.num_samples or STUDY.search.num_samples,
+                                 confirm_top=STUDY.search.confirm_top if args.confirm_top is None else args.confirm_top)
+    study = dataclasses.replace(STUDY, preset=args.preset or STUDY.preset, search=search)
     arms = {"off": dataclasses.replace(study, scheduler=None, stopper=None), "on": study}
 
     def run() -> int:
         base = base_config(study, args.overrides)
         preflight([c for _, c in expand(study, base)])  # the zoo, once, untimed
-        print(f"# search_early_stopping: preset {study.preset} {' '.join(args.overrides)}; {study.num_samples} "
-              f"trials, best {study.confirm_top} on seeds {list(study.confirm_seeds)}; ray {ray.__version__}, "
+        print(f"# search_early_stopping: preset {study.preset} {' '.join(args.overrides)}; {search.num_samples} "
+              f"trials, best {search.confirm_top} on seeds {list(search.confirm_seeds)}; ray {ray.__version__}, "
               f"{os.cpu_count()} CPUs, load {_load()}")
         storage = args.storage or tempfile.mkdtemp(prefix="sqsp-es-")
         rows = []

@@ -4,7 +4,7 @@
 the pattern matches into one row (its generator), and records with each trial the FID of
 that generator: the one a user manifest records for the file (the zoo's manifest format,
 ``sqsp/zoo.py``; its sha256 is checked so a FID never describes another file), or one
-computed here with Inception-v3 (``checkpoint_fid``; sqsp/tune.py runs each as its own Ray
+computed here with Inception-v3 (``checkpoint_fid``; sqsp/tune/checkpoint_rows.py runs each as its own Ray
 task). Rows are named ``<run folder>@<kimg>`` for official snapshots
 (``network-snapshot-<kimg>.pkl``), so the plot joins the snapshots of one run in order.
 

@@ -6,7 +6,7 @@
 tampered generator, a missing file, a study folder in use…) is printed as
 ``<prog>: error: <message>`` and the process exits with 2, as argparse does for a bad flag.
 A traceback would only hide the message; ``SQSP_DEBUG=1`` shows it anyway. Ctrl-C outside
-a study (a study handles it itself, see sqsp/tune.py) ends with 130 and one line.
+a study (a study handles it itself, see sqsp/tune/folder.py) ends with 130 and one line.
 """
 from __future__ import annotations
 
@@ -29,7 +29,14 @@ def prog(module_form: str) -> str:
 def run(prog: str, main: Callable[[], int | None]) -> int:
     """``main()``'s exit code, or 2 after one line on stderr for a user error."""
     try:
-        return int(main() or 0)
+        code = int(main() or 0)
+        sys.stdout.flush()  # here, so that a reader that closed the pipe is met below, not at exit
+        return code
+    except BrokenPipeError:
+        # ``… | head``: the reader has what it wanted. Python's recipe: point stdout at devnull so
+        # the interpreter's final flush does not raise again, and exit as a process killed by SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except USER_ERRORS as e:
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise

@@ -153,9 +153,10 @@ class TrainConfig:
     ``init_probe_acc`` with every report). Training must beat this floor to mean anything:
     on an easy dataset a random network's features are already linearly separable."""
     eval_mmd: bool = False
-    """At the end, also report ``mmd_syn_real``: the squared MMD (KID's cubic kernel) between
-    the backbone's features of generated images and of the real test images, paper Table 5's
-    measure of the domain gap. Needs a generator (``syn_ratio`` > 0)."""
+    """At the end, also report ``mmd_syn_real``: the squared MMD (KID's cubic kernel, on features
+    standardised with the pooled per-dimension mean and std, so that it compares across trials:
+    ``evaluate.mmd2``) between the backbone's features of generated images and of the real test
+    images, paper Table 5's measure of the domain gap. Needs a generator (``syn_ratio`` > 0)."""
     val_fraction: float = 0.0
     """Share of the labelled training images held out as a validation split, to choose between
     runs without looking at the test split (0: none). Stratified by class, with a fixed seed, and

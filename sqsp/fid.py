@@ -15,6 +15,11 @@ Extractors map images in [-1, 1], (N, C, H, W), to features (N, D):
   used only if the weights file is already in the user's torch hub cache; nothing is
   downloaded. These are torchvision's weights, not the TF-Inception graph behind
   published FIDs, so values are close to but not identical with the paper's.
+
+Why not torchmetrics' or torch-fidelity's FID: both accept a custom extractor, but the
+Fréchet distance itself is a few lines of scipy here, and what this module adds (extractor
+and sample counts carried with every value, the zoo's own offline classifier, no download
+ever) is what neither does.
 """
 from __future__ import annotations
 

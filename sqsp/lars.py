@@ -3,7 +3,8 @@
 Their eval_classification.py wraps SGD in apex's ``LARC(trust_coefficient=0.001, clip=False)``
 (You et al. 2017, "Large Batch Training of Convolutional Networks"). Written here because
 no library in requirements.txt has it: torch.optim has no LARS, and apex (CUDA-only, built
-from source) is not something CI can install. Before each plain SGD step, each parameter's
+from source) is not something CI can install; timm's ``Lars`` (``trust_clip=False``) is the
+closest maintained one, but timm would come in for these few lines alone. Before each plain SGD step, each parameter's
 gradient becomes
 
     g ← (g + wd·w) · η·‖w‖ / (‖g‖ + wd·‖w‖ + ε)       where ‖w‖ > 0 and ‖g‖ > 0,

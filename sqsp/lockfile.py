@@ -6,8 +6,12 @@ build holds the zoo. ``fcntl.flock`` on a file in the folder: the kernel release
 the holder exits, however it exits (SIGKILL included), so no stale lock outlives a crash,
 and Linux's NFS client maps it onto NFS byte-range locks. The holder writes who it is
 (pid, host, start time, command) into the file so that a refused run can say who holds it.
-Object stores (``s3://``, ``gs://``) have no such lock; sqsp/tune.py says so when it runs
+Object stores (``s3://``, ``gs://``) have no such lock; sqsp/tune/folder.py says so when it runs
 a study there.
+
+Why not ``filelock``: its ``FileLock`` is the same ``flock`` underneath, but it empties or
+removes the lock file on release and has no place for the holder's identity, which is what
+turns "locked" into a message a user can act on (which pid, host and command to wait for).
 """
 from __future__ import annotations
 

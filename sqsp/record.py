@@ -8,7 +8,7 @@ pixels, ``eval_init``), ``<metric>@<dataset>`` (probes on a transfer dataset, fi
 ``generator_*`` (what the zoo records of the generator used). Any other key a report carries
 is kept as a metric too (results.py gives it a column).
 
-The trainable (sqsp/tune.py) adds the ``MARKS``: ``final`` on train()'s own last report, to
+The trainable (sqsp/tune/trainable.py) adds the ``MARKS``: ``final`` on train()'s own last report, to
 tell it from a scheduler's stop (Ray sets ``done`` on both); a run that diverged or raised a
 user error ends with one report made by ``diverged_report`` / ``failed_report``, which carries
 no metrics. ``trial_status`` reads a trial's status from its last report and the exception

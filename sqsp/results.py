@@ -38,7 +38,8 @@ val_knn_acc,          float64         with ``val_fraction`` > 0: the validation 
 init_knn_acc,         float64         the untrained backbone's accuracies (step 0, same
  init_probe_acc                       seed), when the config has ``eval_init``
 mmd_syn_real          float64         MMD² of synthetic vs real representations at the
-                                      end (``eval_mmd``, paper Table 5)
+                                      end (``eval_mmd``, paper Table 5; KID's kernel on
+                                      pooled-standardised features: scale-free)
 probe_acc@<dataset>,  float64         the final backbone probed on another dataset
  knn_acc@<dataset>                    (``transfer_datasets``, appendix Table 5)
 collapsed             bool, null      the final report's collapse flag
@@ -52,8 +53,13 @@ generator_sha256,     string, null    what produced the trial, recorded where it
  sklearn_version,                     versions, ``torch.version.cuda`` (null: a CPU build)
  cuda_version,                        and the GPU's or CPU's name
  device_name
-checkpoint            string, null    path/URI of the trial's latest checkpoint
-trial_path            string, null    the trial's folder in the storage
+checkpoint            string, null    the trial's latest checkpoint, relative to the study
+                                      folder (``read_trials`` resolves it against the folder it
+                                      reads, so a copied or moved study reads its own files)
+trial_path            string, null    the trial's folder, relative to the study folder likewise
+run_id                string, null    the study run (``sqsp_run``) that last wrote the trial
+started_at, ended_at  timestamp, null  UTC: the trial's start (its first report less Ray's
+                                      time_total_s) and its last report
 python_version,       string          versions of the driver that wrote the file
  torch_version,
  ray_version
@@ -67,7 +73,10 @@ unique per trial), ``time_total_s``, then every metric train() reported (NaN whe
 report did not carry it, e.g. ``knn_acc`` between evaluations).
 
 Both files carry ``sqsp_schema_version`` (and ``sqsp_kind``, ``sqsp_study``) in their
-Parquet key-value metadata; readers check the version. A searched study adds
+Parquet key-value metadata; readers check the version. ``sqsp_runs`` (JSON) lists every run of
+the study that wrote the files (run id, UTC start and end, the command), so two runs merged in
+duckdb or pandas are told apart by ``run_id``. Each column's unit and meaning are in its Parquet
+field metadata (``unit``, ``description``; accuracies are top-1 in percent). A searched study adds
 ``sqsp_metric``, ``sqsp_mode`` (what it selected on) and ``sqsp_search_space`` (JSON: each
 searched field's Optuna distribution, ``optuna.distributions.distribution_to_json``), so
 that analysis/ can rebuild the search from the files alone; ``read_trials`` and
@@ -78,7 +87,7 @@ experiment after a resume. Ray replays the reports made after a trial's last che
 when it resumes it, so the history is de-duplicated on (trial_id, training_iteration) and
 on (trial_id, step), keeping the newest report.
 
-Nothing here imports Ray: sqsp/tune.py turns Ray's ResultGrid into ``TrialRecord`` s, and
+Nothing here imports Ray: sqsp/tune/experiment.py turns Ray's ResultGrid into ``TrialRecord`` s, and
 analysis/ reads the files with ``read_trials`` / ``read_history`` or plain pandas. What a
 report holds and how a status is read from it is sqsp/record.py's contract.
 """
@@ -175,8 +184,10 @@ def history_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
     return _typed(df[cols].reset_index(drop=True))
 
 
-def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, Any] | None = None) -> pd.DataFrame:
-    """One row per trial: config, status, error, final metrics, provenance."""
+def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, Any] | None = None,
+                 directory: str | None = None, run_id: str | None = None) -> pd.DataFrame:
+    """One row per trial: config, status, error, final metrics, provenance; paths relative to
+    ``directory`` (the study folder), ``run_id`` for trials whose reports name no run."""
     history = history_frame(records)
     by_trial = {k: g for k, g in history.groupby("trial_id", sort=False)} if len(history) else {}
     provenance = provenance if provenance is not None else collect_provenance()
@@ -200,12 +211,15 @@ def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, A
         row["wall_time_s"] = last.get("time_total_s")
         row["hostname"] = last.get("hostname")
         row["node_ip"] = last.get("node_ip")
-        row["checkpoint"] = r.checkpoint
-        row["trial_path"] = r.path
+        row["checkpoint"] = _relative(r.checkpoint, directory)
+        row["trial_path"] = _relative(r.path, directory)
+        row["run_id"] = last.get("run_id") or run_id
+        row["started_at"], row["ended_at"] = _times(r.reports)
         row.update({k: provenance.get(k) for k in PROVENANCE})
         rows.append(row)
     head = ["trial_id", "study", "row", *CONFIG_FIELDS, "status", "error", "phase", "confirms", "trial_number"]
-    tail = ["row_index", "reports", "wall_time_s", "hostname", "node_ip", "checkpoint", "trial_path", *PROVENANCE]
+    tail = ["row_index", "reports", "wall_time_s", "hostname", "node_ip", "checkpoint", "trial_path", "run_id",
+            "started_at", "ended_at", *PROVENANCE]
     df = pd.DataFrame(rows)
     extra = sorted(c for c in df.columns if c not in head and c not in tail and c not in METRICS)
     cols = head + list(METRICS) + extra + tail
@@ -213,6 +227,83 @@ def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, A
         if c not in df:
             df[c] = None
     return _typed(df[cols])
+
+
+def _relative(path: str | None, directory: str | None) -> str | None:
+    """``path`` relative to the study folder when it lies inside it (a local path or a URI under
+    the folder's URI); else unchanged. Stored so, a study folder copied elsewhere reads its own
+    checkpoints instead of silently reading the original's."""
+    if not path or not directory:
+        return path
+    base = str(directory).rstrip("/")
+    if "://" in base or "://" in str(path):
+        return str(path)[len(base) + 1:] if str(path).startswith(base + "/") else str(path)
+    full, root = os.path.abspath(path), os.path.abspath(base)
+    return os.path.relpath(full, root) if full == root or full.startswith(root + os.sep) else str(path)
+
+
+def _resolved(df: pd.DataFrame, location: str) -> pd.DataFrame:
+    """The stored relative paths joined onto the folder the file was read from."""
+    folder = str(location).rstrip("/")
+    folder = folder.rsplit("/", 1)[0] if folder.endswith(".parquet") else folder
+    for c in PATH_COLUMNS:
+        if c in df:
+            df[c] = df[c].map(lambda v: v if _missing(v) or "://" in str(v) or os.path.isabs(str(v))
+                              else join(folder, str(v))).astype("string")
+    return df
+
+
+PATH_COLUMNS = ("checkpoint", "trial_path")
+
+
+def _utc(seconds) -> pd.Timestamp | None:
+    return None if _missing(seconds) else pd.Timestamp(float(seconds), unit="s", tz="UTC")
+
+
+def _times(reports: list[dict[str, Any]]) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """A trial's start and end in UTC from Ray's per-report ``timestamp`` and ``time_total_s``."""
+    stamped = [r for r in reports if isinstance(r.get("timestamp"), (int, float))]
+    if not stamped:
+        return None, None
+    first, last = stamped[0], stamped[-1]
+    return _utc(first["timestamp"] - float(first.get("time_total_s") or 0.0)), _utc(last["timestamp"])
+
+
+PERCENT = "top-1 accuracy, %"
+COLUMN_DOCS: dict[str, tuple[str, str]] = {
+    "probe_acc": (PERCENT, "linear probe on the test split, at the end"),
+    "knn_acc": (PERCENT, "weighted kNN monitor on the test split, last evaluation"),
+    "val_probe_acc": (PERCENT, "linear probe on the validation split (selection metric)"),
+    "val_knn_acc": (PERCENT, "kNN on the validation split, last report (early-stopping signal)"),
+    "init_probe_acc": (PERCENT, "linear probe of the untrained backbone (step 0)"),
+    "init_knn_acc": (PERCENT, "kNN of the untrained backbone (step 0)"),
+    "raw_probe_acc": (PERCENT, "linear probe on the raw pixels"),
+    "raw_knn_acc": (PERCENT, "kNN on the raw pixels"),
+    "mmd_syn_real": ("1", "MMD² of synthetic vs real backbone features, KID's kernel on pooled-standardised features"),
+    "progress": ("fraction", "step / total steps at the last report (1: ran to its end)"),
+    "wall_time_s": ("s", "Ray's time_total_s of the trial"),
+    "time_total_s": ("s", "Ray's time since the trial started, at this report"),
+    "img_per_s": ("images/s", "training throughput over the epoch"),
+    "lr": ("1", "learning rate at the report"),
+    "student_std": ("1", "mean per-dimension std of the student's output (Eq. 9's std)"),
+    "teacher_std": ("1", "mean per-dimension std of the teacher's output"),
+    "started_at": ("UTC", "the trial's start"),
+    "ended_at": ("UTC", "the trial's last report"),
+    "run_id": ("", "the study run that last wrote the trial (see the file's sqsp_runs)"),
+    "checkpoint": ("path", "latest checkpoint, relative to the study folder"),
+    "trial_path": ("path", "the trial's folder, relative to the study folder"),
+    "generator_fid": ("1", "FID of the trial's generator (extractor in generator_fid_extractor)"),
+}
+"""Unit and meaning of the columns a reader most needs, written into each Parquet field's
+metadata; ``probe_acc@<dataset>`` and ``knn_acc@<dataset>`` are accuracies in % too."""
+
+
+def _field_doc(name: str) -> tuple[str, str] | None:
+    if name in COLUMN_DOCS:
+        return COLUMN_DOCS[name]
+    if name.startswith(("probe_acc@", "knn_acc@")):
+        return PERCENT, f"{name.split('@')[0].replace('_acc', '')} on the test split of {name.split('@')[1]}"
+    return None
 
 
 def failure_summary(trials: pd.DataFrame) -> list[str]:
@@ -267,6 +358,8 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
             kind = "boolean"
         elif c in _STRING_COLUMNS:
             kind = "string"
+        elif c in _TIME_COLUMNS:
+            kind = "time"
         else:  # a metric train() added: bool, number or text
             vals = [v for v in df[c] if not _missing(v)]
             kind = ("boolean" if vals and all(isinstance(v, bool) for v in vals) else
@@ -276,10 +369,14 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
 
 
 _STRING_COLUMNS = ("trial_id", "study", "row", "status", "error", "phase", "confirms", "hostname", "node_ip",
-                   "checkpoint", "trial_path", "python_version", "torch_version", "ray_version", "sqsp_commit")
+                   "checkpoint", "trial_path", "run_id", "python_version", "torch_version", "ray_version",
+                   "sqsp_commit")
+_TIME_COLUMNS = ("started_at", "ended_at")
 
 
 def _cast(s: pd.Series, kind: str) -> pd.Series:
+    if kind == "time":
+        return pd.to_datetime(s.map(lambda v: None if _missing(v) else v), utc=True)
     if kind == "string":
         return s.map(lambda v: None if _missing(v) else str(v)).astype("string")
     if kind == "boolean":
@@ -290,7 +387,7 @@ def _cast(s: pd.Series, kind: str) -> pd.Series:
 
 
 def _missing(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
+    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,10 +395,16 @@ def _missing(v) -> bool:
 # ---------------------------------------------------------------------------------------------
 def write_study(directory: str, study: str, records: list[TrialRecord],
                 provenance: dict[str, Any] | None = None,
-                metadata: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                metadata: dict[str, str] | None = None,
+                runs: list[dict[str, Any]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Build both tables from all trials of a study and write them atomically; ``metadata``
-    (``sqsp_*`` keys, e.g. a searched study's ``sqsp_search_space``) goes into both files."""
-    trials = trials_frame(study, records, provenance)
+    (``sqsp_*`` keys, e.g. a searched study's ``sqsp_search_space``) goes into both files, and
+    ``runs`` (every run of the study so far, the current one last: ``run_id``, ``started_at``,
+    ``ended_at``, ``command``) as ``sqsp_runs``."""
+    if runs:
+        metadata = {**(metadata or {}), "sqsp_runs": json.dumps(runs, default=str)}
+    trials = trials_frame(study, records, provenance, directory=directory,
+                          run_id=runs[-1].get("run_id") if runs else None)
     history = history_frame(records)
     write_parquet(history, join(directory, HISTORY_FILE), kind="history", study=study, metadata=metadata)
     write_parquet(trials, join(directory, TRIALS_FILE), kind="trials", study=study, metadata=metadata)
@@ -319,6 +422,11 @@ def write_parquet(df: pd.DataFrame, target: str, *, kind: str, study: str, info:
     if bad:
         raise ValueError(f"metadata keys {bad} must start with 'sqsp_'")
     table = pa.Table.from_pandas(df, preserve_index=False)
+    fields = []
+    for f in table.schema:
+        doc = _field_doc(f.name)
+        fields.append(f.with_metadata({b"unit": doc[0].encode(), b"description": doc[1].encode()}) if doc else f)
+    table = table.cast(pa.schema(fields, metadata=table.schema.metadata))
     meta = dict(table.schema.metadata or {})
     meta.update({k.encode(): str(v).encode() for k, v in (metadata or {}).items()})
     meta.update({b"sqsp_schema_version": SCHEMA_VERSION.encode(), b"sqsp_kind": kind.encode(),
@@ -347,8 +455,9 @@ def read_table(location: str, name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
 
 
 def read_trials(location: str) -> pd.DataFrame:
-    """trials.parquet of a study folder (or the file itself), path or URI."""
-    return _read(location, TRIALS_FILE)
+    """trials.parquet of a study folder (or the file itself), path or URI; the trials' stored
+    paths resolved against the folder it was read from."""
+    return _resolved(_read(location, TRIALS_FILE), location)
 
 
 def read_history(location: str) -> pd.DataFrame:

@@ -6,7 +6,9 @@ beside the target and replace it only once they are all written (``os.replace`` 
 fsync locally; a move of the finished object on a ``pyarrow.fs`` URI), so a reader sees the
 old file or the new one and a crash never leaves a half-written file under the final name.
 Hand-written because neither the standard library nor pyarrow offers a replace-on-success
-stream for both kinds of location.
+stream for both kinds of location. fsspec's transactions would, but only for fsspec
+filesystems, and sqsp reads and writes through ``pyarrow.fs`` (Parquet, Ray's storage); a
+second filesystem layer for 40 lines is not worth a dependency.
 """
 from __future__ import annotations
 

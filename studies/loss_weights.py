@@ -25,7 +25,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from analysis.plots import search_figures
 from analysis.tables import Table, search_table
-from sqsp.tune import CollapseStopper, Study, study_main
+from sqsp.tune import CollapseStopper, Search, Study, study_main
 
 SPACE = {
     "sim_weight": tune.loguniform(1.0, 100.0),     # λ
@@ -39,9 +39,8 @@ STUDY = Study(
     preset="smoke",
     seeds=(0,),
     overrides={"val_fraction": 0.2},
-    search_space=SPACE,
-    searcher=OptunaSearch(seed=0),
-    num_samples=16,
+    # 16 trials proposed by TPE; the 3 best re-run on seeds 1, 2, 3
+    search=Search(OptunaSearch(seed=0), SPACE, num_samples=16, confirm_top=3, confirm_seeds=(1, 2, 3)),
     metric="val_probe_acc",
     mode="max",
     # progress = step / total steps, so the rungs (a quarter and three quarters of the run) are the
@@ -49,8 +48,6 @@ STUDY = Study(
     scheduler=ASHAScheduler(time_attr="progress", metric="val_knn_acc", mode="max", max_t=1.0, grace_period=0.25,
                             reduction_factor=3),
     stopper=CollapseStopper(patience=2),
-    confirm_top=3,
-    confirm_seeds=(1, 2, 3),
     table=Table(search_table, columns=tuple(SPACE)),
     figures=search_figures,
     description="Optuna (TPE) search over λ, μ, ν, α of squeeze and span, selected on a validation split, "

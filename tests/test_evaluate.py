@@ -268,15 +268,31 @@ def test_mmd2_same_vs_shifted_and_numpy_agreement(monkeypatch):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(400, 16, generator=g, dtype=torch.float64)
     y = torch.randn(300, 16, generator=g, dtype=torch.float64)
-    same = mmd2(x, y)
-    shifted = mmd2(x, y + 0.5)
+    same = mmd2(x, y, standardise=False)
+    shifted = mmd2(x, y + 0.5, standardise=False)
     assert abs(same) < 0.02 and shifted > 0.5, (same, shifted)
     assert same == pytest.approx(mmd2_numpy(x.numpy(), y.numpy()), rel=1e-9, abs=1e-12)
     assert shifted == pytest.approx(mmd2_numpy(x.numpy(), y.numpy() + 0.5), rel=1e-9)
     monkeypatch.setattr(ev, "_KERNEL_ELEMENTS", 1000)        # blocks of 2-3 rows
-    assert mmd2(x, y + 0.5) == pytest.approx(shifted, rel=1e-12)
+    assert mmd2(x, y + 0.5, standardise=False) == pytest.approx(shifted, rel=1e-12)
     with pytest.raises(ValueError, match="rbf"):
         mmd2(x, y, kernel="rbf")
+
+
+def test_mmd2_standardised_is_the_formula_on_pooled_z_scores_and_scale_free():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(300, 8, generator=g, dtype=torch.float64)
+    y = torch.randn(200, 8, generator=g, dtype=torch.float64) * 1.5 + 0.3
+    pooled = np.concatenate([x.numpy(), y.numpy()])
+    mean, std = pooled.mean(0), pooled.std(0, ddof=1)
+    expect = mmd2_numpy((x.numpy() - mean) / std, (y.numpy() - mean) / std)
+    assert mmd2(x, y) == pytest.approx(expect, rel=1e-9)
+    scale = torch.logspace(-3, 3, 8, dtype=torch.float64)   # a representation's dimensions on any scale
+    assert mmd2(x * scale + 7, y * scale + 7) == pytest.approx(mmd2(x, y), rel=1e-9)
+    raw = mmd2(x * 100, y * 100, standardise=False)          # without it, the scale decides the value
+    assert abs(raw) > 1e4 * abs(mmd2(x, y, standardise=False))
+    constant = torch.cat([x, torch.ones(300, 1, dtype=torch.float64)], 1)  # a dead unit carries no gap
+    assert np.isfinite(mmd2(constant, torch.cat([y, torch.ones(200, 1, dtype=torch.float64)], 1)))
 
 
 def test_mmd2_is_unbiased_around_zero():

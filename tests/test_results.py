@@ -152,3 +152,39 @@ def test_nan_metric_values_stay_missing():
     h = results.history_frame([TrialRecord("t", CFG, None, [report(1, 1, knn_acc=float("nan")), final(2, 2)])])
     assert math.isnan(h["knn_acc"].iloc[0]) and h["knn_acc"].iloc[1] == 70.0
     assert h["row"].isna().all()
+
+
+def test_a_copied_study_folder_reads_its_own_checkpoints_and_runs_are_told_apart(tmp_path):
+    """Paths are stored relative to the study folder and resolved against the folder read; each
+    trial names the run that wrote it, with UTC start and end; columns carry unit and meaning."""
+    import json
+    import shutil
+    original = tmp_path / "a" / "ablation"
+    ckpt = original / "trial_0" / "checkpoint_000001"
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.pt").write_bytes(b"original")
+    reports = [dict(report(1, 2), timestamp=1_700_000_010.0, time_total_s=10.0),
+               dict(final(2, 4), timestamp=1_700_000_030.0, time_total_s=30.0)]
+    rec = TrialRecord("t0", CFG, "a", reports, checkpoint=str(ckpt), path=str(original / "trial_0"))
+    outside = TrialRecord("t1", CFG, "b", [final(1, 4)], checkpoint="s3://bucket/elsewhere/ckpt")
+    runs = [{"run_id": "r1", "started_at": "2026-01-01T00:00:00+00:00", "command": "studies/ablation.py"}]
+    results.write_study(str(original), "ablation", [rec, outside], runs=runs)
+    stored = pq.read_table(original / results.TRIALS_FILE).to_pandas()
+    assert stored.loc[0, "checkpoint"] == os.path.join("trial_0", "checkpoint_000001")
+    assert stored.loc[0, "trial_path"] == "trial_0" and stored.loc[1, "checkpoint"] == "s3://bucket/elsewhere/ckpt"
+
+    copy = tmp_path / "b" / "ablation"
+    shutil.copytree(original, copy)
+    (copy / "trial_0" / "checkpoint_000001" / "state.pt").write_bytes(b"copy")
+    shutil.rmtree(original)  # the original is gone: the copy must not need it
+    trials = results.read_trials(str(copy)).set_index("trial_id")
+    assert open(os.path.join(trials.loc["t0", "checkpoint"], "state.pt"), "rb").read() == b"copy"
+    assert trials.loc["t1", "checkpoint"] == "s3://bucket/elsewhere/ckpt"
+
+    assert (trials["run_id"] == "r1").all() and json.loads(trials.attrs["sqsp"]["sqsp_runs"]) == runs
+    assert trials.loc["t0", "started_at"] == pd.Timestamp(1_700_000_000, unit="s", tz="UTC")
+    assert trials.loc["t0", "ended_at"] == pd.Timestamp(1_700_000_030, unit="s", tz="UTC")
+    schema = pq.read_schema(copy / results.TRIALS_FILE)
+    probe = schema.field("probe_acc").metadata
+    assert probe[b"unit"] == b"top-1 accuracy, %" and b"test split" in probe[b"description"]
+    assert schema.field("wall_time_s").metadata[b"unit"] == b"s"

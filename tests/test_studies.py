@@ -129,10 +129,10 @@ def test_fids_from_different_extractors_are_not_compared(tmp_path):
 def test_loss_weight_search_selects_on_validation_stops_early_and_confirms():
     study = importlib.import_module("studies.loss_weights").STUDY
     assert set(study.search_space) == {"sim_weight", "var_weight", "cov_weight", "syn_ratio"}  # λ, μ, ν, α
-    assert type(study.searcher).__name__ == "OptunaSearch" and (study.metric, study.mode) == ("val_probe_acc", "max")
+    assert type(study.search.searcher).__name__ == "OptunaSearch" and (study.metric, study.mode) == ("val_probe_acc", "max")
     assert (study.scheduler.metric, study.scheduler._time_attr) == ("val_knn_acc", "progress")  # a per-epoch signal
     assert type(study.stopper).__name__ == "CollapseStopper"
-    assert study.confirm_top == 3 and set(study.confirm_seeds).isdisjoint(study.seeds)
+    assert study.search.confirm_top == 3 and set(study.search.confirm_seeds).isdisjoint(study.seeds)
     corners = expand(study, base_config(study, []))  # the ends of every range are validated configs
     assert {c.var_weight for _, c in corners} == {1.0, 100.0} and {c.syn_ratio for _, c in corners} == {0.25, 1.0}
     assert {c.val_fraction for _, c in corners} == {0.2}

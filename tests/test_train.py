@@ -210,7 +210,9 @@ def test_full_squeeze_beats_row_c_which_collapses():
     row_c = train(preset("smoke", {**common, "var_weight": 0.0, "cov_weight": 0.0}), generator=gen)
     row_e = train(preset("smoke", common), generator=gen)
     assert row_c["collapsed"] is True and row_e["collapsed"] is False
-    assert row_c["student_std"] < 0.01 < 0.3 < row_e["student_std"]  # Eq. 9's std: ~0 vs near γ
+    # Eq. 9's std: ~0 vs near γ. Measured 0.0077 vs 0.66-0.69 under AVX2 and default kernels alike;
+    # the bound 0.03 leaves room for other CPU types (the collapse flag's own threshold is 0.1)
+    assert row_c["student_std"] < 0.03 < 0.3 < row_e["student_std"]
     assert row_e["probe_acc"] > row_c["probe_acc"] + 10, (row_e["probe_acc"], row_c["probe_acc"])
 
 

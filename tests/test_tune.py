@@ -22,7 +22,7 @@ from ray import tune  # noqa: E402
 
 from sqsp import results  # noqa: E402
 from sqsp.config import STUDY_FIELDS, ConfigError  # noqa: E402
-from sqsp.tune import Study, base_config, expand, run_study, study_main  # noqa: E402
+from sqsp.tune import Search, Study, base_config, expand, run_study, study_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"steps": 4, "batch_size": 16, "generator": "random:stylegan@16", "probe": "none", "eval_every": 0,
@@ -258,8 +258,8 @@ def test_killed_study_resumes_with_exactly_one_row_per_trial(ray_session, tmp_pa
 
 def optuna_study():
     from ray.tune.search.optuna import OptunaSearch
-    return Study(name="optuna", preset="smoke", seeds=(0,), searcher=OptunaSearch(seed=0), num_samples=5,
-                 search_space={"base_lr": tune.uniform(0.05, 0.5)}, metric="probe_acc", mode="max")
+    return Study(name="optuna", preset="smoke", seeds=(0,), metric="probe_acc", mode="max",
+                 search=Search(OptunaSearch(seed=0), {"base_lr": tune.uniform(0.05, 0.5)}, num_samples=5))
 
 
 def test_interrupted_optuna_study_continues_its_search_without_repeating(ray_session, tmp_path):

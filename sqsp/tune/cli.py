@@ -1,0 +1,181 @@
+"""The command line shared by every ``studies/<name>.py``: flags, ``--dry-run``, the table at the end.
+
+Exit status: 0 when every trial ended (completed, collapsed, diverged or stopped by a
+scheduler); 1 when a trial failed or the study was interrupted (``--resume`` continues it);
+2 for a user error, found before any trial ran (one line, see sqsp/cli.py).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from typing import Any
+
+from .. import cli, results
+from ..checkpoints import FID_SAMPLES
+from ..config import PRESETS, ConfigError, TrainConfig, parse_seeds
+from .console import LOGGERS, parse_loggers
+from .folder import study_dir
+from .run import run_study
+from .search import domain_text
+from .study import Study, resolve
+
+
+def study_main(study: Study, argv: list[str] | None = None) -> int:
+    """The command line of a study file: parse flags, run the study, print its table.
+
+    Exit status: 0 when every trial ended (completed, collapsed, diverged or stopped by a
+    scheduler); 1 when a trial failed or the study was interrupted (``--resume`` continues
+    it); 2 for a user error, found before any trial ran (one line, see sqsp/cli.py)."""
+    p = argparse.ArgumentParser(prog=f"python studies/{study.name}.py",
+                                description=study.description or f"Run the {study.name} study with Ray Tune.")
+    p.add_argument("--preset", default=study.preset, choices=sorted(PRESETS), metavar="PRESET",
+                   help=f"base preset: {', '.join(sorted(PRESETS))} (default {study.preset})")
+    p.add_argument("--data-root", help="dataset folder, for presets on real data (same as --set data_root=…)")
+    declared = ",".join(str(s) for s in study.seeds)
+    p.add_argument("--seeds", default=None,
+                   help=f"a comma-separated list (4,7; a single seed: 7,) or a count N (seeds 0..N-1); default: "
+                        f"the study's own seeds, {declared}")
+    p.add_argument("--address", help="join a running Ray cluster: 'auto' or 'ray://host:10001' "
+                                     "(default: a private local Ray)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU, e.g. 0.25")
+    p.add_argument("--storage", default="results",
+                   help="folder or URI (s3://, gs://, file://…) that holds <study>/ (default ./results)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted study in --storage")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the base config (repeatable), e.g. --set steps=200")
+    p.add_argument("--max-failures", type=int, default=1,
+                   help="retries of a trial that crashes (default 1; a config or file error is not retried)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="cap on trials running at once")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the trials the study would run (row, seed, the fields that vary) and exit; "
+                        "starts no Ray, trains nothing")
+    p.add_argument("--verbose", action="store_true",
+                   help="Ray's own trial tables and the trials' console output (default: a line per finished trial)")
+    p.add_argument("--loggers", default="tensorboard",
+                   help=f"Ray Tune logger callbacks, comma separated: {', '.join(LOGGERS)} (MLflow and W&B when "
+                        "installed), or none (default tensorboard; view with tensorboard --logdir <storage>/<study>)")
+    if study.search is not None:
+        add_search_flags(p, study)
+    if study.checkpoint_rows:
+        p.add_argument("--generators", metavar="GLOB",
+                       help="generator checkpoints to compare, one row each, e.g. 'runs/00000/network-snapshot-*.pkl' "
+                            "(quote it); each one's FID is recorded with its trials")
+        p.add_argument("--fid-samples", type=int, default=FID_SAMPLES,
+                       help=f"generated images per checkpoint FID (default {FID_SAMPLES})")
+        p.add_argument("--manifest", action="append", default=[],
+                       help="a manifest recording checkpoints' FIDs (sqsp/zoo.py format; repeatable): those are not "
+                            "recomputed")
+    args = p.parse_args(argv)
+    overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else [])
+
+    def run() -> int:
+        seeds = study.seeds if args.seeds is None else parse_seeds(args.seeds)
+        chosen = dataclasses.replace(study, preset=args.preset, seeds=seeds)
+        if chosen.search is not None:
+            chosen = apply_search_flags(chosen, args)
+        loggers = parse_loggers(args.loggers)
+        if args.dry_run:
+            print(dry_run(chosen, overrides))
+            return 0
+        trials = run_study(chosen, address=args.address, storage=args.storage, resume=args.resume,
+                           cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                           max_failures=args.max_failures, overrides=overrides, max_concurrent=args.max_concurrent,
+                           verbose=2 if args.verbose else 0, loggers=loggers, **_checkpoint_flags(chosen, args))
+        if study.table is not None:
+            print(study.table(trials))
+        if study.figures is not None and not trials.attrs.get("interrupted"):
+            _draw(study, trials, study_dir(study, args.storage))
+        reasons = results.failure_summary(trials)
+        if reasons:
+            print("\nTrials without a result:\n" + "\n".join(f"- {r}" for r in reasons))
+        failed = int((trials["status"] == "failed").sum())
+        if failed:
+            print(f"[sqsp] {failed} of {len(trials)} trials failed; the reasons are printed under the table",
+                  file=sys.stderr)
+        return 1 if failed or trials.attrs.get("interrupted") else 0
+
+    return cli.run(p.prog, run)
+
+
+def _checkpoint_flags(study: Study, args: argparse.Namespace) -> dict[str, Any]:
+    """``--generators``, ``--fid-samples``, ``--manifest`` as run_study takes them, checked."""
+    if not study.checkpoint_rows:
+        return {}
+    if args.fid_samples < 2:
+        raise ConfigError(f"--fid-samples {args.fid_samples}: a FID needs at least 2 images")
+    for m in args.manifest:
+        if not os.path.isfile(m):
+            raise ConfigError(f"--manifest {m!r} does not exist (relative to {os.getcwd()})")
+    return dict(generators=args.generators, fid_samples=args.fid_samples,
+                manifests=[os.path.abspath(m) for m in args.manifest] or None)
+
+
+def dry_run(study: Study, overrides: dict[str, Any] | list[str] | None = None) -> str:
+    """The trials ``run_study`` would run, one line each: row, seed and the fields that vary
+    (``param_space``'s), every config validated, without Ray, data or generators."""
+    _, _, trials = resolve(study, overrides)
+    head = f"study {study.name!r} on preset {study.preset!r}"
+    search = study.search
+    if search is not None:
+        space = ", ".join(f"{k} {domain_text(v)}" for k, v in search.space.items())
+        lines = [f"{head}: {search.num_samples} trials on seed {study.seeds[0]}, proposed by "
+                 f"{type(search.searcher).__name__} from {space}"]
+        if search.confirm_top:
+            lines.append(f"then the best {search.confirm_top} by {study.metric} re-run on seeds "
+                         f"{[int(s) for s in search.confirm_seeds]}: {search.confirm_trials} trials")
+        return "\n".join(lines)
+    shown = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "seed" and
+             len({json.dumps(getattr(c, f.name)) for _, c in trials}) > 1]
+    lines = [f"{head}: {len(trials)} trials" + (f" (varying {', '.join(shown)})" if shown else "")]
+    width = max((len(str(row)) for row, _ in trials), default=0)
+    for row, cfg in trials:
+        values = "  ".join(f"{k}={getattr(cfg, k)}" for k in shown)
+        lines.append(f"  {'' if row is None else str(row):<{width}}  seed {cfg.seed:<3} {values}".rstrip())
+    return "\n".join(lines)
+
+
+def add_search_flags(p: argparse.ArgumentParser, study: Study) -> None:
+    """A searched study's own flags: its budget, its confirmation, early stopping on or off."""
+    search, stops = study.search, study.early_stopping
+    p.add_argument("--num-samples", type=int, default=search.num_samples,
+                   help=f"trials the searcher proposes (default {search.num_samples})")
+    p.add_argument("--confirm-top", type=int, default=search.confirm_top,
+                   help=f"re-run the K best search trials on the confirm seeds (default {search.confirm_top}; 0: none)")
+    p.add_argument("--confirm-seeds", default=",".join(str(s) for s in search.confirm_seeds),
+                   help="seeds of the confirmation, as --seeds takes them (default "
+                        f"{','.join(str(s) for s in search.confirm_seeds)}; never the search's seed)")
+    p.add_argument("--early-stopping", choices=("on", "off"), default="on" if stops else "off",
+                   help=f"stop trials early ({' and '.join(stops) or 'the study declares no scheduler or stopper'}; "
+                        f"default {'on' if stops else 'off'})")
+
+
+def apply_search_flags(study: Study, args: argparse.Namespace) -> Study:
+    """The searched study as the command line asks: budget, confirmation, early stopping."""
+    if args.early_stopping == "on" and not study.early_stopping:
+        raise ConfigError(f"--early-stopping on: study {study.name!r} declares no scheduler or stopper")
+    if args.num_samples < 1:
+        raise ConfigError(f"--num-samples {args.num_samples}: must be >= 1")
+    off = args.early_stopping == "off"
+    search = study.search
+    seeds = parse_seeds(args.confirm_seeds, "--confirm-seeds") if args.confirm_top else search.confirm_seeds
+    search = dataclasses.replace(search, num_samples=args.num_samples, confirm_top=args.confirm_top,
+                                 confirm_seeds=seeds)
+    return dataclasses.replace(study, search=search, scheduler=None if off else study.scheduler,
+                               stopper=None if off else study.stopper)
+
+
+def _draw(study: Study, trials, folder: str) -> None:
+    """A study's figures, into its folder (a local one: figures are for reading here)."""
+    if "://" in folder:
+        print(f"[sqsp] note: figures are drawn into local folders; run python analysis/plots.py on a copy of "
+              f"{folder}", file=sys.stderr)
+        return
+    try:
+        for path in study.figures(trials, folder):
+            print(f"[sqsp] wrote {path}", file=sys.stderr)
+    except ValueError as e:  # too few finished trials for a figure: the table says why
+        print(f"[sqsp] no figures: {e}", file=sys.stderr)

@@ -1,0 +1,141 @@
+"""What a user sees of a running study, and what Ray's own tools see of it.
+
+The compact console (``TrialLines``: one line per trial that ends, with a count; Ray's own
+trial tables are behind ``--verbose``), the opening line of a run (``describe``), how a trial
+is named (``trial_label``, ``trial_dirname``), and Ray Tune's logger callbacks
+(``--loggers``: TensorBoard, MLflow, W&B), with every hyperparameter in TensorBoard's HParams.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from typing import Any, Sequence
+
+from ray import tune
+from ray.tune.logger import TBXLoggerCallback
+
+from .. import results
+from ..config import ConfigError
+
+LOGGERS = ("tensorboard", "mlflow", "wandb")
+"""Ray Tune's standard logger callbacks that ``--loggers`` offers; ``none`` for none of them."""
+_LOGGER_PACKAGES = {"tensorboard": "tensorboardX", "mlflow": "mlflow", "wandb": "wandb"}
+
+
+def parse_loggers(text: str) -> tuple[str, ...]:
+    """``tensorboard,mlflow`` -> ("tensorboard", "mlflow"); ``none`` -> (); raises ConfigError."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if names == ("none",):
+        return ()
+    bad = [n for n in names if n not in LOGGERS]
+    if bad or not names:
+        raise ConfigError(f"--loggers {text!r}: {bad or 'empty'}; allowed: a comma-separated list of "
+                          f"{', '.join(LOGGERS)}, or 'none'")
+    return names
+
+
+def logger_callbacks(loggers: Sequence[str], study_name: str) -> list:
+    """Tune's CSV and JSON loggers (the Parquet files are built from what they write) and the
+    ``loggers`` asked for, each refused here, before Ray starts, if its package is missing.
+    Tune would add TensorBoard's by itself; run_study turns that off so that the flag decides."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    out = [CSVLoggerCallback(), JsonLoggerCallback()]
+    for name in loggers:
+        if name not in LOGGERS:
+            raise ConfigError(f"logger {name!r}; allowed: {', '.join(LOGGERS)}")
+        package = _LOGGER_PACKAGES[name]
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"--loggers {name} needs the {package} package, which is not installed: "
+                              f"pip install {package}")
+        if name == "tensorboard":
+            out.append(TensorBoardLogger())
+        elif name == "mlflow":
+            from ray.air.integrations.mlflow import MLflowLoggerCallback
+            out.append(MLflowLoggerCallback(experiment_name=study_name))
+        else:
+            from ray.air.integrations.wandb import WandbLoggerCallback
+            out.append(WandbLoggerCallback(project=study_name))
+    return out
+
+
+class TensorBoardLogger(TBXLoggerCallback):
+    """Ray's TensorBoard logger, with every value of the trial's param_space in its HParams.
+
+    Ray takes the HParams from ``trial.evaluated_params``, which holds the grid's and the
+    searcher's values but not those a ``tune.sample_from`` resolved (the fields that vary
+    between rows, ``row_domains``); the trial's config holds both, and nothing else, since the
+    shared part is not in param_space. MLflow's and W&B's callbacks log the config itself."""
+
+    def _try_log_hparams(self, trial, result):
+        evaluated = trial.evaluated_params
+        trial.evaluated_params = {**trial.config, **evaluated}
+        try:
+            super()._try_log_hparams(trial, result)
+        finally:
+            trial.evaluated_params = evaluated
+
+
+class TrialLines(tune.Callback):
+    """The compact console: one line per trial that ends, with how many of the study's have.
+
+    ``[sqsp] 3/18 b seed 1: completed, probe 78.12, kNN 69.00, 31 s``. Ray's own trial
+    tables (hundreds of lines for a study) are behind ``--verbose``."""
+
+    def __init__(self, total: int, prefix: str = ""):
+        self.total, self.prefix = total, prefix
+        self.ended: set[str] = set()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._line(trials, trial, None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(trials, trial, "error")
+
+    def _line(self, trials, trial, error) -> None:
+        # trials that ended before a --resume count too
+        self.ended |= {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")} | {trial.trial_id}
+        last = trial.last_result or {}
+        status = results.trial_status(last, error)
+        parts = [status]
+        for key, label in (("probe_acc", "probe"), ("knn_acc", "kNN")):
+            value = last.get(key)
+            if isinstance(value, (int, float)) and not math.isnan(value):
+                parts.append(f"{label} {value:.2f}")
+        if last.get("time_total_s") is not None:
+            parts.append(f"{last['time_total_s']:.0f} s")
+        if status in results.FAILED and last.get("error"):
+            parts.append(str(last["error"]).splitlines()[0][:120])
+        print(f"[sqsp] {self.prefix}{len(self.ended)}/{self.total} {trial_label(trial.config)}: {', '.join(parts)}",
+              file=sys.stderr, flush=True)
+
+
+def trial_label(space: dict[str, Any]) -> str:
+    """A trial as a person names it: its row and seed, or the values a grid or searcher chose."""
+    if space.get("row") is not None:
+        return f"{space['row']} seed {space.get('seed')}"
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in space.items())
+
+
+def trial_dirname(trial) -> str:
+    """A trial's folder: its id, then its row and seed where it has them (``a1b2-row=c-seed=0``)."""
+    tag = "-".join(f"{k}={trial.config[k]}" for k in ("row", "seed") if k in trial.config)
+    return f"{trial.trial_id}-{tag}" if tag else trial.trial_id
+
+
+def describe(study, trials: list, path: str, cpus: float, gpus: float, restoring: bool) -> None:
+    """The run's first line: how many trials of which shape, the resources, where results go."""
+    rows, search = study.rows, study.search
+    if search is not None:
+        count, shape = search.num_samples, f"{type(search.searcher).__name__} samples"
+        if study.early_stopping:
+            shape += ", stopped early by " + " and ".join(study.early_stopping)
+        if search.confirm_top:
+            shape += "; then " + search.confirmation_text(study.metric)
+    else:
+        count = len(trials)
+        shape = (f"{len(rows)} rows × {len(study.seeds)} seeds" if rows is not None else
+                 f"{count // len(study.seeds)} grid points × {len(study.seeds)} seeds")
+    print(f"[sqsp] study {study.name!r} on preset {study.preset!r}: {count} trials ({shape}), "
+          f"{cpus:g} CPU / {gpus:g} GPU per trial; {'resuming' if restoring else 'results in'} {path}",
+          file=sys.stderr)

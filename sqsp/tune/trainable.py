@@ -1,0 +1,74 @@
+"""The Ray Tune function trainable: one ``sqsp.train.train`` run per trial.
+
+``train()`` reports through a callback; here each report becomes ``tune.report(metrics,
+checkpoint=tune.Checkpoint.from_directory(...))``, and a trial Tune resumes (``--resume``, a
+retry after a crash) continues from ``tune.get_checkpoint()``.
+
+Failures. A trial that crashes is retried ``max_failures`` times from its last checkpoint,
+then becomes a ``failed`` row; the study goes on (``fail_fast=False``). Two kinds of error
+are results, not crashes, and are not retried, since the same config fails the same way
+again: a NaN/inf loss (``TrainingDiverged``, a ``FloatingPointError``; training resumes
+bit-for-bit) ends as a ``diverged`` row, and a user error (``sqsp.errors.USER_ERRORS``: a
+bad config or file found only when the trial loads it, e.g. a malformed data file) as a
+``failed`` row, each with its message. A collapsed run completes and is recorded as
+``collapsed``. A trial resumed from its final checkpoint reports its end again from the
+metrics stored in it (history.parquet drops the replayed reports).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ray import tune
+
+from .. import record
+from ..errors import USER_ERRORS
+from ..provenance import trial_provenance
+from .study import trial_config
+
+PROGRESS_METRICS = ("epoch", "loss", "student_std", "knn_acc", "probe_acc")
+"""Ray's progress table shows the first four metrics of a result: these come first."""
+
+
+def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1,
+               train_fn: Callable | None = None) -> None:
+    """Ray Tune function trainable: one ``train()`` run, resumed from Tune's checkpoint if any.
+
+    ``train_fn`` replaces ``sqsp.train.train`` (same signature), for tests and benchmarks.
+    """
+    import logging
+
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))  # one thread per CPU Ray gave us, not per core
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
+    config = trial_config(space, fixed)
+    info = fixed.get("info", {}).get(space.get("row"), {})  # e.g. the FID of the row's checkpoint
+    if train_fn is None:
+        from ..train import train as train_fn
+    reported = []
+
+    def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+        metrics = record.mark_final({**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **info, **metrics})
+        reported.append(True)
+        if checkpoint_dir is None:
+            tune.report(metrics)
+            return
+        record.save_with_checkpoint(checkpoint_dir, metrics)
+        # the directory lives only during this call: Ray copies it to storage inside report()
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
+
+    checkpoint = tune.get_checkpoint()
+    try:
+        info = {**info, **trial_provenance(config)}  # the generator's sha256, library versions, the device here
+        if checkpoint is None:
+            train_fn(config, report)
+            return
+        with checkpoint.as_directory() as d:
+            train_fn(config, report, resume_from=d)
+            last = record.load_with_checkpoint(d)
+        if not reported and last.get(record.DONE):
+            tune.report(last)
+    except record.TrainingDiverged as e:  # a result, not a crash to retry
+        tune.report(record.diverged_report(e))
+    except USER_ERRORS as e:  # a bad config or file fails the same way again: no retry either
+        tune.report(record.failed_report(e))
