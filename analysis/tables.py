@@ -204,7 +204,7 @@ def _collapse(line) -> str:
 COLUMN_LABELS = {"generator": "generator", "generator_arch": "architecture", "generator_conditional": "cond.",
                  "generator_step": "GAN step", "generator_fid": "FID", "generator_fid_extractor": "FID extractor",
                  "generator_blocks": "blocks", "method": "method", "syn_ratio": "α (syn. share)",
-                 "teacher_source": "knowledge", "squeeze": "T_φ", "teacher_blocks": "blocks read",
+                 "teacher_source": "knowledge", "squeeze": "T_φ", "generator_blocks_read": "blocks read",
                  "lpips_net": "perceptual"}
 
 
@@ -359,7 +359,7 @@ def fid_accuracy_correlation(table: pd.DataFrame) -> tuple[float, int] | None:
 def blocks_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Appendix Table 6: accuracy by the generator blocks the teacher squeezes."""
     paper, column = paper_column("blocks", _dataset(trials))
-    cols = ("generator_blocks", "teacher_blocks") if "teacher_blocks" in trials else ("generator_blocks",)
+    cols = ("generator_blocks", "generator_blocks_read") if "generator_blocks_read" in trials else ("generator_blocks",)
     table = study_table(trials, columns=cols, paper=paper, paper_label="paper (Table 6)")
     table.attrs["paper_note"] = (f"paper: appendix Table 6 ({column}, squeeze); a group takes the blocks of it the "
                                  "generator has ('blocks read': b16-b32 is b16 at 16 px)")

@@ -134,7 +134,7 @@ def build_run(config: TrainConfig, generator=None) -> Run:
         blocks = resolve_blocks(cfg.generator_blocks, generator.block_names)
         synthetic = SyntheticSource(generator, blocks, cfg.synthetic_target, device, cfg.seed + 1)
         if cfg.method == "distill" and cfg.synthetic_target == "features":  # what a group gave at this resolution
-            generator_info = {**generator_info, "teacher_blocks": ",".join(b.name for b in synthetic.blocks)}
+            generator_info = {**generator_info, "generator_blocks_read": ",".join(b.name for b in synthetic.blocks)}
     # Table 5 of the appendix: probe splits of other datasets, loaded now so a missing one fails
     # before training, not after it
     transfer = {ds: (load_split(ds, cfg.data_root, "train", cfg.image_size),

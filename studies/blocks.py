@@ -6,7 +6,7 @@
 Blocks are named by the resolution they output (appendix B.3), and grouped as the appendix
 groups them: b4-b8, b16-b32, b64-b128 and all. A group takes the blocks of it that the
 generator has: at the zoo's 16 px ``b16-b32`` is b16 alone (each trial records the blocks it
-read, ``teacher_blocks``), and ``b64-b128``, which the appendix reports for STL-10's 128-px
+read, ``generator_blocks_read``), and ``b64-b128``, which the appendix reports for STL-10's 128-px
 generator only, is recorded as skipped, with the reason, wherever the generator is smaller.
 Squeeze only (α = 1), as in the appendix.
 """

@@ -198,8 +198,8 @@ def test_study_skips_encoding_rows_without_the_trunk_and_trains_them_with_it(ray
     assert by.loc["feature-squeeze", "status"] == "completed" and by.loc["feature-squeeze", "probe_acc"] > 0
     assert (by.loc["latent-encoding-syn", "row_index"], by.loc["feature-squeeze", "row_index"]) == (0, 1)
     md = format_table(knowledge_source_table(trials)).splitlines()
-    assert md[2].startswith(f"| latent-encoding-syn | encode | w |  | 1.00 | {need} |")  # declared order
-    assert md[3].startswith("| feature-squeeze | distill | features | ✓ | 1.00 |")
+    assert md[2].startswith(f"| latent-encoding-syn | encode | w |  | 1.00 | squeeze | {need} |")  # declared order
+    assert md[3].startswith("| feature-squeeze | distill | features | ✓ | 1.00 |  |")  # no perceptual distance
     assert md[2].endswith("| 57.15 |")  # the paper's number beside it
 
     place_random_trunk("squeeze")  # the workers look for it at trial start

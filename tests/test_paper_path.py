@@ -193,7 +193,7 @@ def test_a_study_runs_on_the_paper_stl10_preset_with_its_lars_probe(workdir, clu
     trials = results.read_trials(str(workdir / "results-stl" / "blocks"))
     assert code == 0 and len(trials) == 4 and set(trials["status"]) <= {"completed", "collapsed"}, trials
     # appendix Table 6's groups on the 128-px generator: each reads its two blocks
-    assert dict(zip(trials["row"], trials["teacher_blocks"])) == {
+    assert dict(zip(trials["row"], trials["generator_blocks_read"])) == {
         "b4-b8": "b4,b8", "b16-b32": "b16,b32", "b64-b128": "b64,b128", "all": "b4,b8,b16,b32,b64,b128"}
     assert (trials["probe_optimizer"] == "lars").all() and (trials["probe_batch_size"] == 4096).all()
     assert (trials["probe_lr"] == 0.1).all() and (trials["aug_preset"] == "mocov2").all()

@@ -178,8 +178,13 @@ def test_every_variant_runs(gen, over):
 
 
 def test_unknown_block_lists_the_real_ones(gen):
-    with pytest.raises(ValueError, match=r"no block\(s\) \['b32'\].*\['b4', 'b8', 'b16'\]"):
-        train(tiny(generator_blocks="b16-b32"), generator=gen)
+    with pytest.raises(ValueError, match=r"no block \['b32'\]; it has \['b4', 'b8', 'b16'\]"):
+        train(tiny(generator_blocks="b16,b32"), generator=gen)
+    with pytest.raises(ValueError, match=r"no block of group 'b64-b128' \['b64', 'b128'\]; it has \['b4', 'b8', 'b16'\]"):
+        train(tiny(generator_blocks="b64-b128"), generator=gen)
+    from sqsp.train import build_run  # a group takes the blocks of it the generator has (appendix Table 6)
+    run = build_run(tiny(generator_blocks="b16-b32"), generator=gen)
+    assert [b.name for b in run.synthetic.blocks] == ["b16"] and run.generator_info["generator_blocks_read"] == "b16"
 
 
 class _DigitBankNet(torch.nn.Module):
