@@ -7,8 +7,8 @@ One code path covers Table 3 rows a-f and the SSL baselines of Table 2, by confi
   images under the two-view VICReg loss, and the total is α·L_syn + (1−α)·L_real (span, Sec. 4.2).
 - ``method="vicreg" | "simsiam"``: two views of a batch made of α synthetic and 1−α real images.
 - ``method="encode"``: Table 1's encoding baseline (Eq. 3, ``sqsp/encode.py``): the student
-  inverts the frozen generator, E(G(z)) ≈ w, under LPIPS on the re-rendered image; real images
-  (α < 1) add the LPIPS term alone.
+  inverts the frozen generator, E(G(z)) ≈ w+, under L1 + LPIPS on the re-rendered image; real
+  images (α < 1) add that image term alone.
 
 The step stays on the device: no ``.item()`` or other host sync happens inside it; loss
 sums accumulate as tensors and are read once per report.
@@ -271,7 +271,8 @@ def compute_loss(run: Run) -> dict[str, torch.Tensor]:
 
 
 def _encoding_loss(run: Run, syn, out: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Eq. 3 on the synthetic part, LPIPS alone on the real part, mixed α : 1 − α (encode.py)."""
+    """Eq. 3 as encode.py: latent + image term (L1 + LPIPS) on the synthetic part, the image term
+    alone on the real part, mixed α : 1 − α."""
     cfg, G = run.config, run.synthetic.generator
 
     def encode(x):  # E(x) as w+: one w per synthesis layer (encode.py)
