@@ -24,7 +24,6 @@ history, on which the confirmed candidates are marked with their mean ± std ove
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -34,6 +33,7 @@ import pandas as pd
 
 from analysis.tables import (REPRESENTATION_TITLES, cka_matrices, fid_accuracy_correlation,
                              generators_table, layer_similarity_table, representations_table)
+from sqsp.optuna_study import optuna_study as search_study
 
 
 def _pyplot():
@@ -162,49 +162,6 @@ def figure_and_table(folder: str | Path, file: str) -> tuple[list[Path], str]:
     draw, stem = FIGURES[file]
     build, fmt = FIGURE_TABLES[file]
     return draw(df, info, Path(folder) / stem), fmt(build(df, info))
-
-
-def search_study(trials: pd.DataFrame):
-    """A searched study's search phase as an ``optuna.Study``, rebuilt from trials.parquet alone
-    (``sqsp.results.read_trials``, whose ``attrs["sqsp"]`` carry the metric, its direction and
-    the search space). Trials in the order the searcher proposed them (``trial_number``);
-    a trial with the metric is COMPLETE, one that failed or diverged FAIL, one stopped early
-    (no final metric) PRUNED."""
-    import optuna
-    from optuna.distributions import json_to_distribution
-    from optuna.trial import TrialState
-
-    meta = trials.attrs.get("sqsp", {})
-    if "sqsp_search_space" not in meta:
-        raise ValueError("these results record no search space: not a searched study (e.g. studies/loss_weights.py), "
-                         "or written before sqsp recorded it")
-    space = {k: json_to_distribution(json.dumps(v)) for k, v in json.loads(meta["sqsp_search_space"]).items()}
-    metric, mode = meta.get("sqsp_metric", "probe_acc"), meta.get("sqsp_mode", "max")
-    search = trials[trials["phase"].fillna("search") == "search"] if "phase" in trials else trials
-    search = search.sort_values(["trial_number", "trial_id"] if "trial_number" in search else ["trial_id"])
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize",
-                                study_name=str(meta.get("sqsp_study", "search")))
-    for _, t in search.iterrows():
-        value = pd.to_numeric(pd.Series([t.get(metric)]), errors="coerce").iloc[0]
-        state = (TrialState.COMPLETE if pd.notna(value) else
-                 TrialState.FAIL if str(t["status"]) in ("failed", "diverged") else TrialState.PRUNED)
-        params = {k: _param(t[k], d) for k, d in space.items()}
-        study.add_trial(optuna.trial.create_trial(
-            state=state, value=float(value) if state == TrialState.COMPLETE else None, params=params,
-            distributions=space, user_attrs={"trial_id": str(t["trial_id"]), "status": str(t["status"])}))
-    study.set_user_attr("metric", metric)
-    return study
-
-
-def _param(v, distribution):
-    from optuna.distributions import CategoricalDistribution, IntDistribution
-    v = v.item() if hasattr(v, "item") else v
-    if isinstance(distribution, IntDistribution):
-        return int(v)
-    if isinstance(distribution, CategoricalDistribution):
-        return next((c for c in distribution.choices if c == v), v)
-    return float(v)
 
 
 def search_figures(trials: pd.DataFrame, folder: str | Path) -> list[Path]:

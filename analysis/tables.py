@@ -37,12 +37,12 @@ import pandas as pd
 
 from analysis.paper_numbers import (PAPER_CROSS_DATASET, PAPER_CROSS_DATASET_TARGETS, PAPER_DATASET_NAMES,
                                     PAPER_GENERATORS, TABLE3_CIFAR10, TABLE3_COMPONENTS, paper_column)
+from sqsp.datasets import NUM_CLASSES
 from sqsp.record import FAILED
 
 COMPONENT_LABELS = {"L_RD": "L_RD", "A": "A", "T_phi": "T_φ", "L_var": "L_var", "L_cov": "L_cov", "Span": "Span"}
 LATEX_LABELS = {"L_RD": r"$\mathcal{L}_{\text{RD}}$", "A": r"$\mathcal{A}$", "T_phi": r"$T_\phi$",
                 "L_var": r"$\mathcal{L}_{\text{var}}$", "L_cov": r"$\mathcal{L}_{\text{cov}}$", "Span": "Span"}
-CLASSES = {"digits-m": 10, "digits": 10, "cifar10": 10, "stl10": 10, "cifar100": 100}
 
 
 def components(cfg: pd.Series) -> dict[str, bool]:
@@ -181,7 +181,7 @@ def reference_rows(trials: pd.DataFrame) -> list[dict]:
 
 def _chance(trials: pd.DataFrame) -> float | None:
     ds = trials["dataset"].dropna().unique() if "dataset" in trials else []
-    return 100.0 / CLASSES[ds[0]] if len(ds) == 1 and ds[0] in CLASSES else None
+    return 100.0 / NUM_CLASSES[ds[0]] if len(ds) == 1 and ds[0] in NUM_CLASSES else None
 
 
 def _mean_std(mean, std, n, *, pm: str = "±", signed: bool = False, digits: int = 2) -> str:

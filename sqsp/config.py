@@ -18,12 +18,11 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args, get_origin
 
+from .datasets import DATASETS, EMBEDDED_DATASETS
 from .errors import ConfigError
 from .presets import PRESETS, method_scale
 from .specs import is_zoo_name, parse_blocks, parse_seeds  # noqa: F401 (also read from config by other modules)
 
-DATASETS = ("digits-m", "digits", "cifar10", "cifar100", "stl10", "imagefolder")
-EMBEDDED_DATASETS = ("digits-m", "digits")  # built from scikit-learn's own data: no data_root
 MAX_SEED = 2**32 - 1  # scikit-learn's random_state (the fast probe) takes seeds below 2**32
 _INT64_MAX = 2**63 - 1  # every int field is an Int64 column of trials.parquet
 METHODS = ("distill", "vicreg", "simsiam", "discriminator", "encode")
@@ -489,15 +488,26 @@ def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, A
     return out
 
 
-def add_run_arguments(p, *, seeds: int = 3) -> None:
-    """The flags every entry point shares with the studies (``sqsp.tune.study_main``):
-    ``--preset``, ``--data-root``, ``--set``, ``--seeds``, ``--storage``."""
-    p.add_argument("--preset", default="smoke", help="base preset: " + ", ".join(sorted(PRESETS)) + " (default smoke)")
+def add_run_arguments(p, *, seeds: int | tuple[int, ...] = 3, default_preset: str = "smoke",
+                      holds: str = "the output folder", uri: bool = False) -> None:
+    """The flags every entry point shares: ``--preset``, ``--data-root``, ``--seeds``, ``--storage``,
+    ``--set`` (a study's ``sqsp.tune.study_main``, the Fig. 2 and appendix Fig. 1 commands).
+    ``seeds`` is a default count, or a study's own seeds (then the default is None: the study's);
+    ``--storage`` is a folder that ``holds`` the output (or a URI, where ``uri``)."""
+    p.add_argument("--preset", default=default_preset, choices=sorted(PRESETS), metavar="PRESET",
+                   help=f"base preset: {', '.join(sorted(PRESETS))} (default {default_preset})")
     p.add_argument("--data-root", help="dataset folder, for presets on real data (same as --set data_root=…)")
-    p.add_argument("--seeds", default=str(seeds), help=f"number of seeds, or a comma-separated list (default {seeds})")
-    p.add_argument("--storage", default="results", help="folder that holds the output folder (default ./results)")
+    if isinstance(seeds, int):
+        p.add_argument("--seeds", default=str(seeds), help=f"number of seeds, or a comma-separated list (default {seeds})")
+    else:
+        p.add_argument("--seeds", default=None,
+                       help=f"a comma-separated list (4,7; a single seed: 7,) or a count N (seeds 0..N-1); default: "
+                            f"the study's own seeds, {','.join(str(s) for s in seeds)}")
+    p.add_argument("--storage", default="results",
+                   help=f"folder{' or URI (s3://, gs://, file://…)' if uri else ''} that holds {holds} "
+                        "(default ./results)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field (repeatable), e.g. --set generator=stylegan-digits")
+                   help="override a field of the base config (repeatable), e.g. --set steps=200")
 
 
 def config_from_args(args) -> tuple[TrainConfig, list[int]]:

@@ -37,13 +37,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .datasets import DATASETS, EMBEDDED_DATASETS, NATIVE_SIZE, NUM_CLASSES
 from .errors import UserError
 
-DATASETS = ("digits-m", "digits", "cifar10", "cifar100", "stl10", "imagefolder")
-EMBEDDED = ("digits-m", "digits")  # built from data inside scikit-learn: no data_root
 SPLITS = ("train", "test", "pretrain")
-NUM_CLASSES = {"digits-m": 10, "digits": 10, "cifar10": 10, "cifar100": 100, "stl10": 10}
-NATIVE_SIZE = {"digits-m": 32, "digits": 8, "cifar10": 32, "cifar100": 32, "stl10": 96}
 _RESIZE_CHUNK = 2048  # images per interpolation call: bounds the float32 copy (~300 MB at 96 px)
 
 
@@ -175,7 +172,7 @@ def check_layout(dataset: str, root: str | None, splits: tuple[str, ...] | list[
     is found out by ``load_split``."""
     for split in splits:
         _check_split_args(dataset, split, 1)
-    if dataset in EMBEDDED:  # nothing on disk
+    if dataset in EMBEDDED_DATASETS:  # nothing on disk
         return
     if root is None or not Path(root).expanduser().is_dir():
         raise _layout_error(dataset, root, f"data root {root!r} is not a directory")
@@ -576,6 +573,19 @@ def _check_imagefolder_layout(root: Path, split: str) -> tuple[Path, list[str]]:
     return folder, classes
 
 
+def _open_rgb(path: str):
+    """One image file as RGB; a file PIL cannot read (truncated, not an image despite its
+    extension) is a data error naming the file: the same trial would fail on it again."""
+    from PIL import Image
+    try:
+        with open(path, "rb") as f:
+            img = Image.open(f)
+            return img.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as e:  # UnidentifiedImageError is an OSError
+        raise DatasetLayoutError(f"imagefolder: cannot read image {path} ({type(e).__name__}: {e}); "
+                                 "remove or replace the file") from None
+
+
 def _load_imagefolder(root: Path, split: str, image_size: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     from torchvision import transforms as T
     from torchvision.datasets import ImageFolder
@@ -583,7 +593,7 @@ def _load_imagefolder(root: Path, split: str, image_size: int) -> tuple[torch.Te
     folder, classes = _check_imagefolder_layout(root, split)
     transform = T.Compose([T.Resize(image_size, interpolation=T.InterpolationMode.BILINEAR, antialias=True),
                            T.CenterCrop(image_size), T.PILToTensor()])
-    ds = ImageFolder(str(folder), transform=transform,
+    ds = ImageFolder(str(folder), transform=transform, loader=_open_rgb,
                      is_valid_file=lambda p: Path(p).suffix.lower() in _IMAGE_EXTENSIONS)
     assert ds.classes == classes, (ds.classes, classes)
     n = len(ds)
@@ -620,7 +630,7 @@ def channel_stats(dataset: str) -> tuple[tuple[float, float, float], tuple[float
     from the train split (at native size) for the embedded ones."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset={dataset!r} is not allowed; allowed: {list(DATASETS)}")
-    if dataset in EMBEDDED:
+    if dataset in EMBEDDED_DATASETS:
         return _embedded_stats(dataset)
     return _PUBLISHED_STATS[dataset]
 

@@ -21,7 +21,3 @@ USER_ERRORS: tuple[type[BaseException], ...] = (UserError, FileNotFoundError, No
                                                  IsADirectoryError, PermissionError, ModuleNotFoundError)
 """Exceptions that come from what the user gave (sqsp's own, and a missing file, folder,
 permission or package), never from a bug that a retry or a traceback would help with."""
-
-
-def is_user_error(error: BaseException) -> bool:
-    return isinstance(error, USER_ERRORS)

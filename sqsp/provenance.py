@@ -6,12 +6,12 @@ Collected where the trial runs, since on a cluster that is another machine than 
 """
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform
 from typing import Any
 
 from .config import TrainConfig, is_zoo_name
+from .results import package_version
 
 VERSIONED = {"numpy_version": "numpy", "kornia_version": "kornia", "sklearn_version": "scikit-learn"}
 
@@ -21,7 +21,7 @@ def trial_provenance(cfg: TrainConfig) -> dict[str, Any]:
     run without one), the versions of numpy, kornia and scikit-learn, ``cuda_version``
     (torch.version.cuda; None for a CPU build) and ``device_name`` (the GPU's name, else the CPU's)."""
     import torch
-    out: dict[str, Any] = {k: _version(pkg) for k, pkg in VERSIONED.items()}
+    out: dict[str, Any] = {k: package_version(pkg) for k, pkg in VERSIONED.items()}
     out["cuda_version"] = torch.version.cuda
     out["device_name"] = device_name(cfg.device)
     out["generator_sha256"] = generator_sha256(cfg)
@@ -60,10 +60,3 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def _version(pkg: str) -> str | None:
-    try:
-        return importlib.metadata.version(pkg)
-    except importlib.metadata.PackageNotFoundError:
-        return None

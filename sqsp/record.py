@@ -22,9 +22,38 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .errors import UserError
+
 
 class TrainingDiverged(FloatingPointError):
     """The loss (or the backbone's features) became NaN or infinite: a result, not a crash."""
+
+
+class OutOfMemory(UserError, MemoryError):
+    """An allocation the trial's config needs failed (its batch, resolution or model is too
+    large for the memory the machine gives it): the same config fails the same way again, so
+    it is not retried; the message says how much was asked for."""
+
+
+_CPU_ALLOCATOR_FAILURE = "can't allocate memory"  # torch's DefaultCPUAllocator, raised as a plain RuntimeError
+
+
+def out_of_memory(error: BaseException) -> OutOfMemory | None:
+    """``error`` as an ``OutOfMemory`` if it is a failed allocation, else None.
+
+    Python's MemoryError and torch's OutOfMemoryError (CUDA, MPS) say so by their type; a
+    failed CPU allocation in torch is a plain RuntimeError, told only by the allocator's text
+    (the one place sqsp reads an exception's text, because torch gives it no type)."""
+    if isinstance(error, OutOfMemory):
+        return error
+    names = {t.__name__ for t in type(error).__mro__}
+    text = str(error).strip()
+    if isinstance(error, MemoryError) or "OutOfMemoryError" in names or \
+            (isinstance(error, RuntimeError) and _CPU_ALLOCATOR_FAILURE in text):
+        line = next((x for x in text.splitlines() if _CPU_ALLOCATOR_FAILURE in x), text.splitlines()[0] if text else "")
+        return OutOfMemory(f"out of memory ({type(error).__name__}: {line.strip()[:300]}); lower batch_size, or run "
+                           "fewer trials at once (a larger --cpus-per-trial)")
+    return None
 
 
 @dataclass(frozen=True)
@@ -55,7 +84,8 @@ INT_METRICS = tuple(m.name for m in METRICS if m.kind is int)
 BOOL_METRICS = (*(m.name for m in METRICS if m.kind is bool), "done")
 
 DONE, FINAL, DIVERGED, FAILED_MARK, ERROR = "done", "final", "diverged", "failed", "error"
-MARKS = (FINAL, DIVERGED, FAILED_MARK, ERROR)
+RUN_ID = "run_id"  # the study run (``sqsp_runs`` in the Parquet metadata) that made the report
+MARKS = (FINAL, DIVERGED, FAILED_MARK, ERROR, RUN_ID)
 """Keys the trainable adds to train()'s reports: bookkeeping, not metrics."""
 
 RAY_KEYS = frozenset({"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date",

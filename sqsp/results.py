@@ -45,6 +45,9 @@ probe_acc@<dataset>,  float64         the final backbone probed on another datas
 collapsed             bool, null      the final report's collapse flag
 row_index             int64, null     the row's position in the study's declaration
 reports               int64           rows of this trial in history.parquet
+retries               int64, null     times Ray restarted the trial after a crash (a lost worker
+                                      or node), from its last checkpoint; its status is the
+                                      outcome of the last attempt
 wall_time_s           float64         Ray's time_total_s (counts time before a restore)
 hostname, node_ip     string, null    where the trial last ran
 generator_sha256,     string, null    what produced the trial, recorded where it ran
@@ -113,7 +116,7 @@ from . import record
 from .config import TrainConfig
 from .errors import UserError
 from .record import FAILED, error_text, trial_status
-from .storage import atomic_output, filesystem, join
+from .storage import atomic_output, filesystem, join, remove_leftovers
 
 SCHEMA_VERSION = "1"
 TRIALS_FILE = "trials.parquet"
@@ -143,6 +146,7 @@ class TrialRecord:
     phase: str | None = None                   # a searched study's "search" or "confirm" trial
     confirms: str | None = None                # the search trial a "confirm" trial re-runs
     number: int | None = None                  # creation order in its Tune experiment
+    failures: int | None = None                # times Ray restarted it after a crash (a lost node…)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,12 +218,13 @@ def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, A
         row["checkpoint"] = _relative(r.checkpoint, directory)
         row["trial_path"] = _relative(r.path, directory)
         row["run_id"] = last.get("run_id") or run_id
+        row["retries"] = r.failures
         row["started_at"], row["ended_at"] = _times(r.reports)
         row.update({k: provenance.get(k) for k in PROVENANCE})
         rows.append(row)
     head = ["trial_id", "study", "row", *CONFIG_FIELDS, "status", "error", "phase", "confirms", "trial_number"]
-    tail = ["row_index", "reports", "wall_time_s", "hostname", "node_ip", "checkpoint", "trial_path", "run_id",
-            "started_at", "ended_at", *PROVENANCE]
+    tail = ["row_index", "reports", "retries", "wall_time_s", "hostname", "node_ip", "checkpoint", "trial_path",
+            "run_id", "started_at", "ended_at", *PROVENANCE]
     df = pd.DataFrame(rows)
     extra = sorted(c for c in df.columns if c not in head and c not in tail and c not in METRICS)
     cols = head + list(METRICS) + extra + tail
@@ -320,13 +325,16 @@ def failure_summary(trials: pd.DataFrame) -> list[str]:
             for (status, reason), ids in sorted(groups.items(), key=lambda kv: (kv[0][0], -len(kv[1])))]
 
 
+def package_version(pkg: str) -> str | None:
+    """The installed version of a distribution (``scikit-learn``, ``torch``), None if it is not installed."""
+    try:
+        return importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def collect_provenance() -> dict[str, Any]:
     """Versions of what produced the results, and the project's git commit if it is a checkout."""
-    def version(pkg):
-        try:
-            return importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            return None
     root = Path(__file__).resolve().parents[1]
     commit = dirty = None
     try:
@@ -338,8 +346,8 @@ def collect_provenance() -> dict[str, Any]:
             dirty = bool(st.stdout.strip()) if st.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"python_version": platform.python_version(), "torch_version": version("torch"),
-            "ray_version": version("ray"), "sqsp_commit": commit, "sqsp_dirty": dirty}
+    return {"python_version": platform.python_version(), "torch_version": package_version("torch"),
+            "ray_version": package_version("ray"), "sqsp_commit": commit, "sqsp_dirty": dirty}
 
 
 def _flat(result: dict[str, Any]) -> dict[str, Any]:
@@ -352,7 +360,8 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         if c in CONFIG_FIELDS:
             kind = _CONFIG_KIND[c]
-        elif c in record.INT_METRICS or c in ("training_iteration", "reports", "seed", "row_index", "trial_number"):
+        elif c in record.INT_METRICS or c in ("training_iteration", "reports", "retries", "seed", "row_index",
+                                              "trial_number"):
             kind = "Int64"
         elif c in record.BOOL_METRICS or c == "sqsp_dirty":
             kind = "boolean"
@@ -400,12 +409,15 @@ def write_study(directory: str, study: str, records: list[TrialRecord],
     """Build both tables from all trials of a study and write them atomically; ``metadata``
     (``sqsp_*`` keys, e.g. a searched study's ``sqsp_search_space``) goes into both files, and
     ``runs`` (every run of the study so far, the current one last: ``run_id``, ``started_at``,
-    ``ended_at``, ``command``) as ``sqsp_runs``."""
+    ``ended_at``, ``command``) as ``sqsp_runs``. The caller holds the study folder (its lock), so
+    temporaries found there are a killed writer's and are removed first."""
     if runs:
         metadata = {**(metadata or {}), "sqsp_runs": json.dumps(runs, default=str)}
     trials = trials_frame(study, records, provenance, directory=directory,
                           run_id=runs[-1].get("run_id") if runs else None)
     history = history_frame(records)
+    for name in (HISTORY_FILE, TRIALS_FILE):  # a run killed while writing them left its temporaries
+        remove_leftovers(join(directory, name))
     write_parquet(history, join(directory, HISTORY_FILE), kind="history", study=study, metadata=metadata)
     write_parquet(trials, join(directory, TRIALS_FILE), kind="trials", study=study, metadata=metadata)
     meta = {"sqsp_schema_version": SCHEMA_VERSION, "sqsp_study": study, **(metadata or {})}

@@ -36,14 +36,21 @@ def _hparams(event_file: str) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_a_study_prints_a_line_per_trial_and_ray_sees_its_hyperparameters(tmp_path):
     env = {**os.environ, "RAY_ADDRESS": "", "RAY_USAGE_STATS_ENABLED": "0"}
-    out = subprocess.run([sys.executable, "studies/ablation.py", "--storage", str(tmp_path), "--seeds", "1", *TINY],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "studies/ablation.py", "--storage", str(tmp_path), "--seeds", "1",
+                          "--status-every", "2", *TINY], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
-    before_table = out.stdout.split("| row |")[0].splitlines() + out.stderr.splitlines()
+    # stdout is the table alone (`> table.md`); Ray's banner and hints are behind --verbose
+    assert out.stdout.startswith("| row |") and "[sqsp]" not in out.stdout, out.stdout[:2000]
+    assert "Configuration for experiment" not in out.stdout + out.stderr and "tensorboard --logdir" not in out.stdout
+    before_table = out.stderr.splitlines()
     assert len(before_table) < 60, "\n".join(before_table)
-    ended = [line for line in out.stderr.splitlines() if line.startswith("[sqsp] ") and "/6 " in line]
+    status = [line for line in out.stderr.splitlines() if " running, " in line and "/6 ended" in line]
+    assert status and any("a seed 0" in line for line in status), out.stderr  # the running trials, while they run
+    ended = [line for line in out.stderr.splitlines() if line.startswith("[sqsp] ") and "/6 " in line
+             and line not in status]
     assert sorted(line.split()[1] for line in ended) == [f"{i}/6" for i in range(1, 7)], out.stderr
     assert {line.split()[2] for line in ended} == set("abcdef") and all("completed" in x for x in ended), ended
 
@@ -58,9 +65,18 @@ def test_a_study_prints_a_line_per_trial_and_ray_sees_its_hyperparameters(tmp_pa
     assert "config/batch_size" not in df  # what every trial shares stays out (study.json holds it)
 
     trials = results.read_trials(str(study)).set_index("row")
+    history = results.read_history(str(study))
+    import json
+    runs = json.loads(trials.attrs["sqsp"]["sqsp_runs"])
+    assert len(runs) == 1 and (trials["run_id"] == runs[0]["run_id"]).all() and runs[0]["ended_at"]
     for tid, row in zip(trials["trial_id"], trials.index):
         (event_file,) = glob.glob(str(study / f"{tid}-*" / "events.out.tfevents.*"))
         hp = _hparams(event_file)
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+        acc = EventAccumulator(event_file)
+        acc.Reload()  # TensorBoard's x-axis is the optimiser step, not Ray's report count
+        steps = [e.step for e in acc.Scalars("ray/tune/loss")]
+        assert steps == list(history.loc[history["trial_id"] == tid, "step"]) and steps[-1] == 3
         cfg = trials.loc[row]
         assert {k: hp[k] for k in ("sim_weight", "var_weight", "cov_weight", "syn_ratio")} == \
             {k: float(cfg[k]) for k in ("sim_weight", "var_weight", "cov_weight", "syn_ratio")}, (row, hp)

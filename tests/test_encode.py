@@ -88,6 +88,7 @@ def test_lpips_compares_small_images_and_passes_gradients(torch_home):
     assert torch.isfinite(c.grad).all() and c.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_encoder_learns_to_invert_the_frozen_generator(torch_home, gen):
     """Eq. 3 through the real loop: the latent and LPIPS terms fall, the generator is untouched,
     the encoder is probed; with real images the LPIPS term on them is reported too."""
@@ -170,14 +171,15 @@ def test_generator_without_mapping_cannot_be_inverted(torch_home):
 
 # ---------------------------------------------------------------------------------------------
 # a study: rows that need LPIPS are skipped (and say why) when the trunk is missing, and run when it is there
-@pytest.fixture(scope="module")
-def ray_with_cache(torch_home):
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield torch_home
-    ray.shutdown()
+@pytest.fixture
+def ray_with_cache(ray_session, ray_dirs, monkeypatch):
+    """The session's Ray, whose workers read the torch cache ``ray_dirs.torch_home``; the driver's
+    checks (which rows this machine can run) read the same one."""
+    monkeypatch.setenv("TORCH_HOME", str(ray_dirs.torch_home))
+    return ray_dirs.torch_home
 
 
+@pytest.mark.slow
 def test_study_skips_encoding_rows_without_the_trunk_and_trains_them_with_it(ray_with_cache, tmp_path):
     from analysis.tables import format_table, knowledge_source_table
     from sqsp import results

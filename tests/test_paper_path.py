@@ -29,6 +29,7 @@ from sqsp.tune import run_study, study_main  # noqa: E402
 from test_data import write_cifar10, write_stl10  # noqa: E402
 from test_studies import TABLE2, TABLE2_SCALE, TABLE2_WEIGHTS  # noqa: E402
 
+pytestmark = pytest.mark.slow  # every study at paper scale through the session's Ray
 ROOT = Path(__file__).resolve().parents[1]
 SHRINK = ["steps=1", "student_width=0.0625", "projector_dim=16", "squeeze_width=16", "teacher_dim=16",
           "probe_epochs=1", "knn_k=5", "precision=fp32", "channels_last=false", "device=cpu"]
@@ -38,12 +39,14 @@ MODULES = ("dnnlib", "torch_utils", "training", "training.networks")
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
+def workdir(tmp_path_factory, ray_dirs):
     """A user's folder: data trees, the StyleGAN checkout, checkpoints under the presets' names,
     a run folder of snapshots with a manifest recording one FID, and a torch cache whose
     Inception-v3 weights (random, in torchvision's file format) make the other FID computable
     and whose AlexNet weights (random too) let Table 1's encoding rows build LPIPS."""
     d = tmp_path_factory.mktemp("user")
+    (d / "torch-home").symlink_to(ray_dirs.torch_home)  # where the session's Ray workers look
+    (d / "zoo").symlink_to(ray_dirs.zoo)
     write_cifar10(d / "data", n_per_batch=10, n_test=10)  # every class 5 times: a stratified validation split
     write_stl10(d / "data", n_train=10, n_test=10, n_unlabeled=10)
     repo = write_stylegan_repo(d / "stylegan2-ada-pytorch")
@@ -64,7 +67,7 @@ def workdir(tmp_path_factory):
     finally:
         os.environ.pop("TORCH_HOME") if before is None else os.environ.update(TORCH_HOME=before)
     from torchvision.models import inception_v3
-    weights.parent.mkdir(parents=True)
+    weights.parent.mkdir(parents=True, exist_ok=True)  # the session's cache may hold other weights already
     torch.save(calibrated_inception(inception_v3(weights=None, aux_logits=True, init_weights=False)).state_dict(),
                weights)
     from torchvision.models import alexnet as build_alexnet
@@ -86,12 +89,11 @@ def calibrated_inception(net):
     return net.eval()
 
 
-@pytest.fixture(scope="module")
-def cluster(workdir):
-    env = {"env_vars": {"TORCH_HOME": str(workdir / "torch-home"), "SQSP_ZOO_DIR": str(workdir / "zoo")}}
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=env)
-    yield
-    ray.shutdown()
+@pytest.fixture
+def cluster(workdir, ray_session):
+    """The session's Ray: its workers' torch cache and zoo are the user's folder's (``workdir``
+    links them there)."""
+    return ray_session
 
 
 def run(name: str, argv: list[str], monkeypatch, workdir) -> int:

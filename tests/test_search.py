@@ -4,20 +4,16 @@ driver killed outright (SIGKILL) then resumed with the restored OptunaSearch: no
 repeated, none missing, no report twice.
 
 Trials run the real ``train()`` on tiny configs where the test is about training (collapse),
-and ``search_standin`` below (same signature, sleeps instead of training) where it is about Ray.
+and tests/standins.py's ``search_standin`` (same signature, sleeps instead of training) where it
+is about Ray. The Ray is the session's (conftest.py's ``ray_session``).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import glob
 import json
 import os
 import pickle
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -32,53 +28,14 @@ from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 from sqsp import results  # noqa: E402
 from sqsp.config import ConfigError  # noqa: E402
 from sqsp.tune import CollapseStopper, Search, Study, run_study, study_main  # noqa: E402
+from standins import calls as _calls, drive, ended, search_standin  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 # the real train() at its smallest with several epochs: plain digits (1,347 images) at batch 128
 # is 10 steps an epoch; a random generator, so nothing is built
 REAL = {"dataset": "digits", "batch_size": 128, "epochs": 4, "steps": 0, "student_width": 0.125,
         "generator": "random:stylegan@16", "projector_dim": 64, "squeeze_width": 64, "teacher_dim": 64, "eval_every": 0,
         "eval_init": False, "eval_mmd": False, "probe": "fast", "precision": "fp32", "channels_last": False,
         "base_lr": 0.5, "crop_min": 0.2}  # the collapse of row c shows at the former smoke's lr (README)
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the stand-in lives here
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-
-
-def search_standin(config, report=None, *, resume_from=None, generator=None, log_dir=None, sleep=0.2):
-    """train()'s contract for a searched study without the training: a report and a checkpoint
-    at every step, with the validation signal of a real run (``val_knn_acc`` each step, the
-    probes at the end). The higher base_lr is, the higher every accuracy, but base_lr > 0.33 is a
-    run whose representation collapses from step 2 on (2 of the first 6 that Optuna's seed 0
-    proposes), and its kNN monitor falls to chance. ``log_dir`` gets a line per call."""
-    import shutil
-    import tempfile
-    start = 0
-    if resume_from:
-        with open(os.path.join(resume_from, "state.json")) as f:
-            start = json.load(f)["step"]
-    if log_dir:
-        with open(os.path.join(log_dir, "calls.jsonl"), "a") as f:
-            f.write(json.dumps({"base_lr": config.base_lr, "seed": config.seed, "start": start}) + "\n")
-    quality = 100.0 * config.base_lr + config.seed / 10
-    for step in range(start + 1, config.steps + 1):
-        time.sleep(sleep)
-        m = {"step": step, "epoch": step, "progress": step / config.steps, "loss": 1.0 / step, "student_std": 0.8,
-             "teacher_std": 0.8, "collapsed": config.base_lr > 0.33 and step >= 2,
-             "val_knn_acc": 10.0 if config.base_lr > 0.33 and step >= 2 else quality * step / config.steps}
-        if step == config.steps:
-            m.update(val_probe_acc=quality, probe_acc=quality - 1.0, knn_acc=quality - 2.0, done=True)
-        d = tempfile.mkdtemp()
-        with open(os.path.join(d, "state.json"), "w") as f:
-            json.dump({"step": step}, f)
-        report(m, d)
-        shutil.rmtree(d)
-    return m
 
 
 def searched_study(**kw):
@@ -98,47 +55,27 @@ SCALE = {"steps": 6, "batch_size": 16, "generator": "random:stylegan@16", "check
 
 _DRIVER = """
 import functools
-import ray, ray.cloudpickle, test_search
-ray.cloudpickle.register_pickle_by_value(test_search)
+import ray, ray.cloudpickle, standins, test_search
+ray.cloudpickle.register_pickle_by_value(standins)
 from sqsp.tune import run_study
 run_study(test_search.searched_study(), address={address!r}, storage={storage!r}, max_failures=0, max_concurrent=2,
           resume={resume}, overrides=test_search.SCALE,
-          train_fn=functools.partial(test_search.search_standin, sleep={sleep}, log_dir={storage!r}))
+          train_fn=functools.partial(standins.search_standin, sleep={sleep}, log_dir={storage!r}))
 """
 
 
 def _ended(pattern: str) -> set[str]:
     """Trial folders (glob) whose result.json ends with a last report (train()'s end, or a stop)."""
-    out = set()
-    for p in glob.glob(pattern):
-        lines = Path(p).read_text().splitlines()
-        if lines and json.loads(lines[-1]).get("done"):
-            out.add(Path(p).parent.name)
-    return out
+    return ended(pattern, mark="done")
 
 
 def _kill_when(address, storage, *, resume, until, sleep=0.3, timeout=180):
     """A driver of ``searched_study`` on our cluster, killed outright (SIGKILL) once ``until()``."""
     script = _DRIVER.format(address=address, storage=str(storage), resume=resume, sleep=sleep)
-    log_path = Path(storage) / f"driver-{int(resume)}.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT / "tests", stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + timeout
-            while time.time() < deadline and proc.poll() is None and not until():
-                time.sleep(0.1)
-            assert proc.poll() is None, "the study ended before the kill:\n" + log_path.read_text()[-3000:]
-            assert until(), log_path.read_text()[-3000:]
-        finally:
-            proc.kill()  # our own child, by its pid: no handler runs, nothing is written on the way out
-            proc.wait()
-    time.sleep(1.0)  # let Ray notice the dead driver and release its trial actors
+    drive(script, Path(storage) / f"driver-{int(resume)}.log", until=until, timeout=timeout)
 
 
-def _calls(storage):
-    return [json.loads(x) for x in (Path(storage) / "calls.jsonl").read_text().splitlines()]
-
-
+@pytest.mark.slow
 def test_killed_search_resumes_with_its_sampler_and_confirms_without_a_duplicate(ray_session, tmp_path):
     folder = tmp_path / "searched"
     # 1. killed during the search, once 3 search trials have ended
@@ -217,6 +154,7 @@ def test_killed_search_resumes_with_its_sampler_and_confirms_without_a_duplicate
             assert frozen.state.name == "PRUNED"  # stopped early: Optuna is told so, not that it failed
 
 
+@pytest.mark.slow
 def test_a_collapsed_trial_is_stopped_early_and_recorded_as_collapsed(ray_session, tmp_path):
     """The real train(): row c of Table 3 (squeeze without L_var/L_cov) collapses on these digits;
     the stopper ends it after two collapsed epochs, as ``collapsed`` with the validation signal it
@@ -240,6 +178,43 @@ def test_a_collapsed_trial_is_stopped_early_and_recorded_as_collapsed(ray_sessio
     assert trials.loc["e", "status"] == "completed" and trials.loc["e", "progress"] == 1.0
     assert trials.loc["e", "reports"] == 8 and not history.loc[history["row"] == "e", "collapsed"].any()
     assert 0 < trials.loc["e", "val_probe_acc"] <= 100 and 0 < trials.loc["e", "probe_acc"] <= 100
+
+
+def test_a_finished_search_is_an_optuna_study_optuna_reads_with_the_sampler_asked_for(ray_session, tmp_path):
+    """``--sampler random --sampler-seed 5 --pruner median``: the search runs with them, records
+    them, and leaves ``optuna.journal`` beside the Parquet files for optuna.load_study (and
+    optuna-dashboard) with every search trial, its value and state."""
+    import argparse
+
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from sqsp.tune import add_search_flags, apply_search_flags
+    p = argparse.ArgumentParser()
+    base = dataclasses.replace(searched_study(), search=dataclasses.replace(searched_study().search, num_samples=4,
+                                                                            confirm_top=0))
+    add_search_flags(p, base)
+    study = apply_search_flags(base, p.parse_args(["--sampler", "random", "--sampler-seed", "5", "--pruner", "median",
+                                                   "--num-samples", "4", "--confirm-top", "0"]))
+    assert type(study.scheduler).__name__ == "MedianStoppingRule" and study.scheduler._metric == "val_knn_acc"
+    trials = run_study(study, storage=str(tmp_path), max_failures=0, overrides=SCALE,
+                       train_fn=functools.partial(search_standin, sleep=0.01))
+    assert json.loads(trials.attrs["sqsp"]["sqsp_sampler"]) == {"sampler": "random", "seed": 5}
+    spec = json.loads((tmp_path / "searched" / "study.json").read_text())
+    assert spec["search"]["sampler"] == {"sampler": "random", "seed": 5}
+    journal = tmp_path / "searched" / "optuna.journal"
+    loaded = optuna.load_study(study_name="searched", storage=JournalStorage(JournalFileBackend(str(journal))))
+    assert len(loaded.trials) == 4 and loaded.user_attrs["sampler"] == {"sampler": "random", "seed": 5}
+    complete = [t for t in loaded.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = trials["val_probe_acc"].max()
+    assert complete and loaded.best_value == pytest.approx(best)
+    assert {t.user_attrs["trial_id"] for t in loaded.trials} == set(trials["trial_id"])
+    assert not list((tmp_path / "searched").glob("optuna.journal.*"))  # no temporary left beside it
+    with pytest.raises(SystemExit):
+        p.parse_args(["--sampler", "grid"])
+    with pytest.raises(ConfigError, match="--pruner median with --early-stopping off"):
+        apply_search_flags(base, p.parse_args(["--pruner", "median", "--early-stopping", "off"]))
 
 
 def test_a_search_that_could_not_select_is_refused_before_ray(tmp_path):

@@ -205,6 +205,7 @@ class _DigitBankNet(torch.nn.Module):
         return img
 
 
+@pytest.mark.slow
 def test_full_squeeze_beats_row_c_which_collapses():
     from sqsp.data import load_split
     from sqsp.generators.base import FeatureGenerator

@@ -1,8 +1,8 @@
 """Studies through a real local Ray: Parquet output, failures as rows, interrupt + resume, Optuna restore.
 
-One private Ray session for the module (``ray.init(address="local", num_cpus=2)``), stopped by handle. Trials run
-either the real ``train()`` on tiny configs or ``standin_train`` below (same signature,
-sleeps instead of training) where the test is about Ray, not about learning.
+The session's private Ray (conftest.py's ``ray_session``). Trials run either the real ``train()`` on
+tiny configs or tests/standins.py's ``standin_train`` (same signature, sleeps instead of training)
+where the test is about Ray, not about learning.
 """
 from __future__ import annotations
 
@@ -23,56 +23,12 @@ from ray import tune  # noqa: E402
 from sqsp import results  # noqa: E402
 from sqsp.config import STUDY_FIELDS, ConfigError  # noqa: E402
 from sqsp.tune import Search, Study, base_config, expand, run_study, study_main  # noqa: E402
+from standins import calls as _calls, drive, failing_train, standin_train  # noqa: E402
+from standins import ended  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"steps": 4, "batch_size": 16, "generator": "random:stylegan@16", "probe": "none", "eval_every": 0,
         "precision": "fp32", "checkpoint_every": 1}
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    # the stand-ins below live in this test module, which Ray's workers cannot import
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-
-
-def standin_train(config, report=None, *, resume_from=None, generator=None, marker_dir=None, log_dir=None,
-                  sleep=0.25):
-    """train()'s contract without the training: a checkpoint at every report.
-
-    ``cov_weight == 0.5`` marks a flaky trial: it raises after step 2 the first time it runs
-    (a marker file in ``marker_dir`` remembers it), as a worker lost to an interruption would.
-    ``log_dir`` gets a line per call: which trial, from which step.
-    """
-    import tempfile
-    import shutil
-    start = 0
-    if resume_from:
-        with open(os.path.join(resume_from, "state.json")) as f:
-            start = json.load(f)["step"]
-    if log_dir:
-        with open(os.path.join(log_dir, "calls.jsonl"), "a") as f:
-            f.write(json.dumps({"base_lr": config.base_lr, "sim_weight": config.sim_weight, "seed": config.seed,
-                                "start": start}) + "\n")
-    for step in range(start + 1, config.steps + 1):
-        time.sleep(sleep)
-        if marker_dir and config.cov_weight == 0.5 and step == 3:
-            marker = os.path.join(marker_dir, f"flaky-{config.seed}")
-            if not os.path.exists(marker):
-                open(marker, "w").close()
-                raise RuntimeError("flaky trial lost its worker")
-        m = {"step": step, "epoch": step, "loss": 1.0 / step, "student_std": 0.8, "teacher_std": 0.8,
-             "lr": config.base_lr, "img_per_s": 100.0, "collapsed": False}
-        if step == config.steps:
-            m.update(knn_acc=50.0 + config.seed, probe_acc=100.0 * config.base_lr, done=True)
-        d = tempfile.mkdtemp()
-        with open(os.path.join(d, "state.json"), "w") as f:
-            json.dump({"step": step}, f)
-        report(m, d)
-        shutil.rmtree(d)
-    return m
 
 
 def _rows(path):
@@ -88,20 +44,8 @@ def _assert_one_row_per_trial(trials, history, n):
     assert (trials.set_index("trial_id")["reports"] == counts).all()
 
 
-def failing_train(config, report=None, *, log_dir, **kw):
-    """The real train(), except that ``cov_weight`` 0.7 crashes (a RuntimeError, as a lost worker)
-    and 0.8 raises a user error (a ConfigError, as a bad generator found at load time)."""
-    with open(os.path.join(log_dir, "calls.jsonl"), "a") as f:
-        f.write(json.dumps({"cov_weight": config.cov_weight, "seed": config.seed}) + "\n")
-    if config.cov_weight == 0.7:
-        raise RuntimeError("the worker crashed")
-    if config.cov_weight == 0.8:
-        raise ConfigError("generator_blocks='b999': the generator has no block(s) ['b999']")
-    from sqsp.train import train
-    return train(config, report, **kw)
-
-
 # -------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_study_writes_both_files_and_failures_are_rows(ray_session, tmp_path):
     study = Study(name="failures", preset="smoke", seeds=(0,), grid=[
         {"row": "ok"},
@@ -180,14 +124,14 @@ def test_errored_trial_resumes_from_its_checkpoint_and_finished_ones_are_not_rer
 
 _DRIVER = """
 import functools
-import ray, ray.cloudpickle, test_tune
-ray.cloudpickle.register_pickle_by_value(test_tune)
+import ray, ray.cloudpickle, standins, test_tune
+ray.cloudpickle.register_pickle_by_value(standins)
 from sqsp.tune import run_study
 study = test_tune.{study}()
 # joins the test's cluster the way --address does (run_study ships sqsp to its workers)
 run_study(study, address={address!r}, storage={storage!r}, max_failures=0, max_concurrent={max_concurrent},
           resume={resume}, overrides=test_tune.SETS[{study!r}],
-          train_fn=functools.partial(test_tune.standin_train, sleep={sleep}, log_dir={storage!r}))
+          train_fn=functools.partial(standins.standin_train, sleep={sleep}, log_dir={storage!r}))
 """
 
 
@@ -200,37 +144,13 @@ def _driver(address, storage, study, *, max_concurrent=2, sleep=0.25, resume=Fal
 def _run_and_interrupt(address, storage, study, *, finished, sig, max_concurrent=2, sleep=0.25, timeout=120):
     """Run ``study`` in a separate driver on our cluster; send ``sig`` once ``finished`` trials ended."""
     script = _driver(address, storage, study, max_concurrent=max_concurrent, sleep=sleep)
-    log_path = Path(storage) / "driver.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT / "tests", stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + timeout
-            while time.time() < deadline and proc.poll() is None and len(_ended(storage)) < finished:
-                time.sleep(0.2)
-            assert proc.poll() is None, "the study ended before the interruption:\n" + log_path.read_text()[-3000:]
-            assert len(_ended(storage)) >= finished, log_path.read_text()[-3000:]
-        finally:
-            proc.send_signal(sig)  # our own child, by its pid
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    return log_path.read_text()
+    return drive(script, Path(storage) / "driver.log", until=lambda: len(_ended(storage)) >= finished, sig=sig,
+                 timeout=timeout)
 
 
 def _ended(storage):
     """Trial folders whose result.json ends with train()'s final report."""
-    out = set()
-    for p in Path(storage).glob("*/*/result.json"):
-        lines = p.read_text().splitlines()
-        if lines and json.loads(lines[-1]).get("final"):
-            out.add(p.parent.name)
-    return out
-
-
-def _calls(storage):
-    return [json.loads(x) for x in (Path(storage) / "calls.jsonl").read_text().splitlines()]
+    return ended(f"{storage}/*/*/result.json", mark="final")
 
 
 # the tiny scale of the studies run in a separate driver (a user's --set: a study cannot set it)
@@ -241,10 +161,10 @@ def killed_study():
     return Study(name="killed", preset="smoke", seeds=(0, 1), grid=[{"row": "a"}, {"row": "b", "sim_weight": 10.0}])
 
 
+@pytest.mark.slow
 def test_killed_study_resumes_with_exactly_one_row_per_trial(ray_session, tmp_path):
     """SIGKILL of the driver: no trial lost, none doubled, every report once in the history."""
     _run_and_interrupt(ray_session, tmp_path, "killed_study", finished=2, sig=signal.SIGKILL)
-    time.sleep(1.0)  # let Ray notice the dead driver and release its trial actors
     trials = run_study(killed_study(), storage=str(tmp_path), resume=True, max_failures=0,
                        overrides=SETS["killed_study"],
                        train_fn=functools.partial(standin_train, sleep=0.05, log_dir=str(tmp_path)))
@@ -262,6 +182,7 @@ def optuna_study():
                  search=Search(OptunaSearch(seed=0), {"base_lr": tune.uniform(0.05, 0.5)}, num_samples=5))
 
 
+@pytest.mark.slow
 def test_interrupted_optuna_study_continues_its_search_without_repeating(ray_session, tmp_path):
     """Ctrl-C (SIGINT) mid-search, then --resume: the restored OptunaSearch suggests the rest."""
     pytest.importorskip("optuna")
@@ -313,6 +234,7 @@ def test_expand_validates_every_trial_and_refuses_shadowed_overrides():
         expand(STUDY, base_config(STUDY, ["var_weight=-1"]))
 
 
+@pytest.mark.slow
 def test_bad_set_is_refused_before_ray_starts(tmp_path, capsys):
     """The CLI: a bad --set exits with the field, the value and what is allowed; no Ray started."""
     env = {**os.environ, "RAY_ADDRESS": ""}
@@ -373,6 +295,7 @@ def locked_study():
     return Study(name="locked", preset="smoke", seeds=(0, 1, 2), grid=[{"row": "a"}, {"row": "b", "sim_weight": 10.0}])
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_study_folder_is_refused_and_sigterm_leaves_parquet(ray_session, tmp_path):
     """Two real drivers on one study folder: the second (a fresh run, then a --resume) is
     refused at once, naming the holder; the first, stopped by SIGTERM (a timeout, a scheduler),
@@ -486,6 +409,7 @@ sys.exit(study_main(STUDY))
 """
 
 
+@pytest.mark.slow
 def test_a_stale_ray_address_is_not_joined_and_failed_trials_exit_nonzero_with_reasons(tmp_path):
     """Without --address a study starts its own Ray: a dead cluster named by RAY_ADDRESS or by
     Ray's "current cluster" file does not hang it (nor would a live one run its trials). A trial

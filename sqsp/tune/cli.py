@@ -15,11 +15,11 @@ from typing import Any
 
 from .. import cli, results
 from ..checkpoints import FID_SAMPLES
-from ..config import PRESETS, ConfigError, TrainConfig, parse_seeds
+from ..config import ConfigError, TrainConfig, add_run_arguments, parse_seeds
 from .console import LOGGERS, parse_loggers
 from .folder import study_dir
 from .run import run_study
-from .search import domain_text
+from .search import PRUNERS, SAMPLERS, domain_text, optuna_searcher, pruner, pruner_name, sampler_spec
 from .study import Study, resolve
 
 
@@ -31,22 +31,12 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
     it); 2 for a user error, found before any trial ran (one line, see sqsp/cli.py)."""
     p = argparse.ArgumentParser(prog=f"python studies/{study.name}.py",
                                 description=study.description or f"Run the {study.name} study with Ray Tune.")
-    p.add_argument("--preset", default=study.preset, choices=sorted(PRESETS), metavar="PRESET",
-                   help=f"base preset: {', '.join(sorted(PRESETS))} (default {study.preset})")
-    p.add_argument("--data-root", help="dataset folder, for presets on real data (same as --set data_root=…)")
-    declared = ",".join(str(s) for s in study.seeds)
-    p.add_argument("--seeds", default=None,
-                   help=f"a comma-separated list (4,7; a single seed: 7,) or a count N (seeds 0..N-1); default: "
-                        f"the study's own seeds, {declared}")
+    add_run_arguments(p, seeds=tuple(study.seeds), default_preset=study.preset, holds="<study>/", uri=True)
     p.add_argument("--address", help="join a running Ray cluster: 'auto' or 'ray://host:10001' "
                                      "(default: a private local Ray)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU, e.g. 0.25")
-    p.add_argument("--storage", default="results",
-                   help="folder or URI (s3://, gs://, file://…) that holds <study>/ (default ./results)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study in --storage")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a field of the base config (repeatable), e.g. --set steps=200")
     p.add_argument("--max-failures", type=int, default=1,
                    help="retries of a trial that crashes (default 1; a config or file error is not retried)")
     p.add_argument("--max-concurrent", type=int, default=None, help="cap on trials running at once")
@@ -55,6 +45,8 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
                         "starts no Ray, trains nothing")
     p.add_argument("--verbose", action="store_true",
                    help="Ray's own trial tables and the trials' console output (default: a line per finished trial)")
+    p.add_argument("--status-every", type=float, default=30.0, metavar="SECONDS",
+                   help="seconds between the status lines of the running trials on stderr (default 30)")
     p.add_argument("--loggers", default="tensorboard",
                    help=f"Ray Tune logger callbacks, comma separated: {', '.join(LOGGERS)} (MLflow and W&B when "
                         "installed), or none (default tensorboard; view with tensorboard --logdir <storage>/<study>)")
@@ -78,13 +70,16 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
         if chosen.search is not None:
             chosen = apply_search_flags(chosen, args)
         loggers = parse_loggers(args.loggers)
+        if not args.status_every > 0:
+            raise ConfigError(f"--status-every {args.status_every:g}: must be a number of seconds > 0")
         if args.dry_run:
             print(dry_run(chosen, overrides))
             return 0
         trials = run_study(chosen, address=args.address, storage=args.storage, resume=args.resume,
                            cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                            max_failures=args.max_failures, overrides=overrides, max_concurrent=args.max_concurrent,
-                           verbose=2 if args.verbose else 0, loggers=loggers, **_checkpoint_flags(chosen, args))
+                           verbose=2 if args.verbose else 0, loggers=loggers, status_every=args.status_every,
+                           **_checkpoint_flags(chosen, args))
         if study.table is not None:
             print(study.table(trials))
         if study.figures is not None and not trials.attrs.get("interrupted"):
@@ -151,6 +146,15 @@ def add_search_flags(p: argparse.ArgumentParser, study: Study) -> None:
     p.add_argument("--early-stopping", choices=("on", "off"), default="on" if stops else "off",
                    help=f"stop trials early ({' and '.join(stops) or 'the study declares no scheduler or stopper'}; "
                         f"default {'on' if stops else 'off'})")
+    declared = sampler_spec(search.searcher)
+    if "sampler" in declared:  # an Optuna search
+        p.add_argument("--sampler", choices=sorted(SAMPLERS), default=None,
+                       help=f"the Optuna sampler that proposes the trials (default {declared['sampler']})")
+        p.add_argument("--sampler-seed", type=int, default=None,
+                       help=f"the sampler's seed (default {declared['seed']})")
+    p.add_argument("--pruner", choices=PRUNERS, default=None,
+                   help="how trials are stopped early: ASHA, the median stopping rule, or none, on the study's "
+                        f"per-epoch metric (default {pruner_name(study.scheduler)})")
 
 
 def apply_search_flags(study: Study, args: argparse.Namespace) -> Study:
@@ -162,9 +166,19 @@ def apply_search_flags(study: Study, args: argparse.Namespace) -> Study:
     off = args.early_stopping == "off"
     search = study.search
     seeds = parse_seeds(args.confirm_seeds, "--confirm-seeds") if args.confirm_top else search.confirm_seeds
-    search = dataclasses.replace(search, num_samples=args.num_samples, confirm_top=args.confirm_top,
-                                 confirm_seeds=seeds)
-    return dataclasses.replace(study, search=search, scheduler=None if off else study.scheduler,
+    searcher = search.searcher
+    if getattr(args, "sampler", None) is not None or getattr(args, "sampler_seed", None) is not None:
+        declared = sampler_spec(search.searcher)
+        searcher = optuna_searcher(args.sampler or declared["sampler"],
+                                   declared["seed"] if args.sampler_seed is None else args.sampler_seed)
+    scheduler = study.scheduler
+    if args.pruner is not None:
+        if off and args.pruner != "none":
+            raise ConfigError(f"--pruner {args.pruner} with --early-stopping off: choose one")
+        scheduler = pruner(args.pruner, study.scheduler)
+    search = dataclasses.replace(search, searcher=searcher, num_samples=args.num_samples,
+                                 confirm_top=args.confirm_top, confirm_seeds=seeds)
+    return dataclasses.replace(study, search=search, scheduler=None if off else scheduler,
                                stopper=None if off else study.stopper)
 
 

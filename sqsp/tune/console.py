@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import sys
+import time
 from typing import Any, Sequence
 
 from ray import tune
@@ -67,6 +68,13 @@ class TensorBoardLogger(TBXLoggerCallback):
     between rows, ``row_domains``); the trial's config holds both, and nothing else, since the
     shared part is not in param_space. MLflow's and W&B's callbacks log the config itself."""
 
+    def log_trial_result(self, iteration, trial, result):
+        # TensorBoard's x-axis: the optimiser step train() reports, not Ray's report count
+        # (Ray plots against ``timesteps_total`` when a result has it)
+        if isinstance(result.get("step"), int):
+            result = {**result, "timesteps_total": result["step"]}
+        super().log_trial_result(iteration, trial, result)
+
     def _try_log_hparams(self, trial, result):
         evaluated = trial.evaluated_params
         trial.evaluated_params = {**trial.config, **evaluated}
@@ -104,10 +112,62 @@ class TrialLines(tune.Callback):
                 parts.append(f"{label} {value:.2f}")
         if last.get("time_total_s") is not None:
             parts.append(f"{last['time_total_s']:.0f} s")
-        if status in results.FAILED and last.get("error"):
-            parts.append(str(last["error"]).splitlines()[0][:120])
+        reason = last.get("error") or (error and _error_line(trial))
+        if status in results.FAILED and reason:
+            parts.append(str(reason).splitlines()[0][:300])
         print(f"[sqsp] {self.prefix}{len(self.ended)}/{self.total} {trial_label(trial.config)}: {', '.join(parts)}",
               file=sys.stderr, flush=True)
+
+
+class StatusLine(tune.Callback):
+    """While trials run, one line on stderr at most every ``every`` seconds (and as soon as the
+    first trial starts): how many run and have ended, and each running trial's epoch, share of
+    its run and time so far. A paper-scale trial runs for hours between the lines TrialLines
+    prints; this says it is alive."""
+
+    SHOWN = 6  # running trials named on the line; the rest are counted
+
+    def __init__(self, total: int, every: float = 30.0, prefix: str = ""):
+        self.total, self.every, self.prefix = total, every, prefix
+        self._last: float | None = None
+        self._started: dict[str, float] = {}
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._started.setdefault(trial.trial_id, time.monotonic())
+        if self._last is None:  # the first line at the next step, once the trial counts as running
+            self._last = time.monotonic() - self.every
+
+    def on_step_end(self, iteration, trials, **info):
+        if self._last is not None and time.monotonic() - self._last >= self.every:
+            self._print(trials)
+
+    def _print(self, trials) -> None:
+        now = time.monotonic()
+        running = [t for t in trials if t.status == "RUNNING"]
+        ended = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+        parts = []
+        for t in running[:self.SHOWN]:
+            r = t.last_result or {}
+            where = f"epoch {r['epoch']}" if r.get("epoch") else "starting"
+            if isinstance(r.get("progress"), (int, float)):
+                where += f" ({100 * r['progress']:.0f}%)"
+            parts.append(f"{trial_label(t.config)} {where}, {now - self._started.get(t.trial_id, now):.0f} s")
+        if len(running) > self.SHOWN:
+            parts.append(f"{len(running) - self.SHOWN} more")
+        print(f"[sqsp] {self.prefix}{len(running)} running, {ended}/{self.total} ended"
+              + (": " + "; ".join(parts) if parts else ""), file=sys.stderr, flush=True)
+        self._last = now
+
+
+def _error_line(trial) -> str | None:
+    """What a trial that raised raised: the last line of Tune's error file (Ray's traceback of
+    the trial's exception ends with ``Type: message``), read from the driver's own copy."""
+    try:
+        with open(trial.error_file) as f:
+            lines = [x.strip() for x in f.read().splitlines() if x.strip()]
+    except (OSError, TypeError):  # no error file (yet), or Tune's API moved
+        return None
+    return lines[-1] if lines else None
 
 
 def trial_label(space: dict[str, Any]) -> str:

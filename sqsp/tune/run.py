@@ -3,8 +3,8 @@
 1. Every trial's config is resolved and validated in the driver (study.py), the pre-run
    checks refuse what would fail every trial (preflight.py), and the study folder is locked
    (folder.py), all before Ray starts.
-2. Ray starts: a private local Ray (``address="local"``, never a cluster that happens to be
-   running here) or, with ``address`` (``auto | host:port | ray://…``), the cluster named.
+2. Ray starts: a private local Ray on 127.0.0.1 (ray_session.py; never a cluster that happens
+   to be running here) or, with ``address`` (``auto | host:port | ray://…``), the cluster named.
    ``Tuner.fit`` runs one trial per grid point × seed (or ``num_samples`` a searcher
    proposes), each with ``cpus_per_trial`` CPUs (and as many torch threads) and
    ``gpus_per_trial`` GPUs (fractions let small trials share a GPU).
@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 import sys
+import uuid
 from typing import Any, Callable, Sequence
 
 import ray
@@ -32,9 +34,10 @@ from .preflight import (check_devices, check_paths_on_cluster, check_reachable, 
 from .checkpoint_rows import checkpoint_info, checkpoint_rows, recorded_or_computable
 from .confirm import run_confirmation
 from .console import TrialLines, describe, logger_callbacks
-from .experiment import RunOptions, fit_and_record, open_tuner
-from .folder import (STUDY_FILE, check_same_study, storage_root, stored_skips, study_dir, study_lock, study_spec,
-                     write_json)
+from .experiment import RunOptions, fit_and_record, open_tuner, utc_now
+from .folder import (STUDY_FILE, check_same_study, check_state, storage_root, stored_skips, study_dir, study_lock,
+                     study_spec, write_json)
+from .ray_session import init_ray
 from .study import Study, expand, param_space, resolve, study_metadata
 
 
@@ -43,7 +46,8 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
               overrides: dict[str, Any] | list[str] | None = None, max_concurrent: int | None = None,
               reuse_actors: bool = True, train_fn: Callable | None = None, verbose: int = 0,
               loggers: Sequence[str] = ("tensorboard",),
-              generators: str | None = None, fid_samples: int = FID_SAMPLES, manifests: Sequence[str] | None = None):
+              generators: str | None = None, fid_samples: int = FID_SAMPLES, manifests: Sequence[str] | None = None,
+              status_every: float = 30.0):
     """Run (or ``resume``) a study and write its Parquet files; returns the trials DataFrame.
 
     Raises a UserError before Ray starts if any trial could not run (``preflight``: its
@@ -59,6 +63,10 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
     ``generators`` (a glob, for a study with ``checkpoint_rows``) makes each matching file a row
     and records its FID (from ``manifests``, else computed in a Ray task per file with
     ``fid_samples`` images).
+
+    Each run gets a run id; the Parquet files list every run of the study (``sqsp_runs``: id,
+    UTC start and end, command) and each trial the run that ran it last (``run_id``).
+    ``status_every`` seconds apart, a status line of the running trials goes to stderr.
     """
     checkpoints = checkpoint_rows(study, generators)
     if checkpoints:
@@ -81,6 +89,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                               "(finished trials are kept), or choose another --storage")
         if restoring:
             fixed = check_same_study(path, spec)
+            check_state(path, path)  # a corrupt Tune state: its kept copy, or refused, before Ray starts
             trials = expand(study, fixed["base"])  # the configs it started with
         elif resume:
             print(f"[sqsp] nothing to resume in {path}; starting the study", file=sys.stderr)
@@ -97,6 +106,8 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
         recorded = {} if restoring or not checkpoints else recorded_or_computable(checkpoints, manifests,
                                                                                    local=not address)
         describe(study, trials, path, cpus_per_trial, gpus_per_trial, restoring)
+        runs = [*(previous_runs(path) if restoring else []),
+                {"run_id": uuid.uuid4().hex[:12], "started_at": utc_now(), "command": " ".join(sys.argv)}]
         order = list(study.rows or {})
         skipped_records = [
             results.TrialRecord(trial_id=f"skipped-{row}-seed{cfg.seed}", config=cfg.to_dict(), row=row,
@@ -104,7 +115,9 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
             for row, cfg in trials if row in skipped]
         if not runnable:  # nothing for Ray to do: record the rows and what they need
             write_json(results.join(path, STUDY_FILE), spec)
-            trials_df, _ = results.write_study(path, study.name, skipped_records, metadata=study_metadata(study))
+            runs[-1]["ended_at"] = utc_now()
+            trials_df, _ = results.write_study(path, study.name, skipped_records, metadata=study_metadata(study),
+                                               runs=runs)
             print(f"[sqsp] study {study.name!r}: every row was skipped; wrote "
                   f"{results.join(path, results.TRIALS_FILE)}", file=sys.stderr)
             trials_df.attrs["interrupted"] = False
@@ -121,29 +134,41 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                 fixed["info"] = checkpoint_info(checkpoints, recorded, trials[0][1], fid_samples)
             _tune_environment()
             options = RunOptions(cpus_per_trial, gpus_per_trial, max_failures, max_concurrent, reuse_actors, verbose,
-                                 callbacks, train_fn)
+                                 callbacks, train_fn, runs=runs, status_every=status_every)
             if not restoring:
                 write_json(results.join(path, STUDY_FILE), spec)
             expected = study.search.num_samples if study.search is not None else len(trials)
             tuner = open_tuner(options, fixed, param_space(study, skip=list(skipped), trials=trials),
                                storage_path=storage_root(storage), name=study.name, restoring=restoring,
                                lines=TrialLines(expected if study.search is not None else len(runnable)),
+                               study_folder=path,
                                stop=copy.deepcopy(study.stopper), **_search_and_scheduler(study))
             trials_df, records, elapsed = fit_and_record(tuner, study, path, fixed, phase=study.phase, order=order,
-                                                         after=skipped_records)
+                                                         after=skipped_records, runs=runs)
             counts = trials_df["status"].value_counts().to_dict()
             print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
                   f"wrote {results.join(path, results.TRIALS_FILE)} and {results.HISTORY_FILE}", file=sys.stderr)
-            trials_df.attrs["interrupted"] = bool(counts.get("unfinished")) or len(trials_df) < expected
+            trials_df.attrs["interrupted"] = bool(counts.get("unfinished")) or len(trials_df) < expected or \
+                bool(trials_df.attrs["out_of_space"])
             trials_df.attrs["elapsed_s"] = {study.phase or "study": elapsed}
             if not trials_df.attrs["interrupted"] and study.search is not None and study.search.confirm_top:
                 trials_df = run_confirmation(study, path, fixed, records, trials_df, options)
-            if trials_df.attrs["interrupted"]:
+            if trials_df.attrs.get("out_of_space"):
+                print(trials_df.attrs["out_of_space"], file=sys.stderr)
+            elif trials_df.attrs["interrupted"]:
                 print("[sqsp] the study was interrupted; continue it with --resume", file=sys.stderr)
             return trials_df
         finally:
             if started:
                 ray.shutdown()
+
+
+def previous_runs(path: str) -> list[dict[str, Any]]:
+    """The runs recorded in the study's trials.parquet (none if it has no readable file yet)."""
+    try:
+        return list(json.loads(results.schema_metadata(path).get("sqsp_runs", "[]")))
+    except (OSError, ValueError):
+        return []
 
 
 def _search_and_scheduler(study: Study) -> dict[str, Any]:
@@ -158,11 +183,20 @@ def _search_and_scheduler(study: Study) -> dict[str, Any]:
 
 
 def _start_ray(address: str | None, verbose: int) -> None:
-    # "local": a private Ray; None would join whatever RAY_ADDRESS or Ray's "current
-    # cluster" file names (a dead one hangs, someone else's runs our trials)
-    ray.init(address=address or "local", runtime_env=_runtime_env(address),
-             # quiet unless asked: the trials' own output and Ray's startup lines
-             log_to_driver=verbose > 0, logging_level="INFO" if verbose > 0 else "WARNING")
+    import logging
+    # Ray's notice that token authentication is on (a warning at every start) only with --verbose
+    notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = notice.level
+    if not verbose:
+        notice.setLevel(logging.ERROR)
+    try:
+        # a private Ray on loopback (ray_session.py), never whatever RAY_ADDRESS or Ray's "current
+        # cluster" file names (a dead one hangs, someone else's runs our trials)
+        init_ray(address, runtime_env=_runtime_env(address),
+                 # quiet unless asked: the trials' own output and Ray's startup lines
+                 log_to_driver=verbose > 0, logging_level="INFO" if verbose > 0 else "WARNING")
+    finally:
+        notice.setLevel(level)
     have = ray.cluster_resources()
     print(f"[sqsp] {'joined the Ray cluster at ' + address if address else 'started a private local Ray'}: "
           f"{have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs", file=sys.stderr, flush=True)
@@ -181,6 +215,9 @@ def _tune_environment() -> None:
     # probe_acc comes with the final report only; Tune's strict check would refuse the others
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # the loggers are logger_callbacks' choice
+    # Tune's newer console output prints its experiment box and a TensorBoard hint whatever the
+    # verbosity; the classic reporter honours verbose=0 (TrialLines and StatusLine speak then)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Tune snapshots the experiment state at most every 10 s by default; a driver killed
     # in between forgets that a trial ended and resumes it from an older checkpoint.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")

@@ -59,15 +59,16 @@ class Search:
         return f"the best {self.confirm_top} by {metric} on seeds {[int(s) for s in self.confirm_seeds]}"
 
     def spec(self, early_stopping: Sequence[str]) -> dict[str, Any]:
-        """The budget, confirmation and early stopping, as study.json keeps them (a resume repeats them)."""
+        """The budget, confirmation, sampler and early stopping, as study.json keeps them (a resume
+        repeats them)."""
         return {"num_samples": self.num_samples, "confirm_top": self.confirm_top,
                 "confirm_seeds": [int(s) for s in self.confirm_seeds] if self.confirm_top else [],
-                "early_stopping": list(early_stopping)}
+                "early_stopping": list(early_stopping), "sampler": sampler_spec(self.searcher)}
 
     def metadata(self, metric: str, mode: str) -> dict[str, str]:
         """What analysis/ needs to rebuild the search from the Parquet files alone: the metric it
         selected on, its direction, and each searched field's Optuna distribution."""
-        meta = {"sqsp_metric": metric, "sqsp_mode": mode}
+        meta = {"sqsp_metric": metric, "sqsp_mode": mode, "sqsp_sampler": json.dumps(sampler_spec(self.searcher))}
         if self.confirm_top:
             meta["sqsp_confirm_seeds"] = json.dumps([int(s) for s in self.confirm_seeds])
         try:  # Ray's own Tune-domain -> Optuna-distribution conversion, as OptunaSearch does it
@@ -81,6 +82,73 @@ class Search:
 
     def search_alg(self, metric: str, mode: str) -> "FinalMetricSearcher":
         return FinalMetricSearcher(copy.deepcopy(self.searcher), metric, mode)
+
+
+SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "gp": "GPSampler", "qmc": "QMCSampler",
+            "cmaes": "CmaEsSampler"}
+"""``--sampler`` names and the ``optuna.samplers`` class each builds (each takes a ``seed``)."""
+_SAMPLER_NAMES = {v: k for k, v in SAMPLERS.items()}
+PRUNERS = ("asha", "median", "none")
+"""``--pruner``: how a search stops trials early. Through Ray Tune, Optuna's own pruners never
+see a trial's intermediate values (Tune runs the trials; OptunaSearch only proposes them), so
+pruning is Tune's scheduler, on the study's per-epoch metric: ASHA (successive halving, as
+Optuna's SuccessiveHalvingPruner), the median stopping rule (Optuna's MedianPruner), or none.
+Optuna is told a stopped trial was pruned either way."""
+
+
+def optuna_searcher(sampler: str, seed: int):
+    """An OptunaSearch driving the named Optuna sampler with ``seed``; refused with a clear error
+    for an unknown name or a sampler whose package is missing (CMA-ES needs ``cmaes``)."""
+    import importlib.util
+
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"--sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
+    if sampler == "cmaes" and importlib.util.find_spec("cmaes") is None:
+        raise ConfigError("--sampler cmaes needs the cmaes package, which is not installed: pip install cmaes")
+    searcher = OptunaSearch(sampler=getattr(optuna.samplers, SAMPLERS[sampler])(seed=int(seed)))
+    searcher.sqsp_sampler = {"sampler": sampler, "seed": int(seed)}
+    return searcher
+
+
+def sampler_spec(searcher: Any) -> dict[str, Any]:
+    """What proposes a search's trials, as study.json and the Parquet metadata record it:
+    ``{"sampler": "tpe", "seed": 0}`` for an OptunaSearch, the searcher's class otherwise."""
+    if getattr(searcher, "sqsp_sampler", None):
+        return dict(searcher.sqsp_sampler)
+    if type(searcher).__name__ == "OptunaSearch":
+        sampler = getattr(searcher, "_sampler", None)
+        name = "tpe" if sampler is None else _SAMPLER_NAMES.get(type(sampler).__name__, type(sampler).__name__)
+        return {"sampler": name, "seed": getattr(searcher, "_seed", None)}
+    return {"searcher": type(searcher).__name__}
+
+
+def pruner_name(scheduler: Any) -> str:
+    """The ``--pruner`` a declared scheduler is (``none`` for none)."""
+    kind = type(scheduler).__name__
+    return ("none" if scheduler is None else "asha" if kind in ("AsyncHyperBandScheduler", "ASHAScheduler") else
+            "median" if kind == "MedianStoppingRule" else kind)
+
+
+def pruner(name: str, declared: Any) -> Any:
+    """The scheduler ``--pruner name`` asks for, on the declared scheduler's per-epoch metric
+    and clock (``progress``): the declared one itself when it is that kind."""
+    from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
+    if name not in PRUNERS:
+        raise ConfigError(f"--pruner {name!r}; allowed: {', '.join(PRUNERS)}")
+    if name == "none":
+        return None
+    if pruner_name(declared) == name:
+        return declared
+    metric, mode = getattr(declared, "metric", None), getattr(declared, "mode", None)
+    if not metric:
+        raise ConfigError(f"--pruner {name}: the study declares no scheduler, so no per-epoch metric to prune on")
+    if name == "asha":
+        return ASHAScheduler(time_attr="progress", metric=metric, mode=mode, max_t=1.0, grace_period=0.25,
+                             reduction_factor=3)
+    return MedianStoppingRule(time_attr="progress", metric=metric, mode=mode, grace_period=0.25,
+                              min_samples_required=3)
 
 
 def domain_text(domain: Any) -> str:

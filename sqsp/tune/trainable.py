@@ -9,10 +9,12 @@ then becomes a ``failed`` row; the study goes on (``fail_fast=False``). Two kind
 are results, not crashes, and are not retried, since the same config fails the same way
 again: a NaN/inf loss (``TrainingDiverged``, a ``FloatingPointError``; training resumes
 bit-for-bit) ends as a ``diverged`` row, and a user error (``sqsp.errors.USER_ERRORS``: a
-bad config or file found only when the trial loads it, e.g. a malformed data file) as a
-``failed`` row, each with its message. A collapsed run completes and is recorded as
-``collapsed``. A trial resumed from its final checkpoint reports its end again from the
-metrics stored in it (history.parquet drops the replayed reports).
+bad config or file found only when the trial loads it, e.g. a malformed data file or an
+image PIL cannot read) or a failed allocation (``record.OutOfMemory``: the config needs more
+memory than the machine gives it) as a ``failed`` row, each with its message. A collapsed
+run completes and is recorded as ``collapsed``. A trial resumed from its final checkpoint
+reports its end again from the metrics stored in it (history.parquet drops the replayed
+reports).
 """
 from __future__ import annotations
 
@@ -30,25 +32,30 @@ PROGRESS_METRICS = ("epoch", "loss", "student_std", "knn_acc", "probe_acc")
 
 
 def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1,
-               train_fn: Callable | None = None) -> None:
+               train_fn: Callable | None = None, run_id: str | None = None) -> None:
     """Ray Tune function trainable: one ``train()`` run, resumed from Tune's checkpoint if any.
 
     ``train_fn`` replaces ``sqsp.train.train`` (same signature), for tests and benchmarks.
+    ``run_id`` (the study run's) goes with every report, so each trial records which run of
+    its study ran it last.
     """
     import logging
+    import sys
 
-    import torch
-
-    torch.set_num_threads(max(1, int(threads)))  # one thread per CPU Ray gave us, not per core
+    if train_fn is None or "torch" in sys.modules:  # a stand-in that never trains need not load torch
+        import torch
+        torch.set_num_threads(max(1, int(threads)))  # one thread per CPU Ray gave us, not per core
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # a line per checkpoint
     config = trial_config(space, fixed)
     info = fixed.get("info", {}).get(space.get("row"), {})  # e.g. the FID of the row's checkpoint
     if train_fn is None:
         from ..train import train as train_fn
     reported = []
+    run = {record.RUN_ID: run_id} if run_id else {}
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
-        metrics = record.mark_final({**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **info, **metrics})
+        metrics = record.mark_final({**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **info, **metrics,
+                                     **run})
         reported.append(True)
         if checkpoint_dir is None:
             tune.report(metrics)
@@ -67,8 +74,13 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
             train_fn(config, report, resume_from=d)
             last = record.load_with_checkpoint(d)
         if not reported and last.get(record.DONE):
-            tune.report(last)
+            tune.report({**last, **run})
     except record.TrainingDiverged as e:  # a result, not a crash to retry
-        tune.report(record.diverged_report(e))
+        tune.report({**record.diverged_report(e), **run})
     except USER_ERRORS as e:  # a bad config or file fails the same way again: no retry either
-        tune.report(record.failed_report(e))
+        tune.report({**record.failed_report(e), **run})
+    except Exception as e:
+        oom = record.out_of_memory(e)  # a config too large for this machine: the same again on a retry
+        if oom is None:
+            raise
+        tune.report({**record.failed_report(oom), **run})
