@@ -71,6 +71,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("lr", float, "every"), Metric("student_std", float, "every"), Metric("teacher_std", float, "every"),
     Metric("student_nstd", float, "every"), Metric("backbone_nstd", float, "eval"),
     Metric("img_per_s", float, "every"), Metric("knn_acc", float, "eval"), Metric("probe_acc", float, "final"),
+    Metric("probe_acc_best", float, "final"),           # probe='paper': the best of its evaluations (the authors')
     Metric("val_knn_acc", float, "every"),              # with val_fraction > 0: the per-epoch selection signal
     Metric("val_probe_acc", float, "final"),
     Metric("init_knn_acc", float, "every"), Metric("init_probe_acc", float, "every"),

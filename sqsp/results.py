@@ -29,6 +29,9 @@ loss, loss_sim, …     float64         metrics of the last report; ``knn_acc`` 
  (every metric)                       evaluated value, ``probe_acc`` the final one (NaN if
                                       the run did not finish); any further metric that
                                       train() reports gets a column here too
+probe_acc_best        float64         probe='paper': the best test accuracy over the probe's
+                                      evaluations (after epoch 0, every 5th, the last), what
+                                      the authors' tables report; ``probe_acc`` is the last
 val_knn_acc,          float64         with ``val_fraction`` > 0: the validation split's kNN
  val_probe_acc                        monitor (last report) and probe (final); selection
                                       metrics, never computed from the test split

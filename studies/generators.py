@@ -2,7 +2,7 @@
 it was trained (FID) — changes what squeeze distils.
 
     python studies/generators.py                          # every zoo generator x 3 seeds (builds the zoo)
-    python studies/generators.py --set syn_ratio=0.5      # squeeze and span instead of squeeze
+    python studies/generators.py --set syn_ratio=1.0      # squeeze instead of squeeze and span (Table 7)
     python studies/generators.py --preset paper-cifar10 --data-root data --generators 'runs/00000/*.pkl'
     python analysis/plots.py results/generators           # Fig. 6: accuracy against FID
 
@@ -16,7 +16,9 @@ Rows are zoo names: the main StyleGAN2-like run at five points along training (F
 ~12), the DCGAN-like generator and the class-conditional StyleGAN2-like one. Every trial
 reports the FID its generator had (``generator_fid`` with its extractor), so the table and
 the plot read it from the results, not from a zoo that may have been rebuilt since.
-Squeeze only (α = 1), as appendix Table 7 reports. A control row distils an untrained
+Squeeze and span (α from the preset) by default, as Fig. 6 plots it (the authors'
+paper_plots/acc_vs_fid.py: "Squeeze and span"); ``--set syn_ratio=1.0`` runs squeeze alone, what
+appendix Table 7 reports and what its paper column is shown beside. A control row distils an untrained
 generator of the main architecture (``random:stylegan@16``): what squeeze learns from the
 generator's structure alone, without anything a GAN learned.
 

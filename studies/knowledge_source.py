@@ -11,10 +11,14 @@ and span mixes in real images (row f). The discriminator rows train nothing: the
 discriminator (kept with a zoo entry, or ``D`` of the official pickle at the paper presets)
 reads the real images directly (its penultimate vector, or Eq. 2's pooled block outputs
 with that vector), under the preset's probe. The encoding rows train a post-hoc encoder
-that inverts G (Eq. 3: LPIPS on the re-rendered image + λ ||E(G(z)) − w||², on generated
-images, or with real images too) and probe it like a student. LPIPS needs torchvision's
-ImageNet AlexNet in the torch cache; where it is missing, those two rows are printed as
-"needs LPIPS weights: <file> in <folder>" and the other rows run.
+that inverts G as the authors' encode.py does (Eq. 3: the encoder predicts w+, and L1 + LPIPS
+on the re-rendered image + λ ||E(G(z)) − w||², on generated images, or with real images too)
+and probe it like a student, at encode.py's scale (batch 128, lr 0.005, a 2-layer projector:
+the preset's line for method='encode'). At the paper presets LPIPS needs torchvision's ImageNet
+AlexNet in the torch cache; where it is missing, those two rows are printed as "needs LPIPS
+weights: <file> in <folder>" and the other rows run. The embedded default, offline, uses
+LPIPS's construction on the zoo classifier's features instead (``lpips_net=zoo-classifier``,
+shown in the table's "perceptual" column): not LPIPS, so that all ten rows run.
 
 The study itself (rows, seeds, table) is declared in studies/knowledge_source.yaml; this file runs it
 (``python -m sqsp.tune --config studies/knowledge_source.yaml`` is the same).

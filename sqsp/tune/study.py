@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 from ray import tune
 
 from ..config import (SCALE_FIELDS, STUDY_FIELDS, ConfigError, TrainConfig, absolute_paths, ignored_settings,
-                      parse_overrides, preset, refuse_ignored)
+                      parse_overrides, preset, refuse_ignored, row_scale)
 from .search import Search, check_search, domain_probe
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
@@ -169,7 +169,8 @@ def fixed_spec(study: Study, base: dict[str, Any]) -> dict[str, Any]:
     """What every trial shares: the base config and the rows' overrides (plain JSON values)."""
     if study.search is not None:  # a searcher's trials run on the study's one seed
         base = {**base, "seed": study.trial_seeds[0]}
-    rows = {label: absolute_paths(o, os.getcwd()) for label, o in (study.rows or {}).items()}
+    rows = {label: absolute_paths(row_scale(study.preset, base, o), os.getcwd())  # the row's method picks its scale
+            for label, o in (study.rows or {}).items()}
     return json.loads(json.dumps({"base": base, "rows": rows}))
 
 
