@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import fid as fidlib
+from .diffaugment import diff_augment, parse_policy
 from .generators import FeatureGenerator, make_network
 from .generators.stylegan import EqualConv2d, EqualLinear
 from .storage import atomic_output
@@ -46,6 +47,7 @@ class GANRun:
     d_width: int = 16               # discriminator channels at full resolution (doubling, at most 2x, below)
     decay_from: float = 0.5         # lr decays linearly to 0 from this share of the steps (1: constant lr)
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments of the generator
+    augment: str = ""               # DiffAugment policy on D's inputs, e.g. "color,translation" (sqsp/diffaugment.py)
     seed_offset: int = 0            # the run trains from seed * 1000 + seed_offset (see DEFAULT_RUNS)
 
 
@@ -154,6 +156,11 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
     def fake_labels():
         return F.one_hot(labels[torch.randint(len(labels), (bs,), generator=gen)], c_dim).float() if c_dim else None
 
+    policy = parse_policy(run.augment)
+
+    def D_in(x, c):  # DiffAugment: the same kind of random transform on real and fake, in D's and G's steps
+        return D(diff_augment(x, policy, gen) if policy else x, c)
+
     snaps = set(snapshot_steps)
     bar = tqdm(range(1, steps + 1), desc=f"train {run.name}", disable=not progress, leave=False, mininterval=1.0,
                position=position)
@@ -166,8 +173,8 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
             fake = _clamped(G(torch.randn(bs, Z_DIM, generator=gen), c_fake))
         r1 = step % run.r1_every == 0
         real = real.requires_grad_(r1)
-        d_real = D(real, c_real)
-        loss_d = F.softplus(D(fake, c_fake)).mean() + F.softplus(-d_real).mean()
+        d_real = D_in(real, c_real)  # R1 is taken w.r.t. the un-augmented reals, as in StyleGAN2-ADA
+        loss_d = F.softplus(D_in(fake, c_fake)).mean() + F.softplus(-d_real).mean()
         if r1:
             (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
             loss_d = loss_d + run.r1_gamma / 2 * grad.square().sum((1, 2, 3)).mean() * run.r1_every
@@ -177,7 +184,7 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
         # generator
         c_fake = fake_labels()
         fake = _clamped(G(torch.randn(bs, Z_DIM, generator=gen), c_fake))
-        loss_g = F.softplus(-D(fake, c_fake)).mean()
+        loss_g = F.softplus(-D_in(fake, c_fake)).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
