@@ -133,6 +133,8 @@ def probe_accuracy(features: torch.Tensor, labels: torch.Tensor, *, train_share:
     rows; the rows come from i.i.d. latents, so the split needs no shuffling."""
     from .evaluate import linear_probe_fast
     n = int(len(features) * train_share)
+    if labels[:n].unique().numel() < 2:  # one class only (a collapsed generator): the constant guess's score
+        return float((labels[n:] == labels[0]).double().mean())
     return linear_probe_fast(features[:n], labels[:n], features[n:], labels[n:], seed=seed) / 100.0
 
 

@@ -13,7 +13,7 @@ import sqsp.weights
 from sqsp import zoo
 from sqsp.generators import FeatureGenerator
 
-TINY = dict(steps=4, fid_samples=80, classifier_epochs=1, progress=False, workers=1)
+TINY = dict(steps=4, fid_samples=80, quality_samples=80, classifier_epochs=1, progress=False, workers=1)
 REQUIRED = {"name", "arch", "dataset", "resolution", "conditional", "step", "fid", "file", "sha256"}
 
 
