@@ -47,6 +47,7 @@ class GANRun:
     d_width: int = 16               # discriminator channels at full resolution (doubling, at most 2x, below)
     decay_from: float = 0.5         # lr decays linearly to 0 from this share of the steps (1: constant lr)
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments of the generator
+    ac_weight: float = 0.0          # conditional: weight of D's auxiliary class loss (AC-GAN, Odena et al. 2017)
     augment: str = ""               # DiffAugment policy on D's inputs, e.g. "color,translation" (sqsp/diffaugment.py)
     seed_offset: int = 0            # the run trains from seed * 1000 + seed_offset (see DEFAULT_RUNS)
 
@@ -54,10 +55,11 @@ class GANRun:
 class Discriminator(nn.Module):
     """A small StyleGAN2-style discriminator (equalised lr, minibatch-stddev), shared by all
     zoo runs so that the generators differ only in their own architecture. Conditional:
-    projection discriminator (Miyato & Koyama 2018)."""
+    projection discriminator (Miyato & Koyama 2018), and with ``aux`` a class head on the same
+    features (AC-GAN), which ``classify`` reads."""
 
     def __init__(self, *, resolution: int, img_channels: int, c_dim: int = 0, width: int = 16, max_width: int = 32,
-                 mbstd_group: int = 4):
+                 mbstd_group: int = 4, aux: bool = False):
         super().__init__()
         self.resolution, self.mbstd_group = resolution, mbstd_group
         ch = width
@@ -72,15 +74,24 @@ class Discriminator(nn.Module):
         self.fc = EqualLinear(ch * 16, ch, activate=True)
         self.out = EqualLinear(ch, 1)
         self.embed = EqualLinear(c_dim, ch) if c_dim > 0 else None
+        self.aux = EqualLinear(ch, c_dim) if aux and c_dim > 0 else None
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.score(self.features(img), c)
+
+    def features(self, img: torch.Tensor) -> torch.Tensor:
         x = self.body(img)
         x = torch.cat([x, _minibatch_std(x, self.mbstd_group)], dim=1)
-        h = self.fc(self.final_conv(x).flatten(1))
+        return self.fc(self.final_conv(x).flatten(1))
+
+    def score(self, h: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         out = self.out(h).squeeze(1)
         if self.embed is not None:
             out = out + (self.embed(c) * h).sum(1) / math.sqrt(h.shape[1])
         return out
+
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
+        return self.aux(h)
 
 
 def _minibatch_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:
@@ -141,7 +152,7 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         D = Discriminator(resolution=images.shape[-1], img_channels=images.shape[1], c_dim=c_dim,
-                          width=run.d_width, max_width=2 * run.d_width).train()
+                          width=run.d_width, max_width=2 * run.d_width, aux=run.ac_weight > 0).train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=run.lr, betas=run.betas)
     # lazy R1: scale D's step as StyleGAN2 does so the regulariser's strength is per-step
@@ -159,7 +170,10 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
     policy = parse_policy(run.augment)
 
     def D_in(x, c):  # DiffAugment: the same kind of random transform on real and fake, in D's and G's steps
-        return D(diff_augment(x, policy, gen) if policy else x, c)
+        h = D.features(diff_augment(x, policy, gen) if policy else x)
+        # AC-GAN: D learns the class of real images, G to draw images of the class asked for
+        ac = F.cross_entropy(D.classify(h), c.argmax(1)) if D.aux is not None else h.new_zeros(())
+        return D.score(h, c), ac
 
     snaps = set(snapshot_steps)
     bar = tqdm(range(1, steps + 1), desc=f"train {run.name}", disable=not progress, leave=False, mininterval=1.0,
@@ -173,8 +187,9 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
             fake = _clamped(G(torch.randn(bs, Z_DIM, generator=gen), c_fake))
         r1 = step % run.r1_every == 0
         real = real.requires_grad_(r1)
-        d_real = D_in(real, c_real)  # R1 is taken w.r.t. the un-augmented reals, as in StyleGAN2-ADA
-        loss_d = F.softplus(D_in(fake, c_fake)).mean() + F.softplus(-d_real).mean()
+        d_real, ac_real = D_in(real, c_real)  # R1 is taken w.r.t. the un-augmented reals, as in StyleGAN2-ADA
+        d_fake, _ = D_in(fake, c_fake)
+        loss_d = F.softplus(d_fake).mean() + F.softplus(-d_real).mean() + run.ac_weight * ac_real
         if r1:
             (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
             loss_d = loss_d + run.r1_gamma / 2 * grad.square().sum((1, 2, 3)).mean() * run.r1_every
@@ -184,7 +199,8 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
         # generator
         c_fake = fake_labels()
         fake = _clamped(G(torch.randn(bs, Z_DIM, generator=gen), c_fake))
-        loss_g = F.softplus(-D_in(fake, c_fake)).mean()
+        d_fake, ac_fake = D_in(fake, c_fake)
+        loss_g = F.softplus(-d_fake).mean() + run.ac_weight * ac_fake
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
