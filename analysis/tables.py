@@ -198,6 +198,9 @@ def _collapse(line) -> str:
 
 COLUMN_LABELS = {"generator": "generator", "generator_arch": "architecture", "generator_conditional": "cond.",
                  "generator_step": "GAN step", "generator_fid": "FID", "generator_fid_extractor": "FID extractor",
+                 "generator_confidence": "conf.", "generator_largest_class": "top class",
+                 "generator_precision": "P", "generator_recall": "R", "generator_class_match": "cls match",
+                 "generator_probe": "G probe",
                  "generator_blocks": "blocks", "method": "method", "syn_ratio": "α (syn. share)",
                  "teacher_source": "knowledge", "squeeze": "T_φ"}
 
@@ -292,13 +295,16 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
 # the other studies' tables (each studies/<name>.py declares its own: ``Table`` below)
 # ---------------------------------------------------------------------------------------------
 GENERATOR_COLUMNS = ("generator_arch", "generator_conditional", "generator_step", "generator_fid",
-                     "generator_fid_extractor")
+                     "generator_fid_extractor", "generator_confidence", "generator_largest_class",
+                     "generator_precision", "generator_recall", "generator_class_match", "generator_probe")
 
 
 def generators_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Appendix Table 7 and Fig. 6: accuracy by generator, with the FID each trial's generator
     had (recorded at run time), and Spearman's ρ between FID and accuracy over the rows."""
     table = study_table(trials, columns=GENERATOR_COLUMNS, paper=PAPER_GENERATORS, paper_label="paper (Table 7)")
+    # sqsp.quality's measures where the trials recorded them (older results and official pickles have none)
+    table.attrs["columns"] = [c for c in GENERATOR_COLUMNS if c in GENERATOR_COLUMNS[:5] or table[c].notna().any()]
     table.attrs["paper_note"] = "paper: appendix Table 7 (CIFAR-10, squeeze), for the architecture that matches"
     rho = fid_accuracy_correlation(table)
     if rho is not None:
