@@ -48,6 +48,7 @@ class GANRun:
     decay_from: float = 0.5         # lr decays linearly to 0 from this share of the steps (1: constant lr)
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments of the generator
     ac_weight: float = 0.0          # conditional: weight of D's auxiliary class loss (AC-GAN, Odena et al. 2017)
+    rotation_weight: float = 0.0    # SS-GAN (Chen et al. 2019): D predicts the rotation of reals (G: 0.2x, on fakes)
     augment: str = ""               # DiffAugment policy on D's inputs, e.g. "color,translation" (sqsp/diffaugment.py)
     seed_offset: int = 0            # the run trains from seed * 1000 + seed_offset (see DEFAULT_RUNS)
 
@@ -59,7 +60,7 @@ class Discriminator(nn.Module):
     features (AC-GAN), which ``classify`` reads."""
 
     def __init__(self, *, resolution: int, img_channels: int, c_dim: int = 0, width: int = 16, max_width: int = 32,
-                 mbstd_group: int = 4, aux: bool = False):
+                 mbstd_group: int = 4, aux: bool = False, rotation: bool = False):
         super().__init__()
         self.resolution, self.mbstd_group = resolution, mbstd_group
         ch = width
@@ -75,6 +76,7 @@ class Discriminator(nn.Module):
         self.out = EqualLinear(ch, 1)
         self.embed = EqualLinear(c_dim, ch) if c_dim > 0 else None
         self.aux = EqualLinear(ch, c_dim) if aux and c_dim > 0 else None
+        self.rotation = EqualLinear(ch, 4) if rotation else None
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.score(self.features(img), c)
@@ -152,7 +154,8 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         D = Discriminator(resolution=images.shape[-1], img_channels=images.shape[1], c_dim=c_dim,
-                          width=run.d_width, max_width=2 * run.d_width, aux=run.ac_weight > 0).train()
+                          width=run.d_width, max_width=2 * run.d_width, aux=run.ac_weight > 0,
+                          rotation=run.rotation_weight > 0).train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=run.lr, betas=run.betas)
     # lazy R1: scale D's step as StyleGAN2 does so the regulariser's strength is per-step
@@ -175,6 +178,13 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
         ac = F.cross_entropy(D.classify(h), c.argmax(1)) if D.aux is not None else h.new_zeros(())
         return D.score(h, c), ac
 
+    def rotation_loss(x):  # SS-GAN: which of 0/90/180/270 degrees each image was turned by
+        if not run.rotation_weight:
+            return x.new_zeros(())
+        k = torch.randint(4, (len(x),), generator=gen)
+        turned = torch.stack([torch.rot90(x, r, dims=(2, 3)) for r in range(4)])[k, torch.arange(len(x))]
+        return F.cross_entropy(D.rotation(D.features(turned)), k)
+
     snaps = set(snapshot_steps)
     bar = tqdm(range(1, steps + 1), desc=f"train {run.name}", disable=not progress, leave=False, mininterval=1.0,
                position=position)
@@ -189,7 +199,8 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
         real = real.requires_grad_(r1)
         d_real, ac_real = D_in(real, c_real)  # R1 is taken w.r.t. the un-augmented reals, as in StyleGAN2-ADA
         d_fake, _ = D_in(fake, c_fake)
-        loss_d = F.softplus(d_fake).mean() + F.softplus(-d_real).mean() + run.ac_weight * ac_real
+        loss_d = F.softplus(d_fake).mean() + F.softplus(-d_real).mean() + run.ac_weight * ac_real \
+            + run.rotation_weight * rotation_loss(real.detach())
         if r1:
             (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
             loss_d = loss_d + run.r1_gamma / 2 * grad.square().sum((1, 2, 3)).mean() * run.r1_every
@@ -200,7 +211,7 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
         c_fake = fake_labels()
         fake = _clamped(G(torch.randn(bs, Z_DIM, generator=gen), c_fake))
         d_fake, ac_fake = D_in(fake, c_fake)
-        loss_g = F.softplus(-d_fake).mean() + run.ac_weight * ac_fake
+        loss_g = F.softplus(-d_fake).mean() + run.ac_weight * ac_fake + 0.2 * run.rotation_weight * rotation_loss(fake)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
