@@ -49,6 +49,7 @@ class GANRun:
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments of the generator
     ac_weight: float = 0.0          # conditional: weight of D's auxiliary class loss (AC-GAN, Odena et al. 2017)
     rotation_weight: float = 0.0    # SS-GAN (Chen et al. 2019): D predicts the rotation of reals (G: 0.2x, on fakes)
+    class_groups: bool = False      # conditional: each minibatch-stddev group of a batch holds one class
     augment: str = ""               # DiffAugment policy on D's inputs, e.g. "color,translation" (sqsp/diffaugment.py)
     seed_offset: int = 0            # the run trains from seed * 1000 + seed_offset (see DEFAULT_RUNS)
 
@@ -167,8 +168,28 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
     decay = lambda i: min(1.0, (1 - i / steps) / max(1e-8, 1 - run.decay_from))  # noqa: E731
     scheds = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (opt_g, opt_d)]
 
+    # A conditional G can ignore z and draw one image per class: minibatch-stddev only sees that
+    # when the samples of a group share a class, so ``class_groups`` lays batches out so
+    # (sample i is in group i % (bs // group), see _minibatch_std), real and fake alike.
+    grouped = run.class_groups and c_dim > 0
+    group = 4 if bs % 4 == 0 else bs
+    by_class = [torch.nonzero(labels == k).squeeze(1) for k in range(num_classes)] if grouped else []
+
+    def batch_classes():
+        slots = labels[torch.randint(len(labels), (bs // group,), generator=gen)]
+        return slots.repeat(group)
+
     def fake_labels():
-        return F.one_hot(labels[torch.randint(len(labels), (bs,), generator=gen)], c_dim).float() if c_dim else None
+        if not c_dim:
+            return None
+        y = batch_classes() if grouped else labels[torch.randint(len(labels), (bs,), generator=gen)]
+        return F.one_hot(y, c_dim).float()
+
+    def real_indices():
+        if not grouped:
+            return torch.randint(len(x_all), (bs,), generator=gen)
+        y = batch_classes()
+        return torch.stack([by_class[k][torch.randint(len(by_class[k]), (), generator=gen)] for k in y.tolist()])
 
     policy = parse_policy(run.augment)
 
@@ -190,7 +211,7 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
                position=position)
     for step in bar:
         # discriminator
-        idx = torch.randint(len(x_all), (bs,), generator=gen)
+        idx = real_indices()
         real, c_real = x_all[idx], (F.one_hot(labels[idx], c_dim).float() if c_dim else None)
         c_fake = fake_labels()
         with torch.no_grad():
