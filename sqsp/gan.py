@@ -50,6 +50,7 @@ class GANRun:
     ac_weight: float = 0.0          # conditional: weight of D's auxiliary class loss (AC-GAN, Odena et al. 2017)
     rotation_weight: float = 0.0    # SS-GAN (Chen et al. 2019): D predicts the rotation of reals (G: 0.2x, on fakes)
     class_groups: bool = False      # conditional: each minibatch-stddev group of a batch holds one class
+    mode_seeking: float = 0.0       # MSGAN (Mao et al. 2019): G is paid for images that differ where z does
     augment: str = ""               # DiffAugment policy on D's inputs, e.g. "color,translation" (sqsp/diffaugment.py)
     seed_offset: int = 0            # the run trains from seed * 1000 + seed_offset (see DEFAULT_RUNS)
 
@@ -230,9 +231,14 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
         opt_d.step()
         # generator
         c_fake = fake_labels()
-        fake = _clamped(G(torch.randn(bs, Z_DIM, generator=gen), c_fake))
+        z = torch.randn(bs, Z_DIM, generator=gen)
+        fake = _clamped(G(z, c_fake))
         d_fake, ac_fake = D_in(fake, c_fake)
         loss_g = F.softplus(-d_fake).mean() + run.ac_weight * ac_fake + 0.2 * run.rotation_weight * rotation_loss(fake)
+        if run.mode_seeking:  # pairs i, i + bs/2 (the same class under class_groups)
+            h = bs // 2
+            ratio = (fake[:h] - fake[h:2 * h]).abs().mean((1, 2, 3)) / (z[:h] - z[h:2 * h]).abs().mean(1)
+            loss_g = loss_g + run.mode_seeking * (1.0 / (ratio + 1e-5)).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
