@@ -47,7 +47,8 @@ class GANRun:
     d_width: int = 16               # discriminator channels at full resolution (doubling, at most 2x, below)
     decay_from: float = 0.5         # lr decays linearly to 0 from this share of the steps (1: constant lr)
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments of the generator
-    ac_weight: float = 0.0          # conditional: weight of D's auxiliary class loss (AC-GAN, Odena et al. 2017)
+    ac_weight: float = 0.0          # weight of D's auxiliary class head on real labels (AC-GAN, Odena et al. 2017);
+    # G: conditional, the class asked for; unconditional, confident and balanced classes (CatGAN, Springenberg 2016)
     rotation_weight: float = 0.0    # SS-GAN (Chen et al. 2019): D predicts the rotation of reals (G: 0.2x, on fakes)
     class_groups: bool = False      # conditional: each minibatch-stddev group of a batch holds one class
     mode_seeking: float = 0.0       # MSGAN (Mao et al. 2019): G is paid for images that differ where z does
@@ -59,10 +60,10 @@ class Discriminator(nn.Module):
     """A small StyleGAN2-style discriminator (equalised lr, minibatch-stddev), shared by all
     zoo runs so that the generators differ only in their own architecture. Conditional:
     projection discriminator (Miyato & Koyama 2018), and with ``aux`` a class head on the same
-    features (AC-GAN), which ``classify`` reads."""
+    features (AC-GAN, ``aux_classes`` outputs), which ``classify`` reads."""
 
     def __init__(self, *, resolution: int, img_channels: int, c_dim: int = 0, width: int = 16, max_width: int = 32,
-                 mbstd_group: int = 4, aux: bool = False, rotation: bool = False):
+                 mbstd_group: int = 4, aux_classes: int = 0, rotation: bool = False):
         super().__init__()
         self.resolution, self.mbstd_group = resolution, mbstd_group
         ch = width
@@ -77,7 +78,7 @@ class Discriminator(nn.Module):
         self.fc = EqualLinear(ch * 16, ch, activate=True)
         self.out = EqualLinear(ch, 1)
         self.embed = EqualLinear(c_dim, ch) if c_dim > 0 else None
-        self.aux = EqualLinear(ch, c_dim) if aux and c_dim > 0 else None
+        self.aux = EqualLinear(ch, aux_classes) if aux_classes else None
         self.rotation = EqualLinear(ch, 4) if rotation else None
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
@@ -156,7 +157,7 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         D = Discriminator(resolution=images.shape[-1], img_channels=images.shape[1], c_dim=c_dim,
-                          width=run.d_width, max_width=2 * run.d_width, aux=run.ac_weight > 0,
+                          width=run.d_width, max_width=2 * run.d_width, aux_classes=num_classes if run.ac_weight > 0 else 0,
                           rotation=run.rotation_weight > 0).train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=run.lr, betas=run.betas)
@@ -194,11 +195,18 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
 
     policy = parse_policy(run.augment)
 
-    def D_in(x, c):  # DiffAugment: the same kind of random transform on real and fake, in D's and G's steps
+    def D_in(x, c, y=None):  # DiffAugment: the same kind of random transform on real and fake, in D's and G's steps
         h = D.features(diff_augment(x, policy, gen) if policy else x)
-        # AC-GAN: D learns the class of real images, G to draw images of the class asked for
-        ac = F.cross_entropy(D.classify(h), c.argmax(1)) if D.aux is not None else h.new_zeros(())
-        return D.score(h, c), ac
+        if D.aux is None:
+            return D.score(h, c), h.new_zeros(())
+        logits = D.classify(h)
+        if y is not None:  # AC-GAN: D learns the class of real images, a conditional G draws the class asked for
+            return D.score(h, c), F.cross_entropy(logits, y)
+        # unconditional G: each image of one class (low entropy), all classes alike (high entropy of the mean)
+        p = F.softmax(logits, dim=1)
+        ent = -(p * F.log_softmax(logits, dim=1)).sum(1).mean()
+        mean = p.mean(0)
+        return D.score(h, c), ent + (mean * mean.clamp_min(1e-8).log()).sum()
 
     def rotation_loss(x):  # SS-GAN: which of 0/90/180/270 degrees each image was turned by
         if not run.rotation_weight:
@@ -219,8 +227,8 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
             fake = _clamped(G(torch.randn(bs, Z_DIM, generator=gen), c_fake))
         r1 = step % run.r1_every == 0
         real = real.requires_grad_(r1)
-        d_real, ac_real = D_in(real, c_real)  # R1 is taken w.r.t. the un-augmented reals, as in StyleGAN2-ADA
-        d_fake, _ = D_in(fake, c_fake)
+        d_real, ac_real = D_in(real, c_real, labels[idx])  # R1 is taken w.r.t. the un-augmented reals, as in StyleGAN2-ADA
+        d_fake, _ = D_in(fake, c_fake, None if c_fake is None else c_fake.argmax(1))
         loss_d = F.softplus(d_fake).mean() + F.softplus(-d_real).mean() + run.ac_weight * ac_real \
             + run.rotation_weight * rotation_loss(real.detach())
         if r1:
@@ -233,7 +241,7 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
         c_fake = fake_labels()
         z = torch.randn(bs, Z_DIM, generator=gen)
         fake = _clamped(G(z, c_fake))
-        d_fake, ac_fake = D_in(fake, c_fake)
+        d_fake, ac_fake = D_in(fake, c_fake, None if c_fake is None else c_fake.argmax(1))
         loss_g = F.softplus(-d_fake).mean() + run.ac_weight * ac_fake + 0.2 * run.rotation_weight * rotation_loss(fake)
         if run.mode_seeking:  # pairs i, i + bs/2 (the same class under class_groups)
             h = bs // 2

@@ -512,7 +512,7 @@ def _train_and_record(directory: str, run: GANRun, steps: int | None, seed: int,
         save_sample_grid(fg, path.with_suffix(".png"), seed=seed)
         d_path = directory / f"{stem}.disc.safetensors"
         d_kwargs = {"resolution": RESOLUTION, "img_channels": CHANNELS, "c_dim": fg.c_dim, "width": run.d_width,
-                    "max_width": 2 * run.d_width, **({"aux": True} if run.ac_weight > 0 and fg.c_dim else {}),
+                    "max_width": 2 * run.d_width, **({"aux_classes": num_classes} if run.ac_weight > 0 else {}),
                     **({"rotation": True} if run.rotation_weight > 0 else {})}
         save_weights(disc, d_path)  # its constructor arguments go in the manifest entry
         result = fidlib.fid_of_generator(fg, extractor, x_train, n_samples=fid_samples, reference=f"{DATASET}/train",
