@@ -26,7 +26,7 @@ from analysis.tables import Table, generators_table
 from sqsp import zoo
 from sqsp.tune import Study, study_main
 
-# every entry a default build yields, once (``stylegan-digits-m@2000`` is ``stylegan-digits-m``)
+# every entry a default build yields, once (``stylegan-digits-m@3000`` is ``stylegan-digits-m``)
 GENERATORS = [n for n in zoo.zoo_names() if not any(n == f"{r.name}@{r.steps}" for r in zoo.DEFAULT_RUNS)]
 
 STUDY = Study(
