@@ -211,7 +211,8 @@ def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_pat
         preset("smoke", {"method": "discriminator", "generator": "random:stylegan"})
     paper = train(preset("smoke", {"method": "discriminator", "generator": "dcgan-digits-m", "disc_features": "multi",
                                    "probe": "paper", "probe_epochs": 2}))  # a linear layer through the frozen D
-    assert paper["done"] and paper["feature_dim"] == 3 * 2 * e["discriminator_kwargs"]["width"]
+    dcgan_width = manifest["entries"]["dcgan-digits-m"]["discriminator_kwargs"]["width"]
+    assert paper["done"] and paper["feature_dim"] == 3 * 2 * dcgan_width
     assert 10 < paper["probe_acc"] <= 100
 
     copy = tmp_path / "zoo"
