@@ -667,19 +667,21 @@ def format_listing(zoo: str | os.PathLike | None = None, manifests: Sequence[str
                  "classifier's mean confidence and largest class share, match: classified as drawn, probe: pooled "
                  "block features -> class; bar: issue 24's targets (conf>=0.8, top<=0.15, P>=0.6, R>=0.5, "
                  "probe>=0.7, match>=0.85)")
-    lines.append(f"{'name':<28} {'arch':<8} {'cond':>4} {'step':>6} {'FID':>7}  {_QUALITY_HEADER}  {'bar':<18} file")
+    lines.append(f"{'name':<28} {'arch':<8} {'cond':>4} {'step':>6} {'FID':>7}  {_QUALITY_HEADER}  {'bar':<26} file")
     for name, e in sorted(rows.items(), key=lambda kv: (kv[1].get("run", kv[0]), kv[1].get("step") or 0, kv[0])):
         f = e.get("fid") or {}
         fid_s = f"{f['value']:7.2f}" if "value" in f else f"{'-':>7}"
         bar = "-" if "misses" not in e else "meets" if not e["misses"] else "misses " + ",".join(
-            m.split("<")[0].split(">")[0] for m in e["misses"])
+            _SHORT.get(k, k) for k in (m.split("<")[0].split(">")[0] for m in e["misses"]))
         lines.append(f"{name:<28} {e.get('arch', '?'):<8} {'yes' if e.get('conditional') else 'no':>4} "
-                     f"{e.get('step', '-')!s:>6} {fid_s}  {_quality_cells(e)}  {bar:<18} "
+                     f"{e.get('step', '-')!s:>6} {fid_s}  {_quality_cells(e)}  {bar:<26} "
                      f"{e['file'] if e.get('origin') == 'zoo' else e['path']}")
     return "\n".join(lines)
 
 
 _QUALITY_KEYS = ("precision", "recall", "density", "coverage", "confidence", "largest_class", "class_match", "probe")
+_SHORT = {"precision": "P", "recall": "R", "density": "D", "coverage": "C", "confidence": "conf",
+          "largest_class": "top", "class_match": "match", "probe": "probe"}
 _QUALITY_HEADER = " ".join(f"{h:>5}" for h in ("P", "R", "D", "C", "conf", "top", "match", "probe"))
 
 
