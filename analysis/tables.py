@@ -215,6 +215,9 @@ def _collapse(line) -> str:
 
 COLUMN_LABELS = {"generator": "generator", "generator_arch": "architecture", "generator_conditional": "cond.",
                  "generator_step": "GAN step", "generator_fid": "FID", "generator_fid_extractor": "FID extractor",
+                 "generator_confidence": "conf.", "generator_largest_class": "top class",
+                 "generator_precision": "P", "generator_recall": "R", "generator_class_match": "cls match",
+                 "generator_probe": "G probe",
                  "generator_blocks": "blocks", "method": "method", "syn_ratio": "α (syn. share)",
                  "teacher_source": "knowledge", "squeeze": "T_φ", "generator_blocks_read": "blocks read",
                  "lpips_net": "perceptual"}
@@ -341,7 +344,8 @@ def render_grid(head: Sequence[str], body: Sequence[Sequence[str]], fmt: str, *,
 # the other studies' tables (each studies/<name>.py declares its own: ``Table`` below)
 # ---------------------------------------------------------------------------------------------
 GENERATOR_COLUMNS = ("generator_arch", "generator_conditional", "generator_step", "generator_fid",
-                     "generator_fid_extractor")
+                     "generator_fid_extractor", "generator_confidence", "generator_largest_class",
+                     "generator_precision", "generator_recall", "generator_class_match", "generator_probe")
 
 
 def generators_table(trials: pd.DataFrame) -> pd.DataFrame:
@@ -353,6 +357,8 @@ def generators_table(trials: pd.DataFrame) -> pd.DataFrame:
     table.attrs["paper_note"] = ("paper: appendix Table 7 (CIFAR-10, squeeze), for the architecture that matches"
                                  if squeeze else "paper: appendix Table 7 reports squeeze (α = 1), these rows ran "
                                  "squeeze and span (Fig. 6's curve); --set syn_ratio=1.0 for Table 7's")
+    # sqsp.quality's measures where the trials recorded them (older results and official pickles have none)
+    table.attrs["columns"] = [c for c in GENERATOR_COLUMNS if c in GENERATOR_COLUMNS[:5] or table[c].notna().any()]
     rho = fid_accuracy_correlation(table)
     if rho is not None:
         table.attrs["extra_notes"] = [f"Spearman ρ(FID, probe) over {rho[1]} generators = {rho[0]:+.2f} "

@@ -24,8 +24,7 @@ def test_generators_study_covers_every_zoo_entry_once():
     study, cfgs = configs("generators")
     rows = {r for r, _ in cfgs}
     control = "untrained stylegan (control)"
-    assert rows - {control} == set(zoo.zoo_names()) - {"stylegan-digits-m@2000", "dcgan-digits-m@800",
-                                                         "stylegan-digits-m-cond@1000"}
+    assert rows - {control} == set(zoo.zoo_names()) - {f"{r.name}@{r.steps}" for r in zoo.DEFAULT_RUNS}
     # squeeze and span (α from the preset), as Fig. 6's curve; --set syn_ratio=1.0 for Table 7's squeeze
     assert all(c.generator == r and c.syn_ratio == 0.5 for (r, _), c in cfgs.items() if r != control)
     assert cfgs[(control, 0)].generator == "random:stylegan@16"
@@ -54,7 +53,7 @@ FIDS = {"g@40": 90.0, "g@400": 50.0, "g": 12.0, "dcgan": 15.0}
 ACC = {"g@40": [60.0, 62.0], "g@400": [70.0, 74.0], "g": [85.0, 87.0], "dcgan": [80.0, 78.0]}
 
 
-def write_generators(folder, extractor=lambda row: "classifier-digits-m"):
+def write_generators(folder, extractor=lambda row: "classifier-digits-m", quality=None):
     recs = []
     for row, accs in ACC.items():
         for seed, acc in enumerate(accs):
@@ -62,7 +61,7 @@ def write_generators(folder, extractor=lambda row: "classifier-digits-m"):
             last = {"training_iteration": 1, "step": 84, "probe_acc": acc, "knn_acc": acc - 3, "done": True,
                     "collapsed": False, "init_probe_acc": 55.0, "generator_fid": FIDS[row],
                     "generator_fid_extractor": extractor(row), "generator_arch": "dcgan" if row == "dcgan" else "stylegan",
-                    "generator_step": int(row.partition("@")[2] or 2000)}
+                    "generator_step": int(row.partition("@")[2] or 2000), **(quality or {}).get(row, {})}
             recs.append(TrialRecord(f"t{len(recs):02d}", cfg, row, [last]))
     study = importlib.import_module("studies.generators").STUDY
     results.write_study(str(folder), "generators", recs, metadata=study_metadata(study))
@@ -117,6 +116,15 @@ def test_generators_table_reports_fid_and_its_correlation_with_accuracy(tmp_path
 
     png = fid_figure(trials, tmp_path / "fig6.png")
     assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_generators_table_shows_the_quality_measures_trials_recorded(tmp_path):
+    q = {row: {"generator_confidence": 0.5 + i / 10, "generator_largest_class": 0.3, "generator_precision": 0.7,
+               "generator_recall": 0.4, "generator_class_match": float("nan"), "generator_probe": 0.6}
+         for i, row in enumerate(ACC)}
+    md = format_table(generators_table(write_generators(tmp_path / "generators", quality=q)))
+    assert "| FID extractor | conf. | top class | P | R | G probe | linear probe |" in md  # no class match: unconditional
+    assert "| g@400 | stylegan |  | 400 | 50.00 | classifier-digits-m | 0.60 | 0.30 | 0.70 | 0.40 | 0.60 | 72.00" in md
 
 
 def test_fids_from_different_extractors_are_not_compared(tmp_path):
