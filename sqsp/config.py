@@ -15,7 +15,7 @@ import os
 import re
 import types
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args, get_origin
 
 from .datasets import DATASETS, EMBEDDED_DATASETS
