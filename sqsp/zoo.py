@@ -78,7 +78,7 @@ from . import fid as fidlib
 from . import quality as qualitylib
 from .config import ConfigError, is_zoo_name, parse_blocks
 from .data import DIGITS_M_VERSION, load_split
-from .errors import UserError
+from .errors import UserError, ZooError  # noqa: F401  (ZooError: importers read it here too)
 from .gan import Z_DIM, Discriminator, GANRun, save_sample_grid, train_gan
 from .generators import ARCHITECTURES, FeatureGenerator, build_architecture, is_checkpoint_path, load_checkpoint, \
     save_checkpoint, wrap
@@ -91,11 +91,6 @@ DATASET = "digits-m"
 RESOLUTION = 16
 CHANNELS = 3
 CLASSIFIER = "classifier-digits-m"
-
-
-class ZooError(UserError, ValueError):
-    """A manifest or a zoo file the user must fix: invalid, tampered with, or naming a pickle
-    where sqsp never writes one."""
 
 
 class UnknownGenerator(UserError, LookupError):
@@ -725,7 +720,8 @@ def _main(args: argparse.Namespace) -> int:
         made_by = {"runs": [asdict(r) for r in DEFAULT_RUNS], "build_version": BUILD_VERSION,
                    "data_version": DIGITS_M_VERSION, "command": args.command, "torch": torch.__version__,
                    "machine": platform.processor() or platform.machine()}
-        m = zoo_bundle.write_bundle(zoo_dir(args.dir), made_by=made_by)
+        m = zoo_bundle.write_bundle(zoo_dir(args.dir), read_manifest(zoo_dir(args.dir) / "manifest.json"),
+                                    made_by=made_by)
         size = sum(p.stat().st_size for p in zoo_bundle.BUNDLE_DIR.iterdir())
         print(f"shipped {len(m['entries'])} entries in {zoo_bundle.BUNDLE_DIR} ({size / 1e6:.1f} MB)")
     else:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import fid as fidlib
+from .errors import ZooError
 from .storage import atomic_output
 
 BUNDLE_DIR = Path(__file__).parent / "zoo_data"
@@ -43,7 +44,6 @@ def files_of(entry: dict[str, Any]) -> list[tuple[str, str | None]]:
 
 
 def _copy_checked(bundle: Path, directory: Path, name: str, sha256: str | None) -> None:
-    from .zoo import ZooError
     src = bundle / name
     if not src.is_file():
         raise ZooError(f"the shipped zoo {str(bundle)!r} lacks {name!r}, which its manifest names; reinstall sqsp "
@@ -84,10 +84,10 @@ def adopt_run(directory: Path, run_name: str, recipe: str, classifier_sha256: st
     return {n: {**e, "shipped": True} for n, e in mine.items()}
 
 
-def write_bundle(directory: Path, bundle: Path = BUNDLE_DIR, *, made_by: dict[str, Any]) -> dict[str, Any]:
-    """Copy the built zoo at ``directory`` (its manifest, classifier and entries) into ``bundle``."""
-    from .zoo import read_manifest
-    m = read_manifest(directory / "manifest.json")
+def write_bundle(directory: Path, m: dict[str, Any], bundle: Path = BUNDLE_DIR, *,
+                 made_by: dict[str, Any]) -> dict[str, Any]:
+    """Copy the built zoo at ``directory`` (``m``: its manifest, as zoo.read_manifest reads it; its
+    classifier and entries) into ``bundle``."""
     if not m["entries"] or not m["extractors"]:
         raise FileNotFoundError(f"the zoo at {directory} has no entries or no classifier to ship; build it first")
     bundle.mkdir(parents=True, exist_ok=True)
