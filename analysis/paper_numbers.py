@@ -66,18 +66,13 @@ APPENDIX_TABLE7 = {
 }
 
 
-# The paper's CIFAR-10 figure for the row labels of our other studies (studies/*.py), where a
-# row has a counterpart in the paper. Generators: the zoo's main unconditional and conditional
-# StyleGAN2-like generators stand for StyleGAN2-ADA (Table 7); the zoo's DCGAN and the
-# checkpoints along training have no counterpart there (Fig. 6 plots them as a curve).
+# The paper's figure for the row labels of our other studies (studies/*.py), where a row has a
+# counterpart in the paper (per data set: ``paper_column`` below). Generators: the zoo's main
+# unconditional and conditional StyleGAN2-like generators stand for StyleGAN2-ADA (Table 7,
+# squeeze); the zoo's DCGAN and the checkpoints along training have no counterpart there
+# (Fig. 6 plots them as a curve).
 PAPER_GENERATORS = {"stylegan-digits-m": APPENDIX_TABLE7["stylegan2-ada"][2],
                     "stylegan-digits-m-cond": APPENDIX_TABLE7["stylegan2-ada-cond"][2]}
-PAPER_BLOCKS = {"b4-b8": APPENDIX_TABLE6["b4-b8"]["cifar10"], "b16": APPENDIX_TABLE6["b16-b32"]["cifar10"],
-                "all": APPENDIX_TABLE6["all"]["cifar10"]}
-PAPER_SSL = {f"{data}-{method}": TABLE2[(data, method)]["cifar10"]
-             for data, method in TABLE2 if method in ("simsiam", "vicreg")}
-PAPER_SSL |= {"syn-squeeze": TABLE2[("syn", "squeeze")]["cifar10"],
-              "syn+real-squeeze-and-span": TABLE2[("syn+real", "squeeze and span")]["cifar10"]}
 
 
 # Table 5: squared MMD between synthetic and real representations, as printed (the scale
@@ -87,22 +82,6 @@ TABLE5 = {
     ("vicreg", "syn+real"): {"cifar10": 3.74, "cifar100": 16.8, "stl10": 11.4},
     ("squeeze", "syn"): {"cifar10": 4.79, "cifar100": 1.24, "stl10": 9.82},
     ("squeeze and span", "syn+real"): {"cifar10": 0.45, "cifar100": 0.25, "stl10": 3.71},
-}
-PAPER_DOMAIN_GAP = {"syn-vicreg": TABLE5[("vicreg", "syn")]["cifar10"],
-                    "syn+real-vicreg": TABLE5[("vicreg", "syn+real")]["cifar10"],
-                    "syn-squeeze": TABLE5[("squeeze", "syn")]["cifar10"],
-                    "syn+real-squeeze-and-span": TABLE5[("squeeze and span", "syn+real")]["cifar10"]}
-
-PAPER_KNOWLEDGE_SOURCE = {
-    "discriminator-single": TABLE1[("discriminator", "direct use (single feature)", "syn+real")][0],
-    "discriminator-multi": TABLE1[("discriminator", "direct use (multi-feature)", "syn+real")][0],
-    "latent-encoding-syn": TABLE1[("latent", "encoding", "syn")][0],
-    "latent-encoding-syn+real": TABLE1[("latent", "encoding", "syn+real")][0],
-    **{
-    f"{src}-{how}": TABLE1[(source, method, domain)][0]
-    for src, source in (("latent", "latent"), ("feature", "generator feature"))
-    for how, method, domain in (("vanilla", "vanilla distillation (w/ aug)", "syn"), ("squeeze", "squeeze", "syn"),
-                                ("squeeze-and-span", "squeeze and span", "syn+real"))},
 }
 
 
@@ -132,3 +111,42 @@ FIG2_READING = {"discriminator": "not class-clustered (2a)", "latent": "not clas
 FIG1_CKA_THRESHOLD = 0.85
 FIG1_CKA_READING = {"generator": "most pairs < 0.80", "student": "many pairs > 0.85 (ResNet-18, SimSiam)",
                     "generator-student": "– (not shown)"}
+
+
+# ---------------------------------------------------------------------------------------------
+# a table's paper column for the data set a study ran on
+# ---------------------------------------------------------------------------------------------
+_SSL_ROWS = {**{f"{d}-{m}": (d, m) for d, m in TABLE2 if m in ("simsiam", "vicreg")},
+             "syn-squeeze": ("syn", "squeeze"), "syn+real-squeeze-and-span": ("syn+real", "squeeze and span")}
+_DOMAIN_GAP_ROWS = {"syn-vicreg": ("vicreg", "syn"), "syn+real-vicreg": ("vicreg", "syn+real"),
+                    "syn-squeeze": ("squeeze", "syn"), "syn+real-squeeze-and-span": ("squeeze and span", "syn+real")}
+_TABLE1_ROWS = {  # our row -> the key of TABLE1
+    "discriminator-single": ("discriminator", "direct use (single feature)", "syn+real"),
+    "discriminator-multi": ("discriminator", "direct use (multi-feature)", "syn+real"),
+    "latent-encoding-syn": ("latent", "encoding", "syn"),
+    "latent-encoding-syn+real": ("latent", "encoding", "syn+real"),
+    **{f"{src}-{how}": (source, method, domain)
+       for src, source in (("latent", "latent"), ("feature", "generator feature"))
+       for how, method, domain in (("vanilla", "vanilla distillation (w/ aug)", "syn"), ("squeeze", "squeeze", "syn"),
+                                   ("squeeze-and-span", "squeeze and span", "syn+real"))}}
+PAPER_COLUMNS = {  # table -> {dataset: {our row: figure}}
+    "ssl": {ds: {r: TABLE2[k][ds] for r, k in _SSL_ROWS.items() if ds in TABLE2[k]}
+            for ds in ("cifar10", "cifar100", "stl10")},
+    "domain_gap": {ds: {r: TABLE5[k][ds] for r, k in _DOMAIN_GAP_ROWS.items()} for ds in ("cifar10", "cifar100", "stl10")},
+    "blocks": {ds: {r: v[ds] for r, v in APPENDIX_TABLE6.items() if ds in v} for ds in ("cifar10", "cifar100", "stl10")},
+    "knowledge_source": {ds: {r: TABLE1[k][i] for r, k in _TABLE1_ROWS.items()}
+                         for i, ds in enumerate(("cifar10", "cifar100"))},
+}
+
+
+def paper_column(table: str, dataset: str) -> tuple[dict[str, float], str]:
+    """The paper's figures of ``table`` (a key of ``PAPER_COLUMNS``) for a study run on
+    ``dataset``, and the name of the column they come from: the dataset's own column where the
+    paper has one; CIFAR-10's for the embedded digits (the paper's main data set, named as
+    such); none for a data set the paper has figures of under another name (``imagefolder``)."""
+    columns = PAPER_COLUMNS[table]
+    if dataset in columns:
+        return columns[dataset], PAPER_DATASET_NAMES[dataset]
+    if dataset in ("digits-m", "digits", ""):
+        return columns["cifar10"], "CIFAR-10"
+    return {}, f"no column for dataset {dataset!r}"

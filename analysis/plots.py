@@ -24,7 +24,6 @@ history, on which the confirmed candidates are marked with their mean ± std ove
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path

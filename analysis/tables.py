@@ -35,12 +35,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.paper_numbers import (PAPER_BLOCKS, PAPER_CROSS_DATASET,
-                                    PAPER_CROSS_DATASET_TARGETS, PAPER_DATASET_NAMES,
-                                    PAPER_DOMAIN_GAP, PAPER_GENERATORS,
-                                    PAPER_KNOWLEDGE_SOURCE, PAPER_SSL,
-                                    TABLE3_CIFAR10,
-                                    TABLE3_COMPONENTS)
+from analysis.paper_numbers import (PAPER_CROSS_DATASET, PAPER_CROSS_DATASET_TARGETS, PAPER_DATASET_NAMES,
+                                    PAPER_GENERATORS, TABLE3_CIFAR10, TABLE3_COMPONENTS, paper_column)
 from sqsp.datasets import NUM_CLASSES
 from sqsp.record import FAILED
 
@@ -87,7 +83,19 @@ def study_table(trials: pd.DataFrame, *, columns: Sequence[str] = (), paper: dic
         out.append(line)
     table = _with_notes(pd.DataFrame(out), trials)
     table.attrs["columns"], table.attrs["paper_label"] = list(columns), paper_label if paper is not None else None
+    if paper is None:  # a study of one's own: no paper figure to set beside it
+        table.attrs["paper_note"] = ""
     return table
+
+
+def grid_table(trials: pd.DataFrame, *, columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The table of a study declared as a grid (``--grid sim_weight=1,5,25``, a study file's
+    ``grid:``): one line per point of the grid, named by the ``columns`` (its fields) and their
+    values, in the order Ray ran them, with the statistics of ``study_table``."""
+    def label(line) -> str:
+        return ", ".join(f"{c}={line[c] if isinstance(line[c], str) else _value(line[c])}" for c in columns) or "base"
+    labelled = trials.assign(row=[label(line) for _, line in trials.iterrows()], row_index=None)
+    return study_table(labelled)
 
 
 def row_stats(g: pd.DataFrame) -> dict:
@@ -129,7 +137,16 @@ def _with_notes(table: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
     table.attrs["untrained"] = _untrained(trials)
     table.attrs["references"] = reference_rows(trials)
     table.attrs["dataset"] = ", ".join(sorted(trials["dataset"].dropna().astype(str).unique())) if "dataset" in trials else ""
+    table.attrs["probe"] = sorted(trials["probe"].dropna().astype(str).unique()) if "probe" in trials else []
     return table
+
+
+PROBE_NOTES = {
+    "paper": "linear probe: the paper protocol's last epoch (probe_acc); the authors' tables report the best of its "
+             "evaluations every 5 epochs, recorded as probe_acc_best",
+    "fast": "linear probe: the fast probe (logistic regression on frozen features, one fit)",
+}
+"""Which probe number a table shows, said under every table."""
 
 
 def _gain(g: pd.DataFrame) -> pd.Series:
@@ -198,8 +215,12 @@ def _collapse(line) -> str:
 
 COLUMN_LABELS = {"generator": "generator", "generator_arch": "architecture", "generator_conditional": "cond.",
                  "generator_step": "GAN step", "generator_fid": "FID", "generator_fid_extractor": "FID extractor",
+                 "generator_confidence": "conf.", "generator_largest_class": "top class",
+                 "generator_precision": "P", "generator_recall": "R", "generator_class_match": "cls match",
+                 "generator_probe": "G probe",
                  "generator_blocks": "blocks", "method": "method", "syn_ratio": "α (syn. share)",
-                 "teacher_source": "knowledge", "squeeze": "T_φ"}
+                 "teacher_source": "knowledge", "squeeze": "T_φ", "generator_blocks_read": "blocks read",
+                 "lpips_net": "perceptual"}
 
 
 INTEGER_COLUMNS = ("generator_step",)  # Parquet keeps metrics train() adds as float64
@@ -270,7 +291,10 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     if table.attrs.get("references"):
         note.append("reference rows in italics: chance, the same probes on raw pixels, and the untrained "
                     "backbone (each trial's step 0)")
-    note.append(table.attrs.get("paper_note", "paper: Table 3, CIFAR-10"))
+    note += [PROBE_NOTES[p] for p in table.attrs.get("probe", []) if p in PROBE_NOTES]
+    paper_note = table.attrs.get("paper_note", "paper: Table 3, CIFAR-10")
+    if paper_note:
+        note.append(paper_note)
     note += table.attrs.get("extra_notes", [])
     if fmt == "markdown":
         head, body = _display(table, check="✓", pm="±", labels=COMPONENT_LABELS)
@@ -320,14 +344,21 @@ def render_grid(head: Sequence[str], body: Sequence[Sequence[str]], fmt: str, *,
 # the other studies' tables (each studies/<name>.py declares its own: ``Table`` below)
 # ---------------------------------------------------------------------------------------------
 GENERATOR_COLUMNS = ("generator_arch", "generator_conditional", "generator_step", "generator_fid",
-                     "generator_fid_extractor")
+                     "generator_fid_extractor", "generator_confidence", "generator_largest_class",
+                     "generator_precision", "generator_recall", "generator_class_match", "generator_probe")
 
 
 def generators_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Appendix Table 7 and Fig. 6: accuracy by generator, with the FID each trial's generator
     had (recorded at run time), and Spearman's ρ between FID and accuracy over the rows."""
-    table = study_table(trials, columns=GENERATOR_COLUMNS, paper=PAPER_GENERATORS, paper_label="paper (Table 7)")
-    table.attrs["paper_note"] = "paper: appendix Table 7 (CIFAR-10, squeeze), for the architecture that matches"
+    squeeze = "syn_ratio" in trials and bool((pd.to_numeric(trials["syn_ratio"], errors="coerce") == 1.0).all())
+    table = study_table(trials, columns=GENERATOR_COLUMNS, paper=PAPER_GENERATORS if squeeze else {},
+                        paper_label="paper (Table 7)")
+    table.attrs["paper_note"] = ("paper: appendix Table 7 (CIFAR-10, squeeze), for the architecture that matches"
+                                 if squeeze else "paper: appendix Table 7 reports squeeze (α = 1), these rows ran "
+                                 "squeeze and span (Fig. 6's curve); --set syn_ratio=1.0 for Table 7's")
+    # sqsp.quality's measures where the trials recorded them (older results and official pickles have none)
+    table.attrs["columns"] = [c for c in GENERATOR_COLUMNS if c in GENERATOR_COLUMNS[:5] or table[c].notna().any()]
     rho = fid_accuracy_correlation(table)
     if rho is not None:
         table.attrs["extra_notes"] = [f"Spearman ρ(FID, probe) over {rho[1]} generators = {rho[0]:+.2f} "
@@ -347,15 +378,25 @@ def fid_accuracy_correlation(table: pd.DataFrame) -> tuple[float, int] | None:
 
 def blocks_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Appendix Table 6: accuracy by the generator blocks the teacher squeezes."""
-    table = study_table(trials, columns=("generator_blocks",), paper=PAPER_BLOCKS, paper_label="paper (Table 6)")
-    table.attrs["paper_note"] = "paper: appendix Table 6 (CIFAR-10, squeeze; b16 stands in for b16-b32 at 16 px)"
+    paper, column = paper_column("blocks", _dataset(trials))
+    cols = ("generator_blocks", "generator_blocks_read") if "generator_blocks_read" in trials else ("generator_blocks",)
+    table = study_table(trials, columns=cols, paper=paper, paper_label="paper (Table 6)")
+    table.attrs["paper_note"] = (f"paper: appendix Table 6 ({column}, squeeze); a group takes the blocks of it the "
+                                 "generator has ('blocks read': b16-b32 is b16 at 16 px)")
     return table
+
+
+def _dataset(trials: pd.DataFrame) -> str:
+    """The one data set a study's trials pretrained on ('' if none or several)."""
+    ds = trials["dataset"].dropna().astype(str).unique() if "dataset" in trials else []
+    return str(ds[0]) if len(ds) == 1 else ""
 
 
 def ssl_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Table 2: SSL on real, synthetic and mixed data against squeeze and squeeze-and-span."""
-    table = study_table(trials, columns=("method", "syn_ratio"), paper=PAPER_SSL, paper_label="paper (Table 2)")
-    table.attrs["paper_note"] = "paper: Table 2, CIFAR-10"
+    paper, column = paper_column("ssl", _dataset(trials))
+    table = study_table(trials, columns=("method", "syn_ratio"), paper=paper, paper_label="paper (Table 2)")
+    table.attrs["paper_note"] = f"paper: Table 2, {column}"
     return table
 
 
@@ -510,11 +551,11 @@ def search_report(trials: pd.DataFrame, columns: Sequence[str], fmt: str = "mark
 
 def domain_gap_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Table 5: MMD² between synthetic and real representations, by method and data."""
-    table = study_table(trials, columns=("method", "syn_ratio"), paper=PAPER_DOMAIN_GAP,
-                        paper_label="paper MMD² (Table 5)")
+    paper, column = paper_column("domain_gap", _dataset(trials))
+    table = study_table(trials, columns=("method", "syn_ratio"), paper=paper, paper_label="paper MMD² (Table 5)")
     table.attrs["paper_note"] = ("MMD²: KID's cubic kernel on backbone features standardised per dimension with "
                                  "the pooled mean and std of both samples (scale-free; the paper does not say how it "
-                                 "scaled them); paper: Table 5, CIFAR-10 (its scale factor was lost in extraction: "
+                                 f"scaled them); paper: Table 5, {column} (its scale factor was lost in extraction: "
                                  "compare ratios between rows)")
     table.attrs["show_mmd"] = True
     return table
@@ -522,9 +563,16 @@ def domain_gap_table(trials: pd.DataFrame) -> pd.DataFrame:
 
 def knowledge_source_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Table 1: the generator's latent or its features, distilled three ways."""
-    table = study_table(trials, columns=("method", "teacher_source", "squeeze", "syn_ratio"), paper=PAPER_KNOWLEDGE_SOURCE,
-                        paper_label="paper (Table 1)")
-    table.attrs["paper_note"] = "paper: Table 1, CIFAR-10"
+    paper, column = paper_column("knowledge_source", _dataset(trials))
+    cols = ("method", "teacher_source", "squeeze", "syn_ratio") + (("lpips_net",) if "lpips_net" in trials else ())
+    table = study_table(trials, columns=cols, paper=paper, paper_label="paper (Table 1)")
+    table.attrs["paper_note"] = f"paper: Table 1, {column}"
+    if "lpips_net" in table:  # the encoder's perceptual distance; the other rows have none
+        table["lpips_net"] = [v if m == "encode" else None for v, m in zip(table["lpips_net"], table["method"])]
+        if (table["lpips_net"] == "zoo-classifier").any():
+            table.attrs["extra_notes"] = ["encoding rows with perceptual 'zoo-classifier': LPIPS's construction on the "
+                                          "zoo classifier's features, not LPIPS (its ImageNet trunk is not available "
+                                          "offline)"]
     direct = table["method"] == "discriminator"  # trains nothing: the distillation settings do not apply
     table[["teacher_source", "squeeze", "syn_ratio"]] = table[["teacher_source", "squeeze", "syn_ratio"]].astype(object)
     table.loc[direct, ["teacher_source", "squeeze", "syn_ratio"]] = None

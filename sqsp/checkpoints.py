@@ -71,10 +71,12 @@ def recorded_fids(paths: Sequence[str], manifests: Sequence[str | os.PathLike] |
 
 def info_from_entry(e: dict[str, Any], step: int) -> dict[str, Any]:
     """What a trial reports about its generator (the columns of Table 7 / Fig. 6), from a manifest entry."""
+    from .zoo import quality_info
     fid = e["fid"]
     return {"generator_fid": float(fid["value"]), "generator_fid_extractor": str(fid.get("extractor", "")),
             "generator_fid_samples": int(fid.get("n_samples", -1)), "generator_arch": str(e.get("arch", "")),
-            "generator_conditional": bool(e.get("conditional", False)), "generator_step": step}
+            "generator_conditional": bool(e.get("conditional", False)), "generator_step": step,
+            **quality_info(e)}
 
 
 def checkpoint_fid(path: str, *, dataset: str, data_root: str | None, n_samples: int = FID_SAMPLES,

@@ -15,16 +15,18 @@ import os
 import re
 import types
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args, get_origin
 
 from .datasets import DATASETS, EMBEDDED_DATASETS
-from .errors import UserError
+from .errors import ConfigError
+from .presets import PRESETS, method_scale
+from .specs import is_zoo_name, parse_blocks, parse_seeds  # noqa: F401 (also read from config by other modules)
 
 MAX_SEED = 2**32 - 1  # scikit-learn's random_state (the fast probe) takes seeds below 2**32
 _INT64_MAX = 2**63 - 1  # every int field is an Int64 column of trials.parquet
 METHODS = ("distill", "vicreg", "simsiam", "discriminator", "encode")
-LPIPS_NETS = ("alex", "vgg", "squeeze")
+LPIPS_NETS = ("alex", "vgg", "squeeze", "zoo-classifier")
 # Appendix Table 5 pretrains on one dataset and probes on the other two; the embedded default
 # pairs its dataset with the other digits variant. Only pairs whose datasets exist are kept.
 _TRANSFER_PAIRS = {"cifar10": ("cifar100", "stl10"), "cifar100": ("cifar10", "stl10"),
@@ -32,12 +34,6 @@ _TRANSFER_PAIRS = {"cifar10": ("cifar100", "stl10"), "cifar100": ("cifar10", "st
 TRANSFER_PAIRS = {k: tuple(t for t in v if t in DATASETS) for k, v in _TRANSFER_PAIRS.items()
                   if k in DATASETS and any(t in DATASETS for t in v)}
 STUDENTS = ("resnet18-cifar", "resnet18", "resnet50")
-BLOCK_GROUPS = {"b4-b8": ("b4", "b8"), "b16-b32": ("b16", "b32"), "b64-b128": ("b64", "b128")}
-_BLOCK_RE = re.compile(r"^b(\d+)$")
-
-
-class ConfigError(UserError, ValueError):
-    """A config value is not allowed; the message names the field, the value and what is allowed."""
 
 
 @dataclass
@@ -54,9 +50,12 @@ class TrainConfig:
     latent_weight: float = 1.0
     """For method='encode': λ of Eq. 3, the weight of ||E(G(z)) − w||² beside the LPIPS term
     (the authors' ``--latent_loss_weight``, default 1)."""
-    lpips_net: Literal["alex", "vgg", "squeeze"] = "alex"
+    lpips_net: Literal["alex", "vgg", "squeeze", "zoo-classifier"] = "alex"
     """For method='encode': the LPIPS trunk (the authors use AlexNet). Its ImageNet weights come
-    from torchvision's cache (``$TORCH_HOME/hub/checkpoints``); sqsp never downloads them."""
+    from torchvision's cache (``$TORCH_HOME/hub/checkpoints``); sqsp never downloads them.
+    ``zoo-classifier``: LPIPS's construction (unit-normalised per-channel feature differences,
+    averaged) on the zoo classifier of ``dataset``, not LPIPS: what the embedded default can run
+    offline (``sqsp/encode.py``)."""
     # --- data ------------------------------------------------------------------------------
     dataset: str = "digits-m"
     data_root: str | None = None
@@ -85,6 +84,11 @@ class TrainConfig:
     syn_augment: bool = True
     aug_preset: Literal["mocov2", "mocov2-noblur"] = "mocov2-noblur"
     aug_granularity: Literal["sample", "batch"] = "sample"
+    """How the synthetic images of a batch are augmented, for every method that augments them:
+    each its own crop/jitter/flip (``sample``, the paper's MoCo-v2 pipeline, which torchvision
+    applies per image), or one draw for the whole synthetic batch (``batch``, what the authors'
+    code does to generated images in sns.py, vicreg.py and simsiam.py). Real images are always
+    augmented per sample."""
     crop_min: float = 0.2
     """Smallest random crop, as a share of the image area (MoCo-v2's 0.2, made for 224 px)."""
     # --- loss ----------------------------------------------------------------------------------
@@ -93,11 +97,18 @@ class TrainConfig:
     cov_weight: float = 1.0
     vc_side: Literal["both", "student", "teacher"] = "both"
     """Which representation the variance/covariance terms regularise on the synthetic side.
-    ``both`` follows Eq. 11 of the paper; ``student`` is what the authors' sns.py optimises."""
+    ``both`` follows Eq. 11 of the paper; ``student`` is what the authors' sns.py optimises (and
+    what the paper presets run)."""
     syn_ratio: float = 0.5
     # --- student ------------------------------------------------------------------------------
     student: str = "resnet18-cifar"
     student_width: float = 1.0
+    student_init: Literal["pytorch", "torchvision"] = "pytorch"
+    """``torchvision``: torchvision's ResNet init with ``zero_init_residual=True`` (each residual
+    branch's last BN starts at γ = 0), as the authors' backbones (their resnet18cifar is
+    torchvision's resnet18 with a 3x3 stem, which keeps PyTorch's default init). ``pytorch``:
+    each layer's PyTorch default (torchvision's models keep their kaiming init, without the
+    zero-init)."""
     projector_depth: int = 5
     projector_dim: int = 0
     """Hidden width of the projector; 0 = the backbone's width, as the authors' extractor.py
@@ -111,6 +122,9 @@ class TrainConfig:
     weight_decay: float = 5e-4
     momentum: float = 0.9
     lr_schedule: Literal["cosine", "constant"] = "cosine"
+    fix_pred_lr: bool = False
+    """For method='simsiam': the predictor keeps the initial lr while the rest follows the
+    schedule (SimSiam's and the authors' ``--fix-pred-lr``)."""
     warmup_steps: int = 0
     seed: int = 0
     # --- hardware ---------------------------------------------------------------------------
@@ -332,8 +346,6 @@ _NO_TEACHER = "it has no teacher: its targets are its own second view"
 _SSL_IGNORES = {
     "syn_augment": "it augments every image, synthetic or real, with aug_preset (two views each); syn_augment is "
                    "distill's switch for the synthetic side",
-    "aug_granularity": "its two views are augmented per sample, as real images are; aug_granularity is distill's "
-                       "choice for the synthetic side",
     "vc_side": "its variance/covariance terms regularise its two views; vc_side chooses distill's student or teacher "
                "side",
     "squeeze": _NO_TEACHER, "squeeze_depth": _NO_TEACHER, "squeeze_width": _NO_TEACHER,
@@ -398,13 +410,6 @@ def refuse_ignored(cfg: TrainConfig, explicit: Any, where: str = "") -> None:
                                             for name, why in bad.items()) + "; drop " + ", ".join(bad))
 
 
-def is_zoo_name(spec: str) -> bool:
-    """Whether a ``generator`` spec names a zoo entry, rather than ``random:<arch>`` or a path
-    to a checkpoint (ours or an official pickle). Only zoo names can be built on first use."""
-    return not (spec.startswith("random:") or "/" in spec or os.sep in spec
-                or spec.endswith((".pkl", ".safetensors", ".pt", ".pth")))
-
-
 PATH_FIELDS = ("data_root", "stylegan_repo", "generator")
 """Fields that may hold a path (``generator`` when it is neither a zoo name nor ``random:``)."""
 
@@ -422,80 +427,18 @@ def absolute_paths(values: dict[str, Any], base: str | os.PathLike) -> dict[str,
     return out
 
 
-def parse_blocks(spec: str) -> tuple[str, ...] | None:
-    """Block names from ``generator_blocks``; None means all blocks of the generator."""
-    spec = spec.strip()
-    if spec == "all":
-        return None
-    out: list[str] = []
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        names = BLOCK_GROUPS.get(part, (part,))
-        for n in names:
-            if not _BLOCK_RE.match(n):
-                raise ConfigError(
-                    f"generator_blocks={spec!r}: {part!r} is not a block name; allowed: 'all', names "
-                    f"like 'b4', 'b8', … (output resolution), groups {sorted(BLOCK_GROUPS)}")
-            if n not in out:
-                out.append(n)
-    if not out:
-        raise ConfigError(f"generator_blocks={spec!r} names no block; use 'all' or e.g. 'b4,b8'")
-    return tuple(out)
-
-
 # ---------------------------------------------------------------------------------------------
-# presets
+# presets (their values: sqsp/presets.py)
 # ---------------------------------------------------------------------------------------------
-def _paper(dataset, *, aug, epochs, lr, wd, size, lam, mu, student, batch=512, data_root="data"):
-    return dict(dataset=dataset, data_root=data_root, aug_preset=aug, batch_size=batch, epochs=epochs,
-                base_lr=lr, weight_decay=wd, image_size=size, sim_weight=lam, var_weight=mu,
-                cov_weight=1.0, syn_ratio=0.5, student=student, generator_blocks="all",
-                squeeze_width=2048, teacher_dim=2048, projector_dim=0, projector_depth=5,
-                squeeze_depth=3, probe="paper", eval_every=10, checkpoint_every=10, eval_mmd=True)
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # The embedded default: digits-m (digit scans on photo patches) at 16 px, a zoo generator,
-    # one CPU core, ~25-35 s a run, so that the 18 trials of the ablation fit in 5 minutes on
-    # 2 cores. Chosen once for every row and study (benchmarks/README.md, "smoke preset"):
-    # - steps 200: what that budget allows; base_lr 0.2: the largest of 0.2/0.4/0.5 at which
-    #   VICReg and squeeze both train (0.5 diverged in both);
-    # - crop_min 1.0: at 16 px MoCo-v2's crops (0.2-1 of the area) cut the digit apart, and a
-    #   student distilling a fixed teacher learned 49 % in 200 steps with them, 79 % without
-    #   (colour jitter, grayscale and flip kept: the nuisance of digits-m is colour);
-    # - eval_every 0: the kNN monitor only at the end (a pass over 3.6k images costs ~25 steps).
-    "smoke": dict(
-        dataset="digits-m", image_size=16, generator="stylegan-digits-m", batch_size=64, steps=200,
-        base_lr=0.2, warmup_steps=10, weight_decay=5e-4, student_width=0.125, projector_depth=3,
-        projector_dim=0, squeeze_width=128, teacher_dim=128, squeeze_depth=3, aug_preset="mocov2-noblur",
-        crop_min=1.0, sim_weight=25.0, var_weight=25.0, cov_weight=1.0, syn_ratio=0.5, knn_k=20,
-        eval_every=0, checkpoint_every=1, probe="fast", eval_init=True, eval_mmd=True, device="auto",
-        # at width x0.125 bf16 autocast and channels_last cost more than they save (benchmarks/README.md)
-        precision="fp32", channels_last=False),
-    # Appendix Table 2, exactly (generator: the paper's checkpoint file names, see README).
-    "paper-cifar10": {**_paper("cifar10", aug="mocov2-noblur", epochs=800, lr=0.03, wd=5e-4, size=32, lam=25, mu=25,
-                               student="resnet18-cifar"), "generator": "checkpoints/cifar10u-cifar-ada-best-fid.pkl"},
-    "paper-cifar100": {**_paper("cifar100", aug="mocov2-noblur", epochs=800, lr=0.03, wd=5e-4, size=32, lam=10, mu=10,
-                                student="resnet18-cifar"), "generator": "checkpoints/cifar100u-cifar-best-fid4.13.pkl"},
-    "paper-stl10": {**_paper("stl10", aug="mocov2", epochs=200, lr=0.05, wd=1e-4, size=64, lam=25, mu=25,
-                             student="resnet18"), "generator": "checkpoints/stl10u-my128-best-fid20.86.pkl",
-                    # the authors' stl10_eval_linear.sh: eval_classification.py's defaults and --lars
-                    "probe_optimizer": "lars", "probe_batch_size": 4096, "probe_lr": 0.1},
-    "paper-imagenet100": {**_paper("imagenet100", aug="mocov2", epochs=100, lr=0.05, wd=1e-4, size=96, lam=25,
-                                   mu=25, student="resnet50", batch=256),
-                          "dataset": "imagefolder", "data_root": "data/imagenet100",
-                          "generator": "checkpoints/imagenet100-projected-stylegan2.pkl"},
-    "paper-imagenet": {**_paper("imagenet", aug="mocov2", epochs=100, lr=0.05, wd=1e-4, size=96, lam=25, mu=25,
-                                student="resnet50", batch=256),
-                       "dataset": "imagefolder", "data_root": "data/imagenet",
-                       "generator": "checkpoints/imagenet-stylegan2.pkl"},
-}
-
-
 def preset(name: str, overrides: dict[str, Any] | list[str] | None = None, *, validate: bool = True) -> TrainConfig:
     """A preset with overrides applied (``{"key": value}`` or ``["key=value", ...]``)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; allowed: {sorted(PRESETS)}")
-    values = {**TrainConfig().to_dict(), **PRESETS[name], **parse_overrides(overrides)}
+    over = parse_overrides(overrides)
+    method = over.get("method", PRESETS[name].get("method", TrainConfig.method))
+    _one_of("method", method, METHODS)
+    # the method picks its line of the preset (presets.METHOD_SCALE); what is set explicitly wins
+    values = {**TrainConfig().to_dict(), **PRESETS[name], **method_scale(name, method), **over}
     if not validate:
         cfg = TrainConfig(**{k: _coerce(k, v) for k, v in values.items()})
         for f in fields(cfg):
@@ -504,6 +447,21 @@ def preset(name: str, overrides: dict[str, Any] | list[str] | None = None, *, va
     cfg = TrainConfig.from_dict(values)
     refuse_ignored(cfg, parse_overrides(overrides))
     return cfg
+
+
+def row_scale(preset_name: str, base: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """A study row's overrides with the scale of the row's method added: the fields of its line
+    in ``preset_name`` (presets.METHOD_SCALE), and of the base method's line back to the preset's
+    own value, wherever ``base`` still holds the value its preset gives it (what the user's
+    ``--set`` or the study's overrides changed stays as they set it; a ``--set`` equal to the
+    preset's own value cannot be told from it). The row's own values come last."""
+    method = row.get("method", base["method"])
+    plain = {**TrainConfig().to_dict(), **PRESETS[preset_name]}
+    line_base = {**plain, **method_scale(preset_name, base["method"])}
+    want = {**plain, **method_scale(preset_name, method)}
+    fields_ = set(method_scale(preset_name, base["method"])) | set(method_scale(preset_name, method))
+    scale = {k: want[k] for k in sorted(fields_) if base.get(k) == line_base[k] and want[k] != base.get(k)}
+    return {**scale, **row}
 
 
 def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
@@ -528,28 +486,6 @@ def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, A
             raise ConfigError(f"unknown config field {k!r}{hint}; allowed fields: {sorted(known)}")
         out[k] = _coerce(k, v)
     return out
-
-
-def parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
-    """``3`` -> [0, 1, 2]; ``4,7`` -> [4, 7]; ``7,`` -> [7]."""
-    usage = "give a count N (seeds 0..N-1) or a comma-separated list (4,7; a single seed: 7,)"
-    try:
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        else:
-            count = int(text)
-            if count < 1:
-                raise ValueError(f"{flag} {text}: a count of seeds must be >= 1 ({flag} 1 runs seed 0 alone); "
-                                 f"{usage}")
-            seeds = list(range(count))
-    except ValueError as e:
-        raise ConfigError(str(e) if str(e).startswith(flag) else f"{flag} {text!r}: {usage}") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise ConfigError(f"{flag} {text!r}: need at least one seed, all >= 0; {usage}")
-    twice = sorted({s for s in seeds if seeds.count(s) > 1})
-    if twice:
-        raise ConfigError(f"{flag} {text!r}: seed(s) {twice} appear more than once; each seed runs once")
-    return seeds
 
 
 def add_run_arguments(p, *, seeds: int | tuple[int, ...] = 3, default_preset: str = "smoke",

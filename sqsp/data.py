@@ -573,6 +573,19 @@ def _check_imagefolder_layout(root: Path, split: str) -> tuple[Path, list[str]]:
     return folder, classes
 
 
+def _open_rgb(path: str):
+    """One image file as RGB; a file PIL cannot read (truncated, not an image despite its
+    extension) is a data error naming the file: the same trial would fail on it again."""
+    from PIL import Image
+    try:
+        with open(path, "rb") as f:
+            img = Image.open(f)
+            return img.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as e:  # UnidentifiedImageError is an OSError
+        raise DatasetLayoutError(f"imagefolder: cannot read image {path} ({type(e).__name__}: {e}); "
+                                 "remove or replace the file") from None
+
+
 def _load_imagefolder(root: Path, split: str, image_size: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     from torchvision import transforms as T
     from torchvision.datasets import ImageFolder
@@ -580,7 +593,7 @@ def _load_imagefolder(root: Path, split: str, image_size: int) -> tuple[torch.Te
     folder, classes = _check_imagefolder_layout(root, split)
     transform = T.Compose([T.Resize(image_size, interpolation=T.InterpolationMode.BILINEAR, antialias=True),
                            T.CenterCrop(image_size), T.PILToTensor()])
-    ds = ImageFolder(str(folder), transform=transform,
+    ds = ImageFolder(str(folder), transform=transform, loader=_open_rgb,
                      is_valid_file=lambda p: Path(p).suffix.lower() in _IMAGE_EXTENSIONS)
     assert ds.classes == classes, (ds.classes, classes)
     n = len(ds)

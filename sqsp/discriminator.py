@@ -114,7 +114,8 @@ def direct_use(config: TrainConfig, report: Callable[[dict[str, Any], str | None
         ftr = extract_features(backbone, train_split.images, device=device)
         fte = extract_features(backbone, test_split.images, device=device)
         out = probe_scores(backbone, ftr, fte, train_split, test_split, cfg, linear=cfg.probe != "none", device=device)
-        return {"feature_dim": ftr.shape[1], "knn_acc": out["knn_acc"], "probe_acc": out.get("probe_acc", math.nan)}
+        # kNN, the probe and, with probe='paper', the best of its evaluations (probe_acc_best)
+        return {"feature_dim": ftr.shape[1], "probe_acc": math.nan, **out}
 
     metrics: dict[str, Any] = {"step": 0, "epoch": 0, **scores(cfg.dataset), "collapsed": False, "done": True,
                                **describe(cfg.generator)}

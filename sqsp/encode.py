@@ -7,16 +7,19 @@ the two parts weighted α and 1 − α as span weights its batch (the authors' `
 encoder is the student's backbone with its projector ending in ``w``'s dimension, trained by
 ``sqsp.train``'s one loop (``method="encode"``) and probed like any other student.
 
-Deliberate differences from the authors' code: they add an L1 pixel term to LPIPS (Eq. 3 of the
-paper has none, and it is not kept here), and they regress StyleGAN's w+ (one w per synthesis
-layer); here the encoder predicts the one w that ``teacher_source='w'`` distils, broadcast to
-every layer, so the latent rows of Table 1 share one target.
+As the authors' code (not Eq. 3's letter): the encoder predicts w+ (one w per synthesis layer of
+the generator, ``FeatureGenerator.num_ws``; one for the embedded generators), regressed onto the
+mapping network's w at every layer, and the image term is L1 + LPIPS on images in [-1, 1].
 
 LPIPS (Zhang et al. 2018) is the ``lpips`` package: its wheel ships the learned linear heads,
 and the trunk (AlexNet by default) is torchvision's ImageNet model, which torchvision reads
 from its cache (``$TORCH_HOME/hub/checkpoints``) and would otherwise download. sqsp never
 downloads it: ``missing_lpips_weights`` says what is missing and where it goes, so a study
 can mark its encoding rows before any trial starts.
+
+Offline, at the embedded scale, ``lpips_net='zoo-classifier'`` is LPIPS's construction on the
+zoo's digits classifier instead of an ImageNet trunk (``TrunkDistance``): not LPIPS, and labelled
+as such wherever it is reported (the config's ``lpips_net`` is a column of every result).
 """
 from __future__ import annotations
 
@@ -52,17 +55,60 @@ def lpips_trunk_path(net: str = "alex") -> Path:
 
 def missing_lpips_weights(net: str = "alex") -> str | None:
     """None when LPIPS can be built offline; else what is missing, in the form tables print."""
+    if net == "zoo-classifier":
+        return None  # the zoo trains its classifier on first use
     path = lpips_trunk_path(net)
     if path.is_file():
         return None
     return f"needs LPIPS weights: {path.name} in {path.parent}"
 
 
-def load_lpips(net: str = "alex", *, device: str | torch.device = "cpu") -> nn.Module:
+def _unit(f: torch.Tensor) -> torch.Tensor:
+    """LPIPS's normalisation: each location's feature vector scaled to unit length over channels."""
+    return f / (f.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
+
+
+class TrunkDistance(nn.Module):
+    """LPIPS's construction (Zhang et al. 2018, Eq. 1) with unit channel weights (the package's
+    ``lpips=False`` baseline) on another trunk: at every tapped stage, the squared difference of
+    the channel-normalised features, summed over channels and averaged over positions; summed
+    over stages. Returns (N,) distances for images in [-1, 1]."""
+
+    def __init__(self, stages: list[nn.Module], resolution: int):
+        super().__init__()
+        self.stages, self.resolution = nn.ModuleList(stages), resolution
+        self.min_size = resolution
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a, b = resize(a, self.resolution), resize(b, self.resolution)
+        d = a.new_zeros(len(a))
+        for stage in self.stages:
+            a, b = stage(a), stage(b)
+            d = d + (_unit(a) - _unit(b)).pow(2).sum(dim=1).mean(dim=(1, 2))
+        return d
+
+
+def classifier_distance(classifier: nn.Module) -> TrunkDistance:
+    """``TrunkDistance`` on the conv stages of ``sqsp.fid.SmallClassifier`` (each after its ReLU)."""
+    body = classifier.body
+    return TrunkDistance([body[0], nn.Sequential(body[1], body[2]), nn.Sequential(body[3], body[4])],
+                         classifier.resolution)
+
+
+def load_lpips(net: str = "alex", *, device: str | torch.device = "cpu", dataset: str | None = None) -> nn.Module:
     """The frozen LPIPS distance with ``net``'s trunk, in eval mode on ``device``.
 
     Raises FileNotFoundError (saying where the file goes and how to get it) instead of letting
-    torchvision try a download."""
+    torchvision try a download. ``net='zoo-classifier'``: ``classifier_distance`` on the zoo's
+    classifier, which must have been trained on ``dataset``."""
+    if net == "zoo-classifier":
+        from . import zoo  # late: the zoo builds GANs; only this offline stand-in needs it
+        classifier, info = zoo.load_classifier(device=device)
+        if dataset is not None and info.get("dataset") != dataset:
+            raise ValueError(f"lpips_net='zoo-classifier' uses the zoo's classifier, trained on "
+                             f"{info.get('dataset')!r}, not on dataset={dataset!r}; use an LPIPS trunk "
+                             "(lpips_net='alex') for this dataset")
+        return classifier_distance(classifier).to(device).eval().requires_grad_(False)
     missing = missing_lpips_weights(net)
     if missing is not None:
         url = _trunk_weights(net).url
@@ -79,7 +125,14 @@ def load_lpips(net: str = "alex", *, device: str | torch.device = "cpu") -> nn.M
 
 def perceptual_distance(lpips_fn: nn.Module, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean LPIPS between image batches in [-1, 1], both brought to one size of at least
-    ``LPIPS_MIN_SIZE`` (antialiased bilinear)."""
-    size = max(LPIPS_MIN_SIZE, a.shape[-1], b.shape[-1])
+    ``LPIPS_MIN_SIZE`` (antialiased bilinear; a ``TrunkDistance`` resizes to its own trunk's)."""
+    size = max(getattr(lpips_fn, "min_size", LPIPS_MIN_SIZE), a.shape[-1], b.shape[-1])
     a, b = resize(a, size), resize(b, size)
     return lpips_fn(a, b).mean()
+
+
+def image_loss(perceptual: nn.Module, rendered: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The authors' image term (encode.py): L1 + the perceptual distance between the re-rendered
+    images (in [-1, 1], at the generator's size) and the target images (in [0, 1])."""
+    target = target * 2 - 1
+    return (rendered - resize(target, rendered.shape[-1])).abs().mean() + perceptual_distance(perceptual, rendered, target)

@@ -13,6 +13,15 @@ class UserError(Exception):
     """Base of sqsp's own user errors; the message names the bad value and what is allowed."""
 
 
+class ZooError(UserError, ValueError):
+    """A manifest or a zoo file the user must fix: invalid, tampered with, or naming a pickle
+    where sqsp never writes one (here, below zoo.py and zoo_bundle.py, which both raise it)."""
+
+
+class ConfigError(UserError, ValueError):
+    """A config value is not allowed; the message names the field, the value and what is allowed."""
+
+
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError, FileNotFoundError, NotADirectoryError,
                                                  IsADirectoryError, PermissionError, ModuleNotFoundError)
 """Exceptions that come from what the user gave (sqsp's own, and a missing file, folder,

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import fid as fidlib
+from .diffaugment import diff_augment, parse_policy
 from .generators import FeatureGenerator, make_network
 from .generators.stylegan import EqualConv2d, EqualLinear
 from .storage import atomic_output
@@ -46,16 +47,23 @@ class GANRun:
     d_width: int = 16               # discriminator channels at full resolution (doubling, at most 2x, below)
     decay_from: float = 0.5         # lr decays linearly to 0 from this share of the steps (1: constant lr)
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments of the generator
+    ac_weight: float = 0.0          # weight of D's auxiliary class head on real labels (AC-GAN, Odena et al. 2017);
+    # G: conditional, the class asked for; unconditional, confident and balanced classes (CatGAN, Springenberg 2016)
+    rotation_weight: float = 0.0    # SS-GAN (Chen et al. 2019): D predicts the rotation of reals (G: 0.2x, on fakes)
+    class_groups: bool = False      # conditional: each minibatch-stddev group of a batch holds one class
+    mode_seeking: float = 0.0       # MSGAN (Mao et al. 2019): G is paid for images that differ where z does
+    augment: str = ""               # DiffAugment policy on D's inputs, e.g. "color,translation" (sqsp/diffaugment.py)
     seed_offset: int = 0            # the run trains from seed * 1000 + seed_offset (see DEFAULT_RUNS)
 
 
 class Discriminator(nn.Module):
     """A small StyleGAN2-style discriminator (equalised lr, minibatch-stddev), shared by all
     zoo runs so that the generators differ only in their own architecture. Conditional:
-    projection discriminator (Miyato & Koyama 2018)."""
+    projection discriminator (Miyato & Koyama 2018), and with ``aux`` a class head on the same
+    features (AC-GAN, ``aux_classes`` outputs), which ``classify`` reads."""
 
     def __init__(self, *, resolution: int, img_channels: int, c_dim: int = 0, width: int = 16, max_width: int = 32,
-                 mbstd_group: int = 4):
+                 mbstd_group: int = 4, aux_classes: int = 0, rotation: bool = False):
         super().__init__()
         self.resolution, self.mbstd_group = resolution, mbstd_group
         ch = width
@@ -70,15 +78,25 @@ class Discriminator(nn.Module):
         self.fc = EqualLinear(ch * 16, ch, activate=True)
         self.out = EqualLinear(ch, 1)
         self.embed = EqualLinear(c_dim, ch) if c_dim > 0 else None
+        self.aux = EqualLinear(ch, aux_classes) if aux_classes else None
+        self.rotation = EqualLinear(ch, 4) if rotation else None
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.score(self.features(img), c)
+
+    def features(self, img: torch.Tensor) -> torch.Tensor:
         x = self.body(img)
         x = torch.cat([x, _minibatch_std(x, self.mbstd_group)], dim=1)
-        h = self.fc(self.final_conv(x).flatten(1))
+        return self.fc(self.final_conv(x).flatten(1))
+
+    def score(self, h: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         out = self.out(h).squeeze(1)
         if self.embed is not None:
             out = out + (self.embed(c) * h).sum(1) / math.sqrt(h.shape[1])
         return out
+
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
+        return self.aux(h)
 
 
 def _minibatch_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:
@@ -139,7 +157,8 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         D = Discriminator(resolution=images.shape[-1], img_channels=images.shape[1], c_dim=c_dim,
-                          width=run.d_width, max_width=2 * run.d_width).train()
+                          width=run.d_width, max_width=2 * run.d_width, aux_classes=num_classes if run.ac_weight > 0 else 0,
+                          rotation=run.rotation_weight > 0).train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=run.lr, betas=run.betas)
     # lazy R1: scale D's step as StyleGAN2 does so the regulariser's strength is per-step
@@ -151,23 +170,67 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
     decay = lambda i: min(1.0, (1 - i / steps) / max(1e-8, 1 - run.decay_from))  # noqa: E731
     scheds = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (opt_g, opt_d)]
 
+    # A conditional G can ignore z and draw one image per class: minibatch-stddev only sees that
+    # when the samples of a group share a class, so ``class_groups`` lays batches out so
+    # (sample i is in group i % (bs // group), see _minibatch_std), real and fake alike.
+    grouped = run.class_groups and c_dim > 0
+    group = 4 if bs % 4 == 0 else bs
+    by_class = [torch.nonzero(labels == k).squeeze(1) for k in range(num_classes)] if grouped else []
+
+    def batch_classes():
+        slots = labels[torch.randint(len(labels), (bs // group,), generator=gen)]
+        return slots.repeat(group)
+
     def fake_labels():
-        return F.one_hot(labels[torch.randint(len(labels), (bs,), generator=gen)], c_dim).float() if c_dim else None
+        if not c_dim:
+            return None
+        y = batch_classes() if grouped else labels[torch.randint(len(labels), (bs,), generator=gen)]
+        return F.one_hot(y, c_dim).float()
+
+    def real_indices():
+        if not grouped:
+            return torch.randint(len(x_all), (bs,), generator=gen)
+        y = batch_classes()
+        return torch.stack([by_class[k][torch.randint(len(by_class[k]), (), generator=gen)] for k in y.tolist()])
+
+    policy = parse_policy(run.augment)
+
+    def D_in(x, c, y=None):  # DiffAugment: the same kind of random transform on real and fake, in D's and G's steps
+        h = D.features(diff_augment(x, policy, gen) if policy else x)
+        if D.aux is None:
+            return D.score(h, c), h.new_zeros(())
+        logits = D.classify(h)
+        if y is not None:  # AC-GAN: D learns the class of real images, a conditional G draws the class asked for
+            return D.score(h, c), F.cross_entropy(logits, y)
+        # unconditional G: each image of one class (low entropy), all classes alike (high entropy of the mean)
+        p = F.softmax(logits, dim=1)
+        ent = -(p * F.log_softmax(logits, dim=1)).sum(1).mean()
+        mean = p.mean(0)
+        return D.score(h, c), ent + (mean * mean.clamp_min(1e-8).log()).sum()
+
+    def rotation_loss(x):  # SS-GAN: which of 0/90/180/270 degrees each image was turned by
+        if not run.rotation_weight:
+            return x.new_zeros(())
+        k = torch.randint(4, (len(x),), generator=gen)
+        turned = torch.stack([torch.rot90(x, r, dims=(2, 3)) for r in range(4)])[k, torch.arange(len(x))]
+        return F.cross_entropy(D.rotation(D.features(turned)), k)
 
     snaps = set(snapshot_steps)
     bar = tqdm(range(1, steps + 1), desc=f"train {run.name}", disable=not progress, leave=False, mininterval=1.0,
                position=position)
     for step in bar:
         # discriminator
-        idx = torch.randint(len(x_all), (bs,), generator=gen)
+        idx = real_indices()
         real, c_real = x_all[idx], (F.one_hot(labels[idx], c_dim).float() if c_dim else None)
         c_fake = fake_labels()
         with torch.no_grad():
             fake = _clamped(G(torch.randn(bs, Z_DIM, generator=gen), c_fake))
         r1 = step % run.r1_every == 0
         real = real.requires_grad_(r1)
-        d_real = D(real, c_real)
-        loss_d = F.softplus(D(fake, c_fake)).mean() + F.softplus(-d_real).mean()
+        d_real, ac_real = D_in(real, c_real, labels[idx])  # R1 is taken w.r.t. the un-augmented reals, as in StyleGAN2-ADA
+        d_fake, _ = D_in(fake, c_fake, None if c_fake is None else c_fake.argmax(1))
+        loss_d = F.softplus(d_fake).mean() + F.softplus(-d_real).mean() + run.ac_weight * ac_real \
+            + run.rotation_weight * rotation_loss(real.detach())
         if r1:
             (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
             loss_d = loss_d + run.r1_gamma / 2 * grad.square().sum((1, 2, 3)).mean() * run.r1_every
@@ -176,8 +239,14 @@ def train_gan(run: GANRun, images: torch.Tensor, labels: torch.Tensor, num_class
         opt_d.step()
         # generator
         c_fake = fake_labels()
-        fake = _clamped(G(torch.randn(bs, Z_DIM, generator=gen), c_fake))
-        loss_g = F.softplus(-D(fake, c_fake)).mean()
+        z = torch.randn(bs, Z_DIM, generator=gen)
+        fake = _clamped(G(z, c_fake))
+        d_fake, ac_fake = D_in(fake, c_fake, None if c_fake is None else c_fake.argmax(1))
+        loss_g = F.softplus(-d_fake).mean() + run.ac_weight * ac_fake + 0.2 * run.rotation_weight * rotation_loss(fake)
+        if run.mode_seeking:  # pairs i, i + bs/2 (the same class under class_groups)
+            h = bs // 2
+            ratio = (fake[:h] - fake[h:2 * h]).abs().mean((1, 2, 3)) / (z[:h] - z[h:2 * h]).abs().mean(1)
+            loss_g = loss_g + run.mode_seeking * (1.0 / (ratio + 1e-5)).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import fcntl
 import json
 import os
@@ -32,6 +33,14 @@ class Busy(UserError, RuntimeError):
     """Another process holds the lock."""
 
 
+class Unwritable(UserError, OSError):
+    """The folder to lock cannot be written here (a read-only mount, no permission, no space):
+    the user chose the place, so it is theirs to change."""
+
+
+_UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+
+
 @contextlib.contextmanager
 def exclusive(path: str | os.PathLike, *, what: str, hint: str = "", wait: bool = False) -> Iterator[Path]:
     """Hold an exclusive lock on ``path`` (created if missing) for the ``with`` block.
@@ -39,8 +48,15 @@ def exclusive(path: str | os.PathLike, *, what: str, hint: str = "", wait: bool 
     ``wait=False`` raises ``Busy`` at once when another process holds it, naming ``what``,
     the holder and ``hint``; ``wait=True`` blocks until it is free."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+")
+    except OSError as e:
+        if e.errno not in _UNWRITABLE:
+            raise
+        raise Unwritable(f"{what}: cannot write {e.filename or path} ({e.strerror}); choose a folder this "
+                                  "process can write to") from None
+    with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:

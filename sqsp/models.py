@@ -61,13 +61,36 @@ class CifarResNet18(nn.Module):
         return torch.flatten(nn.functional.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1)
 
 
-def build_backbone(name: str, width: float, mean, std) -> nn.Module:
-    """Backbone with an ``out_dim`` attribute: images in [0, 1] -> (N, out_dim) features."""
+def torchvision_init_(net: CifarResNet18) -> CifarResNet18:
+    """torchvision's ResNet init with ``zero_init_residual=True`` on the CIFAR ResNet: kaiming-normal
+    (fan-out) convs, BN γ = 1 and β = 0, then γ = 0 in each residual branch's last BN, so that
+    every block starts as the identity. The 3x3 stem keeps PyTorch's default init, as in the
+    authors' resnet18cifar, which replaces torchvision's stem after torchvision initialised it."""
+    stem = net.stem[0]
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d) and m is not stem:
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for m in net.modules():
+        if isinstance(m, _BasicBlock):
+            nn.init.zeros_(m.bn2.weight)
+    return net
+
+
+def build_backbone(name: str, width: float, mean, std, *, init: str = "pytorch") -> nn.Module:
+    """Backbone with an ``out_dim`` attribute: images in [0, 1] -> (N, out_dim) features.
+    ``init``: ``pytorch`` or ``torchvision`` (its ResNet init, zero-init residual BNs)."""
+    if init not in ("pytorch", "torchvision"):
+        raise ValueError(f"init={init!r} is not allowed; allowed: ['pytorch', 'torchvision']")
     if name == "resnet18-cifar":
         net = CifarResNet18(width)
+        if init == "torchvision":
+            torchvision_init_(net)
         out_dim = net.out_dim
     elif name in ("resnet18", "resnet50"):
-        net = getattr(torchvision.models, name)(weights=None)
+        net = getattr(torchvision.models, name)(weights=None, zero_init_residual=init == "torchvision")
         out_dim = net.fc.in_features
         net.fc = nn.Identity()
     else:
@@ -92,6 +115,16 @@ def projector(in_dim: int, hidden: int, out_dim: int, depth: int) -> nn.Sequenti
     """The student's projector as the authors' extractor.py builds it: hidden layers of the
     backbone's width (``hidden`` = 0) and a last Linear without bias."""
     return mlp(in_dim, hidden or in_dim, out_dim, depth, last_bias=False)
+
+
+def simsiam_projector(in_dim: int, hidden: int, out_dim: int, depth: int) -> nn.Sequential:
+    """SimSiam's projector as the authors' src/models/simsiam.py (after Chen & He 2021) builds it:
+    ``depth - 1`` Linear-BN-ReLU layers of the backbone's width, then the output Linear (its bias
+    frozen: the BN after it cancels it) and BatchNorm1d(affine=False)."""
+    head = mlp(in_dim, hidden or in_dim, out_dim, depth)
+    head[-1].bias.requires_grad_(False)
+    head.append(nn.BatchNorm1d(out_dim, affine=False))
+    return head
 
 
 class Student(nn.Module):

@@ -22,9 +22,38 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .errors import UserError
+
 
 class TrainingDiverged(FloatingPointError):
     """The loss (or the backbone's features) became NaN or infinite: a result, not a crash."""
+
+
+class OutOfMemory(UserError, MemoryError):
+    """An allocation the trial's config needs failed (its batch, resolution or model is too
+    large for the memory the machine gives it): the same config fails the same way again, so
+    it is not retried; the message says how much was asked for."""
+
+
+_CPU_ALLOCATOR_FAILURE = "can't allocate memory"  # torch's DefaultCPUAllocator, raised as a plain RuntimeError
+
+
+def out_of_memory(error: BaseException) -> OutOfMemory | None:
+    """``error`` as an ``OutOfMemory`` if it is a failed allocation, else None.
+
+    Python's MemoryError and torch's OutOfMemoryError (CUDA, MPS) say so by their type; a
+    failed CPU allocation in torch is a plain RuntimeError, told only by the allocator's text
+    (the one place sqsp reads an exception's text, because torch gives it no type)."""
+    if isinstance(error, OutOfMemory):
+        return error
+    names = {t.__name__ for t in type(error).__mro__}
+    text = str(error).strip()
+    if isinstance(error, MemoryError) or "OutOfMemoryError" in names or \
+            (isinstance(error, RuntimeError) and _CPU_ALLOCATOR_FAILURE in text):
+        line = next((x for x in text.splitlines() if _CPU_ALLOCATOR_FAILURE in x), text.splitlines()[0] if text else "")
+        return OutOfMemory(f"out of memory ({type(error).__name__}: {line.strip()[:300]}); lower batch_size, or run "
+                           "fewer trials at once (a larger --cpus-per-trial)")
+    return None
 
 
 @dataclass(frozen=True)
@@ -42,6 +71,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("lr", float, "every"), Metric("student_std", float, "every"), Metric("teacher_std", float, "every"),
     Metric("student_nstd", float, "every"), Metric("backbone_nstd", float, "eval"),
     Metric("img_per_s", float, "every"), Metric("knn_acc", float, "eval"), Metric("probe_acc", float, "final"),
+    Metric("probe_acc_best", float, "final"),           # probe='paper': the best of its evaluations (the authors')
     Metric("val_knn_acc", float, "every"),              # with val_fraction > 0: the per-epoch selection signal
     Metric("val_probe_acc", float, "final"),
     Metric("init_knn_acc", float, "every"), Metric("init_probe_acc", float, "every"),

@@ -29,6 +29,9 @@ loss, loss_sim, …     float64         metrics of the last report; ``knn_acc`` 
  (every metric)                       evaluated value, ``probe_acc`` the final one (NaN if
                                       the run did not finish); any further metric that
                                       train() reports gets a column here too
+probe_acc_best        float64         probe='paper': the best test accuracy over the probe's
+                                      evaluations (after epoch 0, every 5th, the last), what
+                                      the authors' tables report; ``probe_acc`` is the last
 val_knn_acc,          float64         with ``val_fraction`` > 0: the validation split's kNN
  val_probe_acc                        monitor (last report) and probe (final); selection
                                       metrics, never computed from the test split
@@ -113,7 +116,7 @@ from . import record
 from .config import TrainConfig
 from .errors import UserError
 from .record import FAILED, error_text, trial_status
-from .storage import atomic_output, filesystem, join
+from .storage import atomic_output, filesystem, join, remove_leftovers
 
 SCHEMA_VERSION = "1"
 TRIALS_FILE = "trials.parquet"
@@ -406,12 +409,15 @@ def write_study(directory: str, study: str, records: list[TrialRecord],
     """Build both tables from all trials of a study and write them atomically; ``metadata``
     (``sqsp_*`` keys, e.g. a searched study's ``sqsp_search_space``) goes into both files, and
     ``runs`` (every run of the study so far, the current one last: ``run_id``, ``started_at``,
-    ``ended_at``, ``command``) as ``sqsp_runs``."""
+    ``ended_at``, ``command``) as ``sqsp_runs``. The caller holds the study folder (its lock), so
+    temporaries found there are a killed writer's and are removed first."""
     if runs:
         metadata = {**(metadata or {}), "sqsp_runs": json.dumps(runs, default=str)}
     trials = trials_frame(study, records, provenance, directory=directory,
                           run_id=runs[-1].get("run_id") if runs else None)
     history = history_frame(records)
+    for name in (HISTORY_FILE, TRIALS_FILE):  # a run killed while writing them left its temporaries
+        remove_leftovers(join(directory, name))
     write_parquet(history, join(directory, HISTORY_FILE), kind="history", study=study, metadata=metadata)
     write_parquet(trials, join(directory, TRIALS_FILE), kind="trials", study=study, metadata=metadata)
     meta = {"sqsp_schema_version": SCHEMA_VERSION, "sqsp_study": study, **(metadata or {})}

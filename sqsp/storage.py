@@ -38,15 +38,25 @@ def filesystem(location: str | os.PathLike):
 def atomic_output(target: str | os.PathLike) -> Iterator[IO[bytes]]:
     """A binary stream whose bytes become ``target`` (a local path or a URI) only when the
     block ends without an error; the temporary file is removed either way. Parent folders
-    are created."""
+    are created.
+
+    Locally, a reserve beside the target (``reserve_path``: space a study set aside for its
+    Parquet files, sqsp/tune/watch.py) becomes the temporary file and is written over, not
+    allocated anew, so the file can still be written once the disk is full (if it fits)."""
     if "://" not in str(target):
         path = os.path.abspath(target)
         parent, name = os.path.split(path)
         os.makedirs(parent, exist_ok=True)
         tmp = os.path.join(parent, f".{name}.{uuid.uuid4().hex}.tmp")
         try:
-            with open(tmp, "wb") as f:
+            try:
+                os.replace(reserve_path(path), tmp)
+                stream = open(tmp, "r+b")
+            except FileNotFoundError:
+                stream = open(tmp, "wb")
+            with stream as f:
                 yield f
+                f.truncate()  # at the end of what was written: the rest of a reserve goes
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -67,6 +77,29 @@ def atomic_output(target: str | os.PathLike) -> Iterator[IO[bytes]]:
     finally:
         if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
             fs.delete_file(tmp)
+
+
+def reserve_path(target: str | os.PathLike) -> str:
+    """Where space set aside for the local file ``target`` lies (``.<name>.reserve`` beside it)."""
+    parent, name = os.path.split(os.path.abspath(target))
+    return os.path.join(parent, f".{name}.reserve")
+
+
+def remove_leftovers(target: str | os.PathLike) -> None:
+    """Remove the temporaries of ``target`` (``.<name>.<hex>.tmp`` beside it) that a writer
+    killed in the middle (SIGKILL, a lost node) left behind. Only where one writer holds the
+    folder (a study's lock): another writer's temporary would vanish under it."""
+    import pyarrow.fs as pafs
+    fs, path = filesystem(target)
+    parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
+    try:
+        found = fs.get_file_info(pafs.FileSelector(parent or ".", allow_not_found=True))
+    except OSError:  # the folder cannot be listed: nothing sqsp could clean there either
+        return
+    for info in found:
+        base = info.path.rsplit("/", 1)[-1]
+        if info.type == pafs.FileType.File and base.startswith(f".{name}.") and base.endswith(".tmp"):
+            fs.delete_file(info.path)
 
 
 def write_text(target: str | os.PathLike, text: str) -> None:

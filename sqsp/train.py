@@ -7,8 +7,8 @@ One code path covers Table 3 rows a-f and the SSL baselines of Table 2, by confi
   images under the two-view VICReg loss, and the total is α·L_syn + (1−α)·L_real (span, Sec. 4.2).
 - ``method="vicreg" | "simsiam"``: two views of a batch made of α synthetic and 1−α real images.
 - ``method="encode"``: Table 1's encoding baseline (Eq. 3, ``sqsp/encode.py``): the student
-  inverts the frozen generator, E(G(z)) ≈ w, under LPIPS on the re-rendered image; real images
-  (α < 1) add the LPIPS term alone.
+  inverts the frozen generator, E(G(z)) ≈ w+, under L1 + LPIPS on the re-rendered image; real
+  images (α < 1) add that image term alone.
 
 The step stays on the device: no ``.item()`` or other host sync happens inside it; loss
 sums accumulate as tensors and are read once per report.
@@ -31,14 +31,15 @@ from torch import nn
 
 from . import cli, losses
 from .augment import build_augment
-from .config import PRESETS, ConfigError, TrainConfig, parse_blocks, preset
+from .config import PRESETS, ConfigError, TrainConfig, preset
 from .device import amp_dtype, autocast, resolve_device
 from .data import channel_stats, load_split, resize, split_groups, validation_split
-from .encode import missing_lpips_weights, perceptual_distance
+from .encode import image_loss, missing_lpips_weights
 from .evaluate import (extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2, pixel_reference,
                        probe_scores)
-from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp, projector
+from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp, projector, simsiam_projector
 from .record import TrainingDiverged
+from .specs import is_zoo_name, missing_block_group, resolve_blocks
 from .storage import atomic_output
 from .synthetic import SyntheticSource
 
@@ -130,8 +131,10 @@ def build_run(config: TrainConfig, generator=None) -> Run:
             generator = zoo.load_generator(cfg.generator, device=device, truncation=cfg.truncation,
                                            stylegan_repo=cfg.stylegan_repo)
             generator_info = zoo.describe(cfg.generator)
-        synthetic = SyntheticSource(generator, parse_blocks(cfg.generator_blocks), cfg.synthetic_target, device,
-                                    cfg.seed + 1)
+        blocks = resolve_blocks(cfg.generator_blocks, generator.block_names)
+        synthetic = SyntheticSource(generator, blocks, cfg.synthetic_target, device, cfg.seed + 1)
+        if cfg.method == "distill" and cfg.synthetic_target == "features":  # what a group gave at this resolution
+            generator_info = {**generator_info, "generator_blocks_read": ",".join(b.name for b in synthetic.blocks)}
     # Table 5 of the appendix: probe splits of other datasets, loaded now so a missing one fails
     # before training, not after it
     transfer = {ds: (load_split(ds, cfg.data_root, "train", cfg.image_size),
@@ -139,12 +142,12 @@ def build_run(config: TrainConfig, generator=None) -> Run:
     perceptual = None
     if cfg.method == "encode":
         from .encode import load_lpips
-        perceptual = load_lpips(cfg.lpips_net, device=device)
+        perceptual = load_lpips(cfg.lpips_net, device=device, dataset=cfg.dataset)
 
     # the student's (and squeeze module's) initialisation depends on the seed alone, not on what
     # loading the generator drew before: rows that differ in generator, or have none, start alike
     torch.manual_seed(cfg.seed)
-    backbone = build_backbone(cfg.student, cfg.student_width, mean, std)
+    backbone = build_backbone(cfg.student, cfg.student_width, mean, std, init=cfg.student_init)
     teacher: nn.Module | None = None
     out_dim = cfg.teacher_dim
     if cfg.method == "distill":
@@ -153,9 +156,12 @@ def build_run(config: TrainConfig, generator=None) -> Run:
         else:
             teacher = ConcatTeacher(synthetic.teacher_dims)
             out_dim = teacher.out_dim
-    elif cfg.method == "encode":  # the authors' encoder: backbone + projector to w's dimension
-        out_dim = synthetic.teacher_dims[0]
-    head = projector(backbone.out_dim, cfg.projector_dim, out_dim, cfg.projector_depth)
+    elif cfg.method == "encode":  # the authors' encoder: backbone + projector to w+ (one w per synthesis layer)
+        out_dim = synthetic.generator.num_ws * synthetic.teacher_dims[0]
+    if cfg.method == "simsiam":
+        head = simsiam_projector(backbone.out_dim, cfg.projector_dim, out_dim, cfg.projector_depth)
+    else:
+        head = projector(backbone.out_dim, cfg.projector_dim, out_dim, cfg.projector_depth)
     predictor = mlp(out_dim, max(out_dim // 4, 8), out_dim, 2) if cfg.method == "simsiam" else None
     student = Student(backbone, head, predictor).to(device)
     if cfg.channels_last:
@@ -163,12 +169,18 @@ def build_run(config: TrainConfig, generator=None) -> Run:
     if teacher is not None:
         teacher = teacher.to(device)
 
-    params = list(student.parameters()) + (list(teacher.parameters()) if teacher is not None else [])
-    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    params = [p for p in student.parameters() if p.requires_grad] + \
+        (list(teacher.parameters()) if teacher is not None else [])
+    fixed = {id(p) for p in predictor.parameters()} if predictor is not None and cfg.fix_pred_lr else set()
+    groups = [{"params": [p for p in params if id(p) not in fixed]}] + \
+        ([{"params": [p for p in params if id(p) in fixed]}] if fixed else [])
+    optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     n_real = len(pretrain.images)
     steps_per_epoch = max(1, n_real // cfg.batch_size)
     total = cfg.steps or cfg.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, total))
+    # SimSiam's --fix-pred-lr: the predictor's group keeps the initial lr (the warm-up still applies)
+    lambdas = [_lr_lambda(cfg, total)] + ([_lr_lambda(cfg.replace(lr_schedule="constant"), total)] if fixed else [])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16 and device.type == "cuda")
     syn_preset = cfg.aug_preset if cfg.syn_augment else "none"
     return Run(
@@ -232,11 +244,19 @@ def compute_loss(run: Run) -> dict[str, torch.Tensor]:
         elif cfg.method == "encode":
             loss = _encoding_loss(run, syn, out)
         else:
-            parts = ([_fmt(run, syn.images)] if syn is not None else []) + \
-                    ([_fmt(run, _real_batch(run))] if cfg.real_batch else [])
-            x = torch.cat(parts) if len(parts) > 1 else parts[0]
-            aug = run.aug_real
-            z1, z2 = run.student(_fmt(run, aug(x))), run.student(_fmt(run, aug(x)))
+            syn_x = _fmt(run, syn.images) if syn is not None else None
+            real_x = _fmt(run, _real_batch(run)) if cfg.real_batch else None
+            if syn_x is not None and cfg.aug_granularity == "batch":  # one draw per synthetic batch and view
+                def view():
+                    parts = [run.aug_syn(syn_x)] + ([run.aug_real(real_x)] if real_x is not None else [])
+                    return _fmt(run, torch.cat(parts))
+            else:  # every image its own draw, synthetic or real
+                parts = [p for p in (syn_x, real_x) if p is not None]
+                x = torch.cat(parts) if len(parts) > 1 else parts[0]
+
+                def view():
+                    return _fmt(run, run.aug_real(x))
+            z1, z2 = run.student(view()), run.student(view())
             if cfg.method == "vicreg":
                 terms = losses.vicreg_terms(z1, z2)
                 loss = losses.weighted(terms, cfg.sim_weight, cfg.var_weight, cfg.cov_weight)
@@ -251,20 +271,26 @@ def compute_loss(run: Run) -> dict[str, torch.Tensor]:
 
 
 def _encoding_loss(run: Run, syn, out: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Eq. 3 on the synthetic part, LPIPS alone on the real part, mixed α : 1 − α (encode.py)."""
+    """Eq. 3 as encode.py: latent + image term (L1 + LPIPS) on the synthetic part, the image term
+    alone on the real part, mixed α : 1 − α."""
     cfg, G = run.config, run.synthetic.generator
-    pred = run.student(_fmt(run, syn.images))          # E(G(z)), no augmentation: it must reconstruct
-    w = syn.teacher_in[0]
+
+    def encode(x):  # E(x) as w+: one w per synthesis layer (encode.py)
+        return run.student(_fmt(run, x)).reshape(len(x), G.num_ws, -1)
+
+    pred = encode(syn.images)                          # E(G(z)), no augmentation: it must reconstruct
+    w = syn.teacher_in[0][:, None].expand_as(pred)     # the mapping's w, the same for every layer
     latent = losses.invariance_loss(pred, w)
-    image = perceptual_distance(run.perceptual, G.synthesize(pred), syn.images * 2 - 1)
+    image = image_loss(run.perceptual, G.synthesize(pred), syn.images)
     loss = cfg.latent_weight * latent + image
-    out.update(loss_latent=latent, loss_lpips_syn=image, loss_syn=loss)
-    out["student_std"], out["teacher_std"] = losses.feature_std(pred), losses.feature_std(w)
-    out["student_nstd"] = losses.normalized_std(pred)
+    out.update(loss_latent=latent, loss_image_syn=image, loss_syn=loss)
+    flat = pred.flatten(1)
+    out["student_std"], out["teacher_std"] = losses.feature_std(flat), losses.feature_std(w.flatten(1))
+    out["student_nstd"] = losses.normalized_std(flat)
     if cfg.real_batch:
         x = _real_batch(run)
-        real = perceptual_distance(run.perceptual, G.synthesize(run.student(_fmt(run, x))), x * 2 - 1)
-        out["loss_lpips_real"] = out["loss_real"] = real
+        real = image_loss(run.perceptual, G.synthesize(encode(x)), x)
+        out["loss_image_real"] = out["loss_real"] = real
         loss = cfg.syn_ratio * loss + (1 - cfg.syn_ratio) * real
     return loss
 
@@ -372,7 +398,19 @@ def unavailable(config: TrainConfig) -> str | None:
     this in the driver and record such trials as skipped instead of starting them."""
     if config.method == "encode":
         return missing_lpips_weights(config.lpips_net)
+    res = _known_resolution(config.generator)
+    group = missing_block_group(config.generator_blocks, res) if res and config.method == "distill" else None
+    if group is not None:  # appendix Table 6's b64-b128 row exists at STL-10's 128 px only
+        return f"generator {config.generator!r} ({res} px) has no block of group {group}"
     return None
+
+
+def _known_resolution(spec: str) -> int | None:
+    """A generator's resolution where its name tells it without loading it (the zoo's, random:)."""
+    from . import zoo
+    if spec.startswith("random:"):
+        return int(spec.partition("@")[2] or zoo.RESOLUTION)
+    return zoo.RESOLUTION if is_zoo_name(spec) else None
 
 
 def train(config: TrainConfig, report: Report | None = None, *, resume_from: str | None = None,

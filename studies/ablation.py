@@ -9,29 +9,16 @@ Each row is overrides on top of the base config (the preset plus --set): rows sw
 components off, and the weights they keep (λ sim_weight, μ var_weight, ν cov_weight, α
 syn_ratio) come from the base, so ``--set var_weight=10`` changes μ in rows d-f. Rows a-c,
 which have no regulariser, use λ = 1 as the authors' scripts for them do.
+
+The study itself (rows, seeds, table) is declared in studies/ablation.yaml; this file runs it
+(``python -m sqsp.tune --config studies/ablation.yaml`` is the same).
 """
 import sys
+from pathlib import Path
 
-from analysis.tables import Table, ablation_table
-from sqsp.tune import Study, study_main
+from sqsp.tune import read_study, study_main
 
-# rows a-c regress with MSE alone, at λ = 1 as the authors' kd.sh / kd_squeeze_novar_nocov.sh
-OFF = dict(sim_weight=1.0, var_weight=0.0, cov_weight=0.0)
-STUDY = Study(
-    name="ablation",
-    preset="smoke",
-    grid=[
-        # row  augmentation A     squeeze T_φ     L_var, L_cov      span: α = 1 is synthetic only
-        {"row": "a", "syn_augment": False, "squeeze": False, **OFF, "syn_ratio": 1.0},   # L_RD only
-        {"row": "b", "syn_augment": True, "squeeze": False, **OFF, "syn_ratio": 1.0},    # + A
-        {"row": "c", "syn_augment": True, "squeeze": True, **OFF, "syn_ratio": 1.0},     # + T_φ: collapses
-        {"row": "d", "syn_augment": True, "squeeze": True, "cov_weight": 0.0, "syn_ratio": 1.0},  # + L_var (μ)
-        {"row": "e", "syn_augment": True, "squeeze": True, "syn_ratio": 1.0},            # + L_cov (ν)
-        {"row": "f", "syn_augment": True, "squeeze": True},                              # + span (α)
-    ],
-    table=Table(ablation_table),
-    description="Table 3 of the paper (rows a-f) as a Ray Tune grid over rows × seeds.",
-)
+STUDY = read_study(Path(__file__).with_suffix(".yaml"))
 
 if __name__ == "__main__":
     sys.exit(study_main(STUDY))

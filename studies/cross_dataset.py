@@ -10,24 +10,16 @@ datasets as well as on its own.
 CIFAR-10 and STL-10, STL-10 → CIFAR-10 and CIFAR-100) and, at embedded scale, the other embedded
 digits dataset. The probed datasets share ``data_root`` with the pretraining one and are resized
 to the preset's image size. One pretraining run per row and seed serves every target.
+
+The study itself (rows, seeds, table) is declared in studies/cross_dataset.yaml; this file runs it
+(``python -m sqsp.tune --config studies/cross_dataset.yaml`` is the same).
 """
 import sys
+from pathlib import Path
 
-from analysis.tables import Table, cross_dataset_table
-from sqsp.tune import Study, study_main
+from sqsp.tune import read_study, study_main
 
-STUDY = Study(
-    name="cross_dataset",
-    preset="smoke",
-    grid=[  # the "Real & Syn" rows of the paper's table, α from the preset
-        {"row": "syn+real-simsiam", "method": "simsiam"},
-        {"row": "syn+real-vicreg", "method": "vicreg"},
-        {"row": "syn+real-squeeze-and-span", "method": "distill"},
-    ],
-    overrides={"transfer_datasets": "auto"},
-    table=Table(cross_dataset_table),
-    description="Appendix Table 5: pretrain on one dataset, linear probe on the others (SimSiam, VICReg, squeeze and span).",
-)
+STUDY = read_study(Path(__file__).with_suffix(".yaml"))
 
 if __name__ == "__main__":
     sys.exit(study_main(STUDY))

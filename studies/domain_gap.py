@@ -7,29 +7,16 @@ test images, for VICReg and squeeze trained on synthetic only or on both.
 
 Span is meant to shrink the gap (Sec. 4.2): the paper reports an order of magnitude less
 MMD² for squeeze and span than for squeeze alone on CIFAR-10 and CIFAR-100.
+
+The study itself (rows, seeds, table) is declared in studies/domain_gap.yaml; this file runs it
+(``python -m sqsp.tune --config studies/domain_gap.yaml`` is the same).
 """
 import sys
+from pathlib import Path
 
-from analysis.tables import Table, domain_gap_table
-from sqsp.tune import Study, study_main
+from sqsp.tune import read_study, study_main
 
-VICREG = {"sim_weight": 25.0, "var_weight": 25.0}  # appendix Table 3: VICReg's λ, μ on every dataset
-
-STUDY = Study(
-    name="domain_gap",
-    preset="smoke",
-    grid=[
-        {"row": "syn-vicreg", "method": "vicreg", **VICREG, "syn_ratio": 1.0},
-        {"row": "syn+real-vicreg", "method": "vicreg", **VICREG},
-        {"row": "syn-squeeze", "method": "distill", "syn_ratio": 1.0},
-        {"row": "syn+real-squeeze-and-span", "method": "distill"},
-    ],
-    overrides={"eval_mmd": True},
-    metric="mmd_syn_real",
-    mode="min",
-    table=Table(domain_gap_table),
-    description="Table 5: MMD² between synthetic and real representations, VICReg vs squeeze, with and without real data.",
-)
+STUDY = read_study(Path(__file__).with_suffix(".yaml"))
 
 if __name__ == "__main__":
     sys.exit(study_main(STUDY))

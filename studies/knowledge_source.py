@@ -11,37 +11,24 @@ and span mixes in real images (row f). The discriminator rows train nothing: the
 discriminator (kept with a zoo entry, or ``D`` of the official pickle at the paper presets)
 reads the real images directly (its penultimate vector, or Eq. 2's pooled block outputs
 with that vector), under the preset's probe. The encoding rows train a post-hoc encoder
-that inverts G (Eq. 3: LPIPS on the re-rendered image + λ ||E(G(z)) − w||², on generated
-images, or with real images too) and probe it like a student. LPIPS needs torchvision's
-ImageNet AlexNet in the torch cache; where it is missing, those two rows are printed as
-"needs LPIPS weights: <file> in <folder>" and the other rows run.
+that inverts G as the authors' encode.py does (Eq. 3: the encoder predicts w+, and L1 + LPIPS
+on the re-rendered image + λ ||E(G(z)) − w||², on generated images, or with real images too)
+and probe it like a student, at encode.py's scale (batch 128, lr 0.005, a 2-layer projector:
+the preset's line for method='encode'). At the paper presets LPIPS needs torchvision's ImageNet
+AlexNet in the torch cache; where it is missing, those two rows are printed as "needs LPIPS
+weights: <file> in <folder>" and the other rows run. The embedded default, offline, uses
+LPIPS's construction on the zoo classifier's features instead (``lpips_net=zoo-classifier``,
+shown in the table's "perceptual" column): not LPIPS, so that all ten rows run.
+
+The study itself (rows, seeds, table) is declared in studies/knowledge_source.yaml; this file runs it
+(``python -m sqsp.tune --config studies/knowledge_source.yaml`` is the same).
 """
 import sys
+from pathlib import Path
 
-from analysis.tables import Table, knowledge_source_table
-from sqsp.tune import Study, study_main
+from sqsp.tune import read_study, study_main
 
-# MSE alone at λ = 1, as the authors' vanilla_distill_{w,g}_*.sh
-VANILLA = {"squeeze": False, "sim_weight": 1.0, "var_weight": 0.0, "cov_weight": 0.0, "syn_ratio": 1.0}
-SQUEEZE = {"squeeze": True, "syn_ratio": 1.0}
-SPAN = {"squeeze": True}  # α from the preset
-
-STUDY = Study(
-    name="knowledge_source",
-    preset="smoke",
-    grid=[*({"row": f"discriminator-{mode}", "method": "discriminator", "disc_features": mode}
-            for mode in ("single", "multi")),
-          # Eq. 3's encoder reconstructs the image it is given: no augmentation (the authors' encode.py)
-          *({"row": f"latent-encoding-{domain}", "method": "encode", "teacher_source": "w", "syn_augment": False,
-             **share} for domain, share in (("syn", {"syn_ratio": 1.0}), ("syn+real", {}))),
-          *({"row": f"{source}-{how}", "teacher_source": ts, **over}
-            for source, ts in (("latent", "w"), ("feature", "features"))
-            for how, over in (("vanilla", VANILLA), ("squeeze", SQUEEZE), ("squeeze-and-span", SPAN)))],
-    overrides={"syn_augment": True},
-    table=Table(knowledge_source_table),
-    description="Table 1: the discriminator used directly, an encoder inverting the generator, or the generator's "
-                "latent w or block features distilled.",
-)
+STUDY = read_study(Path(__file__).with_suffix(".yaml"))
 
 if __name__ == "__main__":
     sys.exit(study_main(STUDY))

@@ -44,8 +44,8 @@ def ray_session(ray_dirs) -> str:
     ray = pytest.importorskip("ray")
     import standins
     env = {"env_vars": {"TORCH_HOME": str(ray_dirs.torch_home), "SQSP_ZOO_DIR": str(ray_dirs.zoo)}}
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=env,
-             _node_ip_address="127.0.0.1")
+    from sqsp.tune import init_ray
+    init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=env)  # on 127.0.0.1 only
     ray.cloudpickle.register_pickle_by_value(standins)
     try:
         yield ray.get_runtime_context().gcs_address

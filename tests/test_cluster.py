@@ -1,6 +1,7 @@
 """The main job on a multi-node Ray cluster, unchanged: ``studies/ablation.py --address``.
 
-Two nodes of one CPU each (``ray.cluster_utils.Cluster``, real raylets), the real train() at a
+Two nodes of one CPU each (``ray.cluster_utils.Cluster``, real raylets, both on 127.0.0.1 only,
+joined at a loopback address as an SSH tunnel to a cluster would be), the real train() at a
 tiny size, the study's own command line as a user would type it. With one CPU per node, the
 two concurrent trials Ray reports can only be running on different nodes."""
 from __future__ import annotations
@@ -8,12 +9,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from ray.cluster_utils import Cluster
 
 from sqsp import results
+from test_faults import exposed, listening
 
 pytestmark = pytest.mark.slow  # a two-node Ray cluster
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def two_node_cluster():
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                            "node_ip_address": "127.0.0.1"})
+    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     cluster.wait_for_nodes()
     yield cluster
     cluster.shutdown()
@@ -34,9 +38,16 @@ def test_ablation_runs_on_a_two_node_cluster_through_address(two_node_cluster, t
            "--seeds", "1", "--set", "steps=3", "--set", "batch_size=16", "--set", "generator=random:stylegan@16",
            "--set", "eval_every=0", "--set", "probe=none", "--set", "eval_init=false", "--set", "eval_mmd=false",
            "--verbose"]  # Ray's trial tables: they show the cluster's CPUs in use
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sockets = set()
+    while proc.poll() is None:  # the cluster's and the driver's, while the study runs (issue 23)
+        sockets |= set(listening(os.getpid()))
+        time.sleep(1.0)
+    stdout, stderr = proc.communicate(timeout=600)
+    out = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]
+    assert {"gcs_server", "raylet"} <= {name for _, _, name in sockets} and not exposed(sockets), sockets
     assert "Started a local Ray instance" not in log  # it joined the cluster
     assert f"[sqsp] joined the Ray cluster at {two_node_cluster.address}: 2 CPUs" in log, log[-4000:]
     assert "2.0/2 CPUs" in log, log[-4000:]  # two trials at once, one per one-CPU node
@@ -50,8 +61,8 @@ def test_paths_missing_on_a_node_are_refused_before_any_trial(two_node_cluster, 
     """With --address the trials run on other nodes: every node is asked whether the paths exist."""
     import ray
     from sqsp.config import ConfigError
-    from sqsp.tune import check_paths_on_cluster
-    ray.init(address=two_node_cluster.address, include_dashboard=False, log_to_driver=False)
+    from sqsp.tune import check_paths_on_cluster, init_ray
+    init_ray(two_node_cluster.address, include_dashboard=False, log_to_driver=False)
     try:
         check_paths_on_cluster({str(tmp_path): "dir", __file__: "file"})  # both exist on both nodes
         with pytest.raises(ConfigError) as e:

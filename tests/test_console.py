@@ -88,15 +88,16 @@ def test_a_study_prints_a_line_per_trial_and_ray_sees_its_hyperparameters(tmp_pa
     assert trials["generator_sha256"].isna().all()  # an untrained random: generator has no file
 
 
-def test_dry_run_lists_the_trials_without_ray_and_seeds_default_to_the_studys(capsys, tmp_path):
-    import ray
+def test_dry_run_lists_the_trials_without_ray_and_seeds_default_to_the_studys(capsys, tmp_path, monkeypatch):
     from studies.ablation import STUDY
+    ran = []  # a dry run never reaches run_study (nor Ray), whatever Ray other tests keep running
+    monkeypatch.setattr("sqsp.tune.cli.run_study", lambda *a, **k: ran.append(1))
     assert study_main(STUDY, ["--dry-run", "--storage", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "18 trials" in text and "varying squeeze, syn_augment, sim_weight, var_weight, cov_weight, syn_ratio" in text
     trial_lines = [line for line in text.splitlines() if " seed " in line]
     assert len(trial_lines) == 18 and "cov_weight=0.0" in [x for x in trial_lines if x.split()[0] == "d"][0]
-    assert not ray.is_initialized() and not (tmp_path / "ablation").exists()
+    assert not ran and not (tmp_path / "ablation").exists()
 
     declared = Study(name="declared", preset="smoke", seeds=(10, 11), grid=[{"row": "a"}, {"row": "b", "sim_weight": 5.0}])
     assert study_main(declared, ["--dry-run"]) == 0

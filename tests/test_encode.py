@@ -19,7 +19,8 @@ from sqsp.train import train, unavailable
 TINY = {"batch_size": 64, "student_width": 0.125, "projector_dim": 64, "projector_depth": 2, "eval_every": 0,
         "checkpoint_every": 1, "knn_k": 10, "probe": "fast", "generator": "random:stylegan@16", "precision": "fp32",
         "channels_last": False, "base_lr": 0.2, "eval_init": False, "eval_mmd": False}
-ENCODE = {"method": "encode", "teacher_source": "w", "syn_augment": False}
+# LPIPS itself (the smoke preset's encoder uses the zoo classifier's stand-in, tested below)
+ENCODE = {"method": "encode", "teacher_source": "w", "syn_augment": False, "lpips_net": "alex"}
 
 
 @pytest.fixture(scope="module")
@@ -100,15 +101,66 @@ def test_encoder_learns_to_invert_the_frozen_generator(torch_home, gen):
     m = train(cfg.replace(steps=epoch + 10), lambda r, c: reports.append(r), generator=gen)
     assert [r["step"] for r in reports] == [epoch, epoch + 10] and m["done"]  # a report per epoch, and the end
     assert reports[1]["loss_latent"] < 0.9 * reports[0]["loss_latent"]
-    assert reports[1]["loss_lpips_syn"] < reports[0]["loss_lpips_syn"]
-    assert math.isclose(m["loss"], m["loss_latent"] + m["loss_lpips_syn"], rel_tol=1e-5)  # λ = 1
+    assert reports[1]["loss_image_syn"] < reports[0]["loss_image_syn"]  # L1 + LPIPS, as encode.py
+    assert math.isclose(m["loss"], m["loss_latent"] + m["loss_image_syn"], rel_tol=1e-5)  # λ = 1
     assert all(torch.equal(v, before[k]) for k, v in gen.state_dict().items())
     assert 0 < m["probe_acc"] <= 100 and m["collapsed"] is False and m["teacher_std"] > 0
 
     mixed = train(preset("smoke", {**TINY, **ENCODE, "syn_ratio": 0.5, "steps": 3, "latent_weight": 0.0}),
                   generator=gen)
-    assert math.isfinite(mixed["loss_lpips_real"]) and mixed["loss_latent"] > 0
-    assert math.isclose(mixed["loss"], 0.5 * mixed["loss_lpips_syn"] + 0.5 * mixed["loss_lpips_real"], rel_tol=1e-5)
+    assert math.isfinite(mixed["loss_image_real"]) and mixed["loss_latent"] > 0
+    assert math.isclose(mixed["loss"], 0.5 * mixed["loss_image_syn"] + 0.5 * mixed["loss_image_real"], rel_tol=1e-5)
+
+
+def test_image_term_is_l1_plus_lpips_on_w_plus(torch_home, gen):
+    """encode.py: the encoder predicts one w per synthesis layer (w+; the embedded StyleGAN has
+    one), and the image term is L1 + LPIPS between the re-rendered and the given image."""
+    from sqsp.train import build_run, compute_loss
+    place_random_trunk("alex")
+    run = build_run(preset("smoke", {**TINY, **ENCODE, "syn_ratio": 1.0, "steps": 1}), generator=gen)
+    assert gen.num_ws == 1 and run.student.projector[-1].out_features == gen.num_ws * gen.w_dim
+    state = torch.random.get_rng_state(), run.synthetic.rng.get_state()
+    out = compute_loss(run)
+    torch.random.set_rng_state(state[0])
+    run.synthetic.rng.set_state(state[1])
+    syn = run.synthetic(run.config.syn_batch)
+    with torch.no_grad():
+        rendered = gen.synthesize(run.student(syn.images).reshape(len(syn.images), 1, -1))
+        l1 = (rendered - (syn.images * 2 - 1)).abs().mean()
+        want = l1 + perceptual_distance(run.perceptual, rendered, syn.images * 2 - 1)
+    assert l1 > 0.05 and out["loss_image_syn"].item() == pytest.approx(want.item(), rel=1e-4)
+    with pytest.raises(ValueError, match=r"w\+ of shape \(2, 3, 128\): generator 'stylegan' takes 1 w"):
+        gen.synthesize(torch.zeros(2, 3, gen.w_dim))
+
+
+def test_zoo_classifier_distance_is_lpips_construction_on_another_trunk():
+    """The embedded default's offline stand-in for LPIPS: per stage, channel-normalised features,
+    squared differences summed over channels and averaged over positions, summed over stages."""
+    from sqsp.encode import _unit, classifier_distance
+    from sqsp.fid import SmallClassifier
+    torch.manual_seed(0)
+    clf = SmallClassifier(resolution=16).eval()
+    d = classifier_distance(clf).eval()
+    a, b = torch.rand(3, 3, 16, 16) * 2 - 1, torch.rand(3, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        fa, fb, want = a, b, torch.zeros(3)
+        for stage in (clf.body[0], clf.body[1:3], clf.body[3:5]):
+            fa, fb = stage(fa), stage(fb)
+            want += ((_unit(fa) - _unit(fb)) ** 2).sum(1).mean((1, 2))
+        assert torch.allclose(d(a, b), want) and d(a, a).abs().max() < 1e-6 and (d(a, b) > 0.01).all()
+    c = b.clone().requires_grad_(True)
+    perceptual_distance(d, a, c).backward()  # at the classifier's own 16 px, not LPIPS's 32
+    assert d.min_size == 16 and torch.isfinite(c.grad).all() and c.grad.abs().sum() > 0
+    smoke = preset("smoke", {k: v for k, v in ENCODE.items() if k != "lpips_net"})
+    assert smoke.lpips_net == "zoo-classifier" and unavailable(smoke) is None  # the smoke preset: offline
+    import importlib
+
+    from sqsp.tune import base_config, expand
+    ks = importlib.import_module("studies.knowledge_source").STUDY  # Table 1 offline, or with LPIPS if asked
+    for user, want in (([], "zoo-classifier"), (["lpips_net=alex"], "alex")):
+        assert {c.lpips_net for _, c in expand(ks, base_config(ks, user)) if c.method == "encode"} == {want}
+    for name in ("paper-cifar10", "paper-cifar100"):  # the paper presets keep LPIPS (AlexNet, encode.py)
+        assert preset(name, {"data_root": ".", **ENCODE}).lpips_net == "alex"
 
 
 def test_generator_without_mapping_cannot_be_inverted(torch_home):
@@ -148,8 +200,8 @@ def test_study_skips_encoding_rows_without_the_trunk_and_trains_them_with_it(ray
     assert by.loc["feature-squeeze", "status"] == "completed" and by.loc["feature-squeeze", "probe_acc"] > 0
     assert (by.loc["latent-encoding-syn", "row_index"], by.loc["feature-squeeze", "row_index"]) == (0, 1)
     md = format_table(knowledge_source_table(trials)).splitlines()
-    assert md[2].startswith(f"| latent-encoding-syn | encode | w |  | 1.00 | {need} |")  # declared order
-    assert md[3].startswith("| feature-squeeze | distill | features | ✓ | 1.00 |")
+    assert md[2].startswith(f"| latent-encoding-syn | encode | w |  | 1.00 | squeeze | {need} |")  # declared order
+    assert md[3].startswith("| feature-squeeze | distill | features | ✓ | 1.00 |  |")  # no perceptual distance
     assert md[2].endswith("| 57.15 |")  # the paper's number beside it
 
     place_random_trunk("squeeze")  # the workers look for it at trial start

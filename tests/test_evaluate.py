@@ -196,6 +196,19 @@ def test_paper_probe_is_deterministic_given_seed(digits16):
     assert a == b
 
 
+def test_paper_probe_records_every_evaluation_the_authors_make_and_returns_the_last(digits16):
+    """eval_classification.py evaluates after epoch 0, every 5th epoch and the last, and keeps the
+    best (best_acc1): both numbers are recorded, the last is what the probe returns."""
+    train, test = digits16
+    small = type(train)(train.images[:300], train.labels[:300], 10, "digits")
+    kw = dict(device="cpu", epochs=12, lr=1.0, batch_size=128, seed=3)
+    evaluations: list = []
+    last = linear_probe_paper(FrozenPixels(), small, test, evaluations=evaluations, **kw)
+    assert [e for e, _ in evaluations] == [0, 4, 9, 11] and evaluations[-1][1] == last
+    assert linear_probe_paper(FrozenPixels(), small, test, **kw) == last  # recording changes nothing
+    assert max(a for _, a in evaluations) >= last and all(10 < a <= 100 for _, a in evaluations)
+
+
 def test_paper_probe_on_random_labels_stays_near_chance(digits16):
     train, test = digits16
     shuffled = train.labels[torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(0))]

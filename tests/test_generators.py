@@ -190,7 +190,8 @@ FAKE_NETWORKS = textwrap.dedent('''
             super().__init__()
             self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
             self.img_resolution, self.img_channels = img_resolution, img_channels
-            self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_ws=4)
+            self.num_ws = 4  # the official Generator's synthesis.num_ws, kept on G too
+            self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_ws=self.num_ws)
             self.synthesis = SynthesisNetwork(w_dim, img_resolution)
         def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, **synthesis_kwargs):
             self.seen_kwargs = dict(synthesis_kwargs, truncation_psi=truncation_psi)
@@ -241,7 +242,15 @@ def test_official_pickle_loader(fake_official, monkeypatch):
     assert out.images.shape == (3, 3, 8, 8) and out.images.abs().max() <= 1
     assert out.features["b8"].shape == (3, 8, 8, 8)
     assert out.w.shape == (3, 5)  # (N, num_ws, w_dim) -> first w
-    assert g.net.seen_kwargs == {"noise_mode": "const", "force_fp32": True, "truncation_psi": 0.7}
+    # the official default and what the authors' SynDataGenerator samples with
+    assert g.net.seen_kwargs == {"noise_mode": "random", "force_fp32": True, "truncation_psi": 0.7}
+    assert load_official(pkl, noise_mode="const")(*g.sample_inputs(1, "cpu")) is not None
+    assert g.net.seen_kwargs["noise_mode"] == "random"  # each load its own network
+    # the encoder's w+: one w per synthesis layer goes in as it is, one w is broadcast
+    w = torch.randn(2, 5)
+    assert g.num_ws == 4 and torch.equal(g.synthesize(w), g.synthesize(w[:, None].repeat(1, 4, 1)))
+    with pytest.raises(ValueError, match=r"w\+ of shape \(2, 3, 5\)"):
+        g.synthesize(torch.randn(2, 3, 5))
     assert not any(p.requires_grad for p in g.parameters())
 
 

@@ -51,9 +51,10 @@ def workdir(tmp_path_factory, ray_dirs):
     write_stl10(d / "data", n_train=10, n_test=10, n_unlabeled=10)
     repo = write_stylegan_repo(d / "stylegan2-ada-pytorch")
     write_network_pickles(repo, [(d / "checkpoints" / "cifar10u-cifar-ada-best-fid.pkl", 0),
-                                 (d / "checkpoints" / "stl10u-my128-best-fid20.86.pkl", 3),
                                  *((d / "runs" / "00000-cifar10" / f"network-snapshot-{kimg:06d}.pkl", seed)
                                    for kimg, seed in ((100, 1), (200, 2)))])
+    # the authors' STL-10 generator is a 128-px one: appendix Table 6's b64-b128 row reads its last blocks
+    write_network_pickles(repo, [(d / "checkpoints" / "stl10u-my128-best-fid20.86.pkl", 3)], resolution=128)
     first = d / "runs" / "00000-cifar10" / "network-snapshot-000100.pkl"
     (d / "fids.json").write_text(json.dumps({"entries": {"snapshot-100": {
         "format": "stylegan-pkl", "file": str(first.relative_to(d)), "sha256": file_sha256(first),
@@ -109,10 +110,13 @@ def run(name: str, argv: list[str], monkeypatch, workdir) -> int:
 
 
 def check_table2(trials, preset_name: str, workdir: Path, study) -> None:
+    from sqsp.presets import method_scale
     rows = study.rows or {}
     swept = set(study.search_space)
     for _, t in trials.iterrows():
-        assert tuple(t[k] for k in TABLE2_SCALE) == TABLE2[preset_name][:6], (study.name, t["row"])
+        # the row's method picks its line of the preset (encode.py's batch 128 and lr 0.01 for the encoder)
+        want = {**dict(zip(TABLE2_SCALE, TABLE2[preset_name][:6])), **method_scale(preset_name, t["method"])}
+        assert {k: t[k] for k in TABLE2_SCALE} == {k: want[k] for k in TABLE2_SCALE}, (study.name, t["row"])
         for k, want in zip(TABLE2_WEIGHTS, TABLE2[preset_name][6:]):
             if k not in set(rows.get(t["row"], {})) | swept | set(study.overrides):
                 assert t[k] == want, (study.name, t["row"], k)
@@ -142,8 +146,10 @@ def test_every_study_runs_on_the_paper_cifar10_preset_from_the_users_folder(work
     ks = results.read_trials(str(workdir / "results" / "knowledge_source")).set_index("row")
     assert (ks.loc["discriminator-multi", "feature_dim"], ks.loc["discriminator-single", "feature_dim"]) == (44, 16)
     assert ks.loc["discriminator-multi", "generator"] == str(workdir / "checkpoints" / "cifar10u-cifar-ada-best-fid.pkl")
-    # Eq. 3's encoder inverts the official G through its synthesis network (w broadcast to every layer)
+    # Eq. 3's encoder inverts the official G through its synthesis network, predicting w+ (one w per layer)
     assert ks.loc["latent-encoding-syn", "method"] == "encode" and ks.loc["latent-encoding-syn", "loss_latent"] > 0
+    assert (ks.loc["latent-encoding-syn", "batch_size"], ks.loc["latent-encoding-syn", "lpips_net"]) == (128, "alex")
+    assert ks["probe_acc_best"].notna().all() and (ks["probe_acc_best"] >= ks["probe_acc"]).all()
     gap = results.read_trials(str(workdir / "results" / "domain_gap"))
     assert gap["mmd_syn_real"].notna().all()
     assert "| discriminator-multi |" in capsys.readouterr().out  # each study printed its table
@@ -187,7 +193,10 @@ def test_a_study_runs_on_the_paper_stl10_preset_with_its_lars_probe(workdir, clu
     code = run("blocks", ["--preset", "paper-stl10", "--data-root", "data", *COMMON, "--storage", "results-stl",
                           "--set", "student=resnet18-cifar"], monkeypatch, workdir)
     trials = results.read_trials(str(workdir / "results-stl" / "blocks"))
-    assert code == 0 and len(trials) == 3 and set(trials["status"]) <= {"completed", "collapsed"}, trials
+    assert code == 0 and len(trials) == 4 and set(trials["status"]) <= {"completed", "collapsed"}, trials
+    # appendix Table 6's groups on the 128-px generator: each reads its two blocks
+    assert dict(zip(trials["row"], trials["generator_blocks_read"])) == {
+        "b4-b8": "b4,b8", "b16-b32": "b16,b32", "b64-b128": "b64,b128", "all": "b4,b8,b16,b32,b64,b128"}
     assert (trials["probe_optimizer"] == "lars").all() and (trials["probe_batch_size"] == 4096).all()
     assert (trials["probe_lr"] == 0.1).all() and (trials["aug_preset"] == "mocov2").all()
     check_table2(trials, "paper-stl10", workdir, importlib.import_module("studies.blocks").STUDY)

@@ -22,7 +22,7 @@ MAIN = zoo.DEFAULT_RUNS[0].name  # the zoo's main StyleGAN, named for the zoo's 
 def tiny_zoo(tmp_path_factory):
     """The main StyleGAN run of the zoo, 4 steps, and the classifier, in a folder of the test's."""
     directory = tmp_path_factory.mktemp("zoo")
-    zoo.build(directory, runs=zoo.DEFAULT_RUNS[:1], steps=4, fid_samples=80, classifier_epochs=1, progress=False,
+    zoo.build(directory, runs=zoo.DEFAULT_RUNS[:1], steps=4, fid_samples=80, quality_samples=80, classifier_epochs=1, progress=False,
               workers=1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SQSP_ZOO_DIR", str(directory))

@@ -24,18 +24,21 @@ def test_generators_study_covers_every_zoo_entry_once():
     study, cfgs = configs("generators")
     rows = {r for r, _ in cfgs}
     control = "untrained stylegan (control)"
-    assert rows - {control} == set(zoo.zoo_names()) - {"stylegan-digits-m@2000", "dcgan-digits-m@800",
-                                                         "stylegan-digits-m-cond@1000"}
-    assert all(c.generator == r and c.syn_ratio == 1.0 for (r, _), c in cfgs.items() if r != control)  # as Table 7
+    assert rows - {control} == set(zoo.zoo_names()) - {f"{r.name}@{r.steps}" for r in zoo.DEFAULT_RUNS}
+    # squeeze and span (α from the preset), as Fig. 6's curve; --set syn_ratio=1.0 for Table 7's squeeze
+    assert all(c.generator == r and c.syn_ratio == 0.5 for (r, _), c in cfgs.items() if r != control)
     assert cfgs[(control, 0)].generator == "random:stylegan@16"
     assert len(cfgs) == len(rows) * 3
-    _, mixed = configs("generators", ["syn_ratio=0.5"])
-    assert {c.syn_ratio for c in mixed.values()} == {0.5}
+    _, squeeze = configs("generators", ["syn_ratio=1.0"])
+    assert {c.syn_ratio for c in squeeze.values()} == {1.0}
 
 
 def test_blocks_and_ssl_studies_ask_for_what_the_paper_compares():
-    _, blocks = configs("blocks")
-    assert {c.generator_blocks for c in blocks.values()} == {"b4-b8", "b16", "all"}
+    _, blocks = configs("blocks")  # appendix Table 6's groups; b64-b128 exists at STL-10's 128 px only
+    assert [c.generator_blocks for (r, s), c in blocks.items() if s == 0] == ["b4-b8", "b16-b32", "b64-b128", "all"]
+    from sqsp.train import unavailable
+    assert [unavailable(c) for (r, s), c in blocks.items() if s == 0] == [
+        None, None, "generator 'stylegan-digits-m' (16 px) has no block of group b64-b128", None]
     _, ssl = configs("ssl_baselines")
     by_row = {r: c for (r, s), c in ssl.items() if s == 0}
     assert (by_row["real-vicreg"].method, by_row["real-vicreg"].syn_batch) == ("vicreg", 0)
@@ -50,7 +53,7 @@ FIDS = {"g@40": 90.0, "g@400": 50.0, "g": 12.0, "dcgan": 15.0}
 ACC = {"g@40": [60.0, 62.0], "g@400": [70.0, 74.0], "g": [85.0, 87.0], "dcgan": [80.0, 78.0]}
 
 
-def write_generators(folder, extractor=lambda row: "classifier-digits-m"):
+def write_generators(folder, extractor=lambda row: "classifier-digits-m", quality=None):
     recs = []
     for row, accs in ACC.items():
         for seed, acc in enumerate(accs):
@@ -58,7 +61,7 @@ def write_generators(folder, extractor=lambda row: "classifier-digits-m"):
             last = {"training_iteration": 1, "step": 84, "probe_acc": acc, "knn_acc": acc - 3, "done": True,
                     "collapsed": False, "init_probe_acc": 55.0, "generator_fid": FIDS[row],
                     "generator_fid_extractor": extractor(row), "generator_arch": "dcgan" if row == "dcgan" else "stylegan",
-                    "generator_step": int(row.partition("@")[2] or 2000)}
+                    "generator_step": int(row.partition("@")[2] or 2000), **(quality or {}).get(row, {})}
             recs.append(TrialRecord(f"t{len(recs):02d}", cfg, row, [last]))
     study = importlib.import_module("studies.generators").STUDY
     results.write_study(str(folder), "generators", recs, metadata=study_metadata(study))
@@ -107,8 +110,21 @@ def test_generators_table_reports_fid_and_its_correlation_with_accuracy(tmp_path
                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert cli.returncode == 0 and "| row | architecture | cond. | GAN step | FID |" in cli.stdout  # the declared table
 
+    # squeeze and span (the study's default, Fig. 6): Table 7's squeeze figures are not set beside it
+    mixed = generators_table(trials.assign(syn_ratio=0.5))
+    assert mixed["paper (Table 7)"].isna().all() and "reports squeeze (α = 1)" in format_table(mixed)
+
     png = fid_figure(trials, tmp_path / "fig6.png")
     assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_generators_table_shows_the_quality_measures_trials_recorded(tmp_path):
+    q = {row: {"generator_confidence": 0.5 + i / 10, "generator_largest_class": 0.3, "generator_precision": 0.7,
+               "generator_recall": 0.4, "generator_class_match": float("nan"), "generator_probe": 0.6}
+         for i, row in enumerate(ACC)}
+    md = format_table(generators_table(write_generators(tmp_path / "generators", quality=q)))
+    assert "| FID extractor | conf. | top class | P | R | G probe | linear probe |" in md  # no class match: unconditional
+    assert "| g@400 | stylegan |  | 400 | 50.00 | classifier-digits-m | 0.60 | 0.30 | 0.70 | 0.40 | 0.60 | 72.00" in md
 
 
 def test_fids_from_different_extractors_are_not_compared(tmp_path):
@@ -297,33 +313,99 @@ def all_studies():
     return studies
 
 
+def paper_trials(study, preset_name, tmp_path):
+    """Every trial of ``study`` at ``preset_name``, as a user runs it (only --data-root given)."""
+    from sqsp.config import PRESETS, ConfigError
+    study = dataclasses_replace(study, preset=preset_name)
+    user = [f"data_root={tmp_path}"]
+    if "transfer_datasets" in study.overrides and PRESETS[preset_name]["dataset"] == "imagefolder":
+        # cross_dataset's 'auto' pairs exist for CIFAR and STL-10 only; an ImageNet run names its targets
+        with pytest.raises(ConfigError, match="transfer_datasets='auto': no dataset is paired"):
+            expand(study, base_config(study, user))
+        user.append("transfer_datasets=cifar10")
+    trials = expand(study, base_config(study, user))
+    assert trials, study.name
+    return trials
+
+
+def declared_fields(study, row) -> set[str]:
+    """What a study compares in a row: its row's, its overrides', its grid's and search space's fields."""
+    swept = set(study.search_space) | (set(study.grid) if isinstance(study.grid, dict) else set())
+    return set((study.rows or {}).get(row, {})) | swept | set(study.overrides) | {"seed"}
+
+
 @pytest.mark.parametrize("preset_name", sorted(TABLE2))
 def test_every_study_on_every_paper_preset_runs_appendix_table2(preset_name, tmp_path):
     from sqsp.config import PRESETS, SCALE_FIELDS, TrainConfig
-    expected_preset = {**TrainConfig().to_dict(), **PRESETS[preset_name], "data_root": str(tmp_path)}
-    from sqsp.config import ConfigError
+    from sqsp.presets import method_scale
     for study in all_studies():
-        study = dataclasses_replace(study, preset=preset_name)
-        user = [f"data_root={tmp_path}"]
-        if "transfer_datasets" in study.overrides and PRESETS[preset_name]["dataset"] == "imagefolder":
-            # cross_dataset's 'auto' pairs exist for CIFAR and STL-10 only; an ImageNet run names its targets
-            with pytest.raises(ConfigError, match="transfer_datasets='auto': no dataset is paired"):
-                expand(study, base_config(study, user))
-            user.append("transfer_datasets=cifar10")
-        trials = expand(study, base_config(study, user))
-        assert trials, study.name
-        declared = {r: set(o) for r, o in (study.rows or {}).items()}
-        swept = set(study.search_space) | (set(study.grid) if isinstance(study.grid, dict) else set())
-        for row, cfg in trials:
+        for row, cfg in paper_trials(study, preset_name, tmp_path):
             values = cfg.to_dict()
             where = f"{study.name} row {row} on {preset_name}"
-            assert tuple(values[k] for k in TABLE2_SCALE) == TABLE2[preset_name][:6], where
+            if cfg.method in ("distill", "vicreg", "discriminator"):  # encode and SimSiam: their own scripts' lines
+                assert tuple(values[k] for k in TABLE2_SCALE) == TABLE2[preset_name][:6], where
             for k, want in zip(TABLE2_WEIGHTS, TABLE2[preset_name][6:]):
-                if k not in declared.get(row, set()) | swept | set(study.overrides):
+                if k not in declared_fields(study, row) and cfg.method == "distill":
                     assert values[k] == want, (where, k)
+            # the scale is the preset's line for the trial's method, and nothing else
+            expected_preset = {**TrainConfig().to_dict(), **PRESETS[preset_name],
+                               **method_scale(preset_name, cfg.method), "data_root": str(tmp_path)}
             leaked = {k: (values[k], expected_preset[k]) for k in SCALE_FIELDS
-                      if k not in swept | {"seed"} and values[k] != expected_preset[k]}
+                      if k not in declared_fields(study, row) and values[k] != expected_preset[k]}
             assert not leaked, (where, leaked)
+
+
+def authors_mismatches(study, preset_name, trials) -> list[str]:
+    """Every setting of ``trials`` that differs from the authors' table (sqsp/authors.py), where
+    the table lists no reason; the fields a row declares are what its study compares."""
+    from sqsp import authors
+    out = []
+    for row, cfg in trials:
+        values = cfg.to_dict()
+        for name, (want, source, _why) in authors.expected(preset_name, cfg.method).items():
+            if name not in declared_fields(study, row) and values[name] != want:
+                out.append(f"{study.name} row {row} ({cfg.method}) at {preset_name}: {name}={values[name]!r}, "
+                           f"the authors' {want!r} ({source})")
+    return out
+
+
+@pytest.mark.parametrize("preset_name", sorted(TABLE2))
+def test_every_trial_of_every_study_runs_the_authors_settings_or_a_listed_difference(preset_name, tmp_path):
+    from sqsp import authors
+    checked = 0
+    for study in all_studies():
+        trials = paper_trials(study, preset_name, tmp_path)
+        assert not authors_mismatches(study, preset_name, trials)
+        checked += sum(len(authors.expected(preset_name, c.method)) for _, c in trials)
+    if preset_name in authors.SETTINGS:  # the authors ran no ImageNet script: nothing to compare there
+        assert checked > 1000, checked
+        # the check can fail: one trial off the authors' line, a difference without a listed reason
+        study = next(s for s in all_studies() if s.name == "ssl_baselines")
+        trials = paper_trials(study, preset_name, tmp_path)
+        row, simsiam = next((r, c) for r, c in trials if c.method == "simsiam")
+        bad = authors_mismatches(study, preset_name, [(row, simsiam.replace(projector_depth=5, fix_pred_lr=False))])
+        assert len(bad) == 2 and "projector_depth=5, the authors' " in bad[0] and "--num-proj-layers=" in bad[0]
+        assert "fix_pred_lr=False" in bad[1]
+        # a listed difference is compared with sqsp's value: the authors' own value would now fail
+        row, distill = next((r, c) for r, c in trials if c.method == "distill")
+        assert distill.aug_granularity == "sample" and authors.SETTINGS[preset_name]["distill"]["aug_granularity"][0] == \
+            "batch"
+        assert authors_mismatches(study, preset_name, [(row, distill.replace(aug_granularity="batch"))])
+    else:
+        assert checked == 0
+
+
+def test_readme_lists_every_deliberate_difference_from_the_authors():
+    from pathlib import Path
+
+    from sqsp import authors
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = authors.difference_rows()
+    assert rows and all(why for *_, why in rows)
+    for field, ours, why in {(f, o, w) for _p, _m, f, _a, o, w in rows}:
+        methods = sorted({m for _p, m, f, _a, o, w in rows if f == field})
+        line = f"| {field} | {', '.join(methods)} | "
+        assert line in readme and why in readme, (line, why)
 
 
 def dataclasses_replace(study, **kw):
@@ -401,3 +483,27 @@ def test_cross_dataset_study_and_its_table_beside_the_papers(tmp_path):
     # a dataset the paper did not pretrain on: the paper's CIFAR-10 pairs stand beside it, named as such
     md = format_table(cross_dataset_table(write("digits", ("digits",), tmp_path / "dg")))
     assert "| linear probe → digits | collapsed | failed | paper CIFAR-10 → CIFAR-100 |" in md.splitlines()[0]
+
+
+def test_baseline_rows_run_at_their_own_scale_on_the_paper_presets(tmp_path):
+    """The row's method picks its line: Table 1's encoder at encode.py's scale, Table 2's SimSiam
+    with its own projector, the cross-dataset VICReg at vicreg.py's 25/25 on CIFAR-100."""
+    ks = importlib.import_module("studies.knowledge_source").STUDY
+    by_row = {r: c for r, c in paper_trials(ks, "paper-cifar10", tmp_path) if c.seed == 0}
+    for row in ("latent-encoding-syn", "latent-encoding-syn+real"):
+        e = by_row[row]
+        assert (e.batch_size, e.lr, e.projector_depth, e.lpips_net, e.epochs) == (128, 0.005, 2, "alex", 800), row
+    assert (by_row["feature-squeeze"].batch_size, by_row["feature-squeeze"].lr) == (512, 0.06)
+    assert by_row["feature-squeeze"].vc_side == "student"
+    # the user's --set still sizes every row
+    paper = dataclasses_replace(ks, preset="paper-cifar10")
+    small = {r: c for r, c in expand(paper, base_config(paper, [f"data_root={tmp_path}", "batch_size=64"]))
+             if c.seed == 0}
+    assert small["latent-encoding-syn"].batch_size == 64 and small["feature-squeeze"].batch_size == 64
+    cross = importlib.import_module("studies.cross_dataset").STUDY
+    rows = {r: c for r, c in paper_trials(cross, "paper-cifar100", tmp_path) if c.seed == 0}
+    assert (rows["syn+real-vicreg"].sim_weight, rows["syn+real-vicreg"].var_weight) == (25.0, 25.0)
+    assert rows["syn+real-squeeze-and-span"].sim_weight == 10.0
+    assert (rows["syn+real-simsiam"].projector_depth, rows["syn+real-simsiam"].fix_pred_lr) == (2, True)
+    stl = {r: c for r, c in paper_trials(cross, "paper-stl10", tmp_path) if c.seed == 0}
+    assert stl["syn+real-simsiam"].projector_depth == 3 and stl["syn+real-vicreg"].projector_depth == 5

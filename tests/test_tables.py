@@ -167,3 +167,32 @@ def test_command_line_errors_are_one_line(study, tmp_path, capsys):
     (tmp_path / "junk.parquet").write_text("not parquet")
     assert main([str(tmp_path / "junk.parquet")]) == 2
     assert "is not a Parquet file" in capsys.readouterr().err
+
+
+def test_tables_print_the_paper_column_of_the_dataset_and_say_which_probe_they_show(tmp_path):
+    """Table 2 run on CIFAR-100 stands beside the paper's CIFAR-100 column, not CIFAR-10's; the
+    embedded digits beside CIFAR-10's, named as such; the probe number shown is named."""
+    from analysis.paper_numbers import TABLE2, paper_column
+    from analysis.tables import ssl_table
+    rows = {"syn+real-vicreg": "vicreg", "syn+real-squeeze-and-span": "distill"}
+
+    def write(dataset, probe, name):
+        recs = []
+        for i, (row, method) in enumerate(rows.items()):
+            cfg = preset("smoke", {"method": method}).to_dict() | {"dataset": dataset, "probe": probe}
+            last = {"training_iteration": 1, "step": 10, "probe_acc": 60.0, "probe_acc_best": 61.0, "knn_acc": 50.0,
+                    "done": True, "collapsed": False}
+            recs.append(TrialRecord(f"t{i}", cfg, row, [last], row_index=i))
+        results.write_study(str(tmp_path / name), "ssl_baselines", recs)
+        return pd.read_parquet(tmp_path / name / "trials.parquet")
+
+    c100 = format_table(ssl_table(write("cifar100", "paper", "c100")))
+    vicreg = next(line for line in c100.splitlines() if line.startswith("| syn+real-vicreg"))
+    assert vicreg.endswith(f"| {TABLE2[('syn+real', 'vicreg')]['cifar100']:.2f} |") and "65.22" in vicreg
+    assert "paper: Table 2, CIFAR-100" in c100 and "probe_acc_best" in c100 and "last epoch" in c100
+    digits = format_table(ssl_table(write("digits-m", "fast", "dg")))
+    assert "paper: Table 2, CIFAR-10" in digits and "| 90.46 |" in digits and "the fast probe" in digits
+    assert paper_column("blocks", "stl10")[0]["b64-b128"] == 73.08 and "b64-b128" not in paper_column("blocks", "")[0]
+    assert paper_column("ssl", "imagefolder") == ({}, "no column for dataset 'imagefolder'")
+    with pytest.raises(KeyError):
+        paper_column("table9", "cifar10")

@@ -178,8 +178,13 @@ def test_every_variant_runs(gen, over):
 
 
 def test_unknown_block_lists_the_real_ones(gen):
-    with pytest.raises(ValueError, match=r"no block\(s\) \['b32'\].*\['b4', 'b8', 'b16'\]"):
-        train(tiny(generator_blocks="b16-b32"), generator=gen)
+    with pytest.raises(ValueError, match=r"no block \['b32'\]; it has \['b4', 'b8', 'b16'\]"):
+        train(tiny(generator_blocks="b16,b32"), generator=gen)
+    with pytest.raises(ValueError, match=r"no block of group 'b64-b128' \['b64', 'b128'\]; it has \['b4', 'b8', 'b16'\]"):
+        train(tiny(generator_blocks="b64-b128"), generator=gen)
+    from sqsp.train import build_run  # a group takes the blocks of it the generator has (appendix Table 6)
+    run = build_run(tiny(generator_blocks="b16-b32"), generator=gen)
+    assert [b.name for b in run.synthetic.blocks] == ["b16"] and run.generator_info["generator_blocks_read"] == "b16"
 
 
 class _DigitBankNet(torch.nn.Module):
@@ -255,3 +260,65 @@ def test_transfer_probes_report_per_dataset_and_match_the_own_probe_on_the_same_
     m = train(tiny(steps=3, probe="fast", eval_init=True, transfer_datasets=own), generator=gen)
     assert m[f"probe_acc@{own}"] == m["probe_acc"] and m[f"knn_acc@{own}"] == m["knn_acc"]
     assert m[f"init_probe_acc@{own}"] == m["init_probe_acc"]  # the untrained floor of the transfer too
+
+
+def test_simsiam_head_is_the_authors_and_its_predictor_keeps_its_lr(gen):
+    """src/models/simsiam.py: Linear-BN-ReLU x (layers - 1), the output Linear (bias frozen) and
+    BatchNorm1d(affine=False); --fix-pred-lr: the predictor's lr stays while the rest decays."""
+    from torch import nn
+
+    from sqsp.train import build_run, train_step
+    run = build_run(tiny(method="simsiam", projector_depth=2, fix_pred_lr=True, epochs=0, steps=4), generator=gen)
+    head = run.student.projector
+    assert [type(m) for m in head] == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear, nn.BatchNorm1d]
+    assert not head[-1].affine and not head[-2].bias.requires_grad and head[0].bias is None
+    predictor_group = run.optimizer.param_groups[1]["params"]
+    assert {id(p) for p in predictor_group} == {id(p) for p in run.student.predictor.parameters()}
+    for _ in range(3):
+        train_step(run)
+    lrs = [g["lr"] for g in run.optimizer.param_groups]
+    assert lrs[1] == pytest.approx(run.config.lr) and lrs[0] < 0.5 * run.config.lr  # cosine at step 3 of 4
+    plain = build_run(tiny(method="simsiam", projector_depth=2, epochs=0, steps=4), generator=gen)
+    assert len(plain.optimizer.param_groups) == 1
+
+
+def test_torchvision_init_zeroes_every_residual_branch_at_the_paper_presets(tmp_path):
+    """The authors' backbones (torchvision's ResNet, zero_init_residual=True): each block starts
+    as the identity; the smoke preset keeps PyTorch's default init."""
+    from sqsp.data import channel_stats
+    from sqsp.models import _BasicBlock, build_backbone
+    for name, last_bn in (("paper-cifar10", "bn2"), ("paper-stl10", "bn2"), ("paper-imagenet", "bn3")):
+        cfg = preset(name, {"data_root": str(tmp_path)})
+        assert cfg.student_init == "torchvision", name
+        net = build_backbone(cfg.student, cfg.student_width, (0.5,) * 3, (0.5,) * 3, init=cfg.student_init)[1]
+        blocks = [m for m in net.modules() if isinstance(m, _BasicBlock) or hasattr(m, last_bn)]
+        assert len(blocks) >= 8 and all(torch.all(getattr(b, last_bn).weight == 0) for b in blocks), name
+    smoke = preset("smoke")
+    net = build_backbone(smoke.student, smoke.student_width, *channel_stats(smoke.dataset), init=smoke.student_init)
+    assert smoke.student_init == "pytorch" and all(torch.all(b.bn2.weight == 1) for b in net.modules()
+                                                   if isinstance(b, _BasicBlock))
+    x = torch.rand(2, 3, 32, 32)
+    zero = build_backbone("resnet18-cifar", 0.125, (0.5,) * 3, (0.5,) * 3, init="torchvision")[1]
+    stem = zero.stem(x)  # a zero-init residual network's blocks pass the stem's output through (stride aside)
+    assert torch.allclose(zero.layers[0](stem), torch.relu(stem))
+
+
+@pytest.mark.parametrize("method", ["vicreg", "simsiam"])
+def test_synthetic_images_can_be_augmented_once_per_batch_by_every_method(gen, method):
+    """The authors' code draws one crop/jitter/flip per synthetic batch for every method; sqsp
+    offers it (aug_granularity='batch') beside the per-sample default, and it changes the views."""
+    from sqsp.train import build_run, compute_loss
+    losses = {}
+    for gran in ("sample", "batch"):
+        run = build_run(tiny(method=method, aug_granularity=gran, epochs=0, steps=1), generator=gen)
+        assert run.config.aug_granularity == gran
+        losses[gran] = compute_loss(run)["loss"].item()
+    assert math.isfinite(losses["batch"]) and losses["batch"] != losses["sample"]
+    assert preset("smoke").aug_granularity == "sample"
+
+
+def test_paper_probe_reports_the_last_and_the_best_of_its_evaluations(gen):
+    m = train(tiny(steps=2, epochs=0, probe="paper", probe_epochs=6, probe_lr=1.0), generator=gen)
+    assert 0 < m["probe_acc"] <= m["probe_acc_best"] <= 100
+    assert "probe_acc_best" not in train(tiny(steps=2, epochs=0, probe="fast"), generator=gen)  # one fit: no best
+    assert "probe_acc_best" in record.METRIC_NAMES

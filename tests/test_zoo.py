@@ -13,7 +13,7 @@ import sqsp.weights
 from sqsp import zoo
 from sqsp.generators import FeatureGenerator
 
-TINY = dict(steps=4, fid_samples=80, classifier_epochs=1, progress=False, workers=1)
+TINY = dict(steps=4, fid_samples=80, quality_samples=80, classifier_epochs=1, progress=False, workers=1)
 REQUIRED = {"name", "arch", "dataset", "resolution", "conditional", "step", "fid", "file", "sha256"}
 
 
@@ -211,7 +211,8 @@ def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_pat
         preset("smoke", {"method": "discriminator", "generator": "random:stylegan"})
     paper = train(preset("smoke", {"method": "discriminator", "generator": "dcgan-digits-m", "disc_features": "multi",
                                    "probe": "paper", "probe_epochs": 2}))  # a linear layer through the frozen D
-    assert paper["done"] and paper["feature_dim"] == 3 * 2 * e["discriminator_kwargs"]["width"]
+    dcgan_width = manifest["entries"]["dcgan-digits-m"]["discriminator_kwargs"]["width"]
+    assert paper["done"] and paper["feature_dim"] == 3 * 2 * dcgan_width
     assert 10 < paper["probe_acc"] <= 100
 
     copy = tmp_path / "zoo"

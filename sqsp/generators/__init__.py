@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,13 +24,14 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from ..errors import UserError
 from ..weights import save_weights
 from .base import Block, FeatureGenerator, GeneratorOutput
 from .dcgan import DCGANGenerator
 from .stylegan import StyleGANGenerator
 
-__all__ = ["ARCHITECTURES", "Block", "FeatureGenerator", "GeneratorOutput", "build_architecture", "make_network",
-           "wrap", "save_checkpoint", "load_checkpoint", "is_checkpoint_path"]
+__all__ = ["ARCHITECTURES", "Block", "CheckpointError", "FeatureGenerator", "GeneratorOutput", "build_architecture",
+           "make_network", "wrap", "save_checkpoint", "load_checkpoint", "is_checkpoint_path"]
 
 # name -> (network class, name of its mapping sub-module or None)
 ARCHITECTURES: dict[str, tuple[Callable[..., nn.Module], str | None]] = {
@@ -108,29 +110,60 @@ def is_checkpoint_path(spec: str) -> bool:
     return Path(spec).suffix in (".safetensors", ".pt", ".pth")
 
 
+class CheckpointError(UserError, ValueError):
+    """A generator checkpoint that exists but does not load: not one of ours (a misleading
+    extension, a pickle with objects in it), or a sidecar whose architecture or constructor
+    arguments the network refuses. The file is data the user gave, so this is their error to
+    fix, told in one line, never a traceback."""
+
+
 def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu",
                     truncation: float = 1.0) -> FeatureGenerator:
     """A ``FeatureGenerator`` from one of our checkpoints (``.safetensors`` + sidecar, or a
-    ``torch.save``-d dict read with ``weights_only=True``)."""
+    ``torch.save``-d dict read with ``weights_only=True``). A file that does not load raises
+    ``CheckpointError`` naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"generator checkpoint {str(path)!r} does not exist")
-    if path.suffix == ".safetensors":
-        side = sidecar_path(path)
-        if not side.is_file():
-            raise FileNotFoundError(f"checkpoint {str(path)!r} has no JSON sidecar {str(side)!r} naming its "
-                                    "architecture; it is written next to the weights by save_checkpoint")
-        meta = json.loads(side.read_text())
-        state = load_file(str(path))
-    elif path.suffix in (".pt", ".pth"):
-        meta = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(meta, dict) or not {"arch", "kwargs", "state_dict"} <= set(meta):
-            raise ValueError(f"{str(path)!r} is not a generator checkpoint: expected a dict with keys "
-                             "'arch', 'kwargs', 'state_dict'")
-        state = meta["state_dict"]
-    else:
-        raise ValueError(f"unknown checkpoint type {path.suffix!r} for {str(path)!r}; allowed: .safetensors "
-                         "(+ .json sidecar), .pt/.pth (torch.save of a dict); official .pkl via sqsp.zoo")
-    net = make_network(meta["arch"], **meta["kwargs"])
-    net.load_state_dict(state)
+    if path.suffix not in (".safetensors", ".pt", ".pth"):
+        raise CheckpointError(f"unknown checkpoint type {path.suffix!r} for {str(path)!r}; allowed: .safetensors "
+                              "(+ .json sidecar), .pt/.pth (torch.save of a dict); official .pkl via sqsp.zoo")
+    if path.suffix == ".safetensors" and not sidecar_path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} has no JSON sidecar {str(sidecar_path(path))!r} naming its "
+                                "architecture; it is written next to the weights by save_checkpoint")
+    try:
+        meta, state = _read_checkpoint(path)
+        net = make_network(meta["arch"], **meta["kwargs"])
+        net.load_state_dict(state)
+    except UserError:
+        raise
+    except pickle.UnpicklingError as e:  # weights_only held: nothing in the file ran
+        raise CheckpointError(f"generator checkpoint {str(path)!r} is not a torch.save of tensors and plain values "
+                              f"(torch.load(weights_only=True) refused it: {_unpickling_reason(e)}); nothing in it "
+                              "was run") from e
+    except Exception as e:  # noqa: BLE001 -- whatever the file's bytes or its sidecar's kwargs make fail
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise CheckpointError(f"generator checkpoint {str(path)!r} does not load ({type(e).__name__}: {first}); "
+                              "write it with sqsp.generators.save_checkpoint") from e
     return wrap(net.to(device), meta["arch"], truncation=truncation)
+
+
+def _read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(meta, state_dict)`` of a checkpoint file; raises whatever its bytes make fail."""
+    if path.suffix == ".safetensors":
+        meta = json.loads(sidecar_path(path).read_text())
+        if not isinstance(meta, dict) or not {"arch", "kwargs"} <= set(meta) or not isinstance(meta["kwargs"], dict):
+            raise ValueError(f"sidecar {str(sidecar_path(path))!r} must be a JSON object with 'arch' and a 'kwargs' "
+                             "object")
+        return meta, load_file(str(path))
+    meta = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(meta, dict) or not {"arch", "kwargs", "state_dict"} <= set(meta):
+        raise ValueError("expected a dict with keys 'arch', 'kwargs', 'state_dict'")
+    return meta, meta["state_dict"]
+
+
+def _unpickling_reason(error: pickle.UnpicklingError) -> str:
+    """The line of torch's long weights_only message that says what it refused."""
+    skip = ("Weights only load failed", "Please file an issue", "Check the documentation")
+    lines = [x.strip() for x in str(error).splitlines() if x.strip() and not x.strip().startswith(skip)]
+    return (lines or ["not a pickle of tensors"])[0][:200]

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError
+from ..specs import resolve_blocks
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,15 @@ def _pick_w(out) -> torch.Tensor | None:
 
 def check_blocks(generator: str, have: Sequence[str], wanted: Sequence[str] | None, spec: str | None = None) -> None:
     """Every block a config asks for (``wanted``; None: all) must be one ``generator`` has:
-    the one rule for a loaded generator and for a zoo entry checked from its manifest."""
+    the one rule for a loaded generator and for a zoo entry checked from its manifest. With
+    ``spec`` (the config's ``generator_blocks``), a group needs only one of its members
+    (``config.resolve_blocks``)."""
+    if spec is not None:
+        try:
+            resolve_blocks(spec, have)
+        except ConfigError as e:
+            raise ConfigError(f"{generator}: {e}") from None
+        return
     missing = [b for b in wanted or () if b not in have]
     if missing:
         where = "generator_blocks" if spec is None else f"generator_blocks={spec!r}"
@@ -77,8 +86,9 @@ class FeatureGenerator(nn.Module):
     def __init__(self, net: nn.Module, *, z_dim: int, c_dim: int = 0, resolution: int, channels: int,
                  arch: str = "custom", mapping: str | None = None,
                  call: Callable[[nn.Module, torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
-                 synthesis: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None):
+                 synthesis: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None, num_ws: int = 1):
         super().__init__()
+        self.num_ws = num_ws  # w's per synthesis layer that ``synthesize`` takes (w+): 1 for the embedded ones
         self.net = net.eval().requires_grad_(False)
         self.z_dim, self.c_dim = z_dim, c_dim
         self.resolution, self.img_channels, self.arch = resolution, channels, arch
@@ -136,13 +146,18 @@ class FeatureGenerator(nn.Module):
                                w=w_box[0] if w_box else None)
 
     def synthesize(self, w: torch.Tensor) -> torch.Tensor:
-        """Images (N, C, H, W), about [-1, 1] (not clamped), from latents ``w`` (N, w_dim).
+        """Images (N, C, H, W), about [-1, 1] (not clamped), from latents ``w`` (N, w_dim), or
+        w+ (N, num_ws, w_dim): one w per synthesis layer, what the authors' encoder predicts.
 
         Not under ``no_grad``: gradients flow through the frozen network into ``w``, which is
         what the encoding baseline (Eq. 3, ``sqsp/encode.py``) trains its encoder with."""
         if self._synthesis is None:
             raise ValueError(f"generator {self.arch!r} cannot render images from w (it has no mapping/synthesis "
                              "split); method='encode' needs a StyleGAN-like generator")
+        if w.dim() == 3 and w.shape[1] != self.num_ws:
+            raise ValueError(f"w+ of shape {tuple(w.shape)}: generator {self.arch!r} takes {self.num_ws} w per image")
+        if w.dim() == 3 and self.num_ws == 1:
+            w = w[:, 0]
         return self._synthesis(self.net, w)
 
     # -----------------------------------------------------------------------------------------

@@ -54,12 +54,14 @@ def resolve_repo(repo: str | os.PathLike | None) -> Path | None:
 
 def load_official(path: str | os.PathLike, *, device: str | torch.device = "cpu",
                   repo: str | os.PathLike | None = None, truncation: float = 1.0,
-                  noise_mode: str = "const", key: str = "G_ema") -> FeatureGenerator:
+                  noise_mode: str = "random", key: str = "G_ema") -> FeatureGenerator:
     """``G_ema`` of an official pickle as a frozen ``FeatureGenerator`` on ``device``.
 
-    ``noise_mode='const'`` (official default: 'random') makes images a function of (z, c)
-    alone, so synthetic batches are reproducible from the latent seed; pass 'random' for
-    the official behaviour.
+    ``noise_mode='random'``, the official default and what the authors sample with
+    (src/models/generator.py): fresh per-pixel noise in every call, drawn from torch's global
+    RNG (which ``train`` seeds), so a run is reproducible from its seed, though a resumed run
+    draws other noise than an uninterrupted one. ``'const'`` makes images a function of (z, c)
+    alone.
     """
     if noise_mode not in ("const", "random", "none"):
         raise ValueError(f"noise_mode={noise_mode!r} is not allowed; allowed: 'const', 'random', 'none'")
@@ -72,13 +74,13 @@ def load_official(path: str | os.PathLike, *, device: str | torch.device = "cpu"
         img = net(z, c, truncation_psi=truncation, noise_mode=noise_mode, force_fp32=z.device.type != "cuda")
         return img.float().clamp(-1, 1)  # raw outputs overshoot [-1, 1] slightly
 
-    def synthesis(net, w):  # one w for every synthesis layer (w+ broadcast), as the mapping network outputs
-        ws = w.unsqueeze(1).repeat(1, net.num_ws, 1)
+    def synthesis(net, w):  # w+ as it is; one w is broadcast to every layer, as the mapping network outputs
+        ws = w if w.dim() == 3 else w.unsqueeze(1).repeat(1, net.num_ws, 1)
         return net.synthesis(ws, noise_mode=noise_mode, force_fp32=w.device.type != "cuda").float()
 
     return FeatureGenerator(G, z_dim=G.z_dim, c_dim=G.c_dim, resolution=G.img_resolution, channels=G.img_channels,
                             arch=f"official:{type(G).__module__}.{type(G).__name__}", mapping="mapping", call=call,
-                            synthesis=synthesis)
+                            synthesis=synthesis, num_ws=G.num_ws)
 
 
 def load_official_discriminator(path: str | os.PathLike, *, device: str | torch.device = "cpu",

@@ -1,4 +1,5 @@
-"""The command line shared by every ``studies/<name>.py``: flags, ``--dry-run``, the table at the end.
+"""The command line shared by every ``studies/<name>.py`` and ``python -m sqsp.tune`` (``sqsp-study``):
+flags, ``--config``, ``--grid``, ``--dry-run``, the table at the end.
 
 Exit status: 0 when every trial ended (completed, collapsed, diverged or stopped by a
 scheduler); 1 when a trial failed or the study was interrupted (``--resume`` continues it);
@@ -21,16 +22,54 @@ from .folder import study_dir
 from .run import run_study
 from .search import PRUNERS, SAMPLERS, domain_text, optuna_searcher, pruner, pruner_name, sampler_spec
 from .study import Study, resolve
+from .study_file import command_line_study, is_study_key
 
 
-def study_main(study: Study, argv: list[str] | None = None) -> int:
+def study_main(study: Study | None = None, argv: list[str] | None = None) -> int:
     """The command line of a study file: parse flags, run the study, print its table.
+
+    ``study`` is the study of the file that runs it (None for ``python -m sqsp.tune``):
+    ``--config FILE`` runs a study file's instead, ``--set <key>.<key>=…`` sets the study's
+    own keys (``rows.e.sim_weight=10``, ``seeds=[0,1]``: sqsp/tune/study_file.py) and
+    ``--grid FIELD=V1,V2,…`` makes its grid.
 
     Exit status: 0 when every trial ended (completed, collapsed, diverged or stopped by a
     scheduler); 1 when a trial failed or the study was interrupted (``--resume`` continues
     it); 2 for a user error, found before any trial ran (one line, see sqsp/cli.py)."""
-    p = argparse.ArgumentParser(prog=f"python studies/{study.name}.py",
+    argv = sys.argv[1:] if argv is None else list(argv)
+    prog = f"python studies/{study.name}.py" if study is not None else cli.prog("python -m sqsp.tune")
+    return cli.run(prog, lambda: _study_main(study, argv, prog))
+
+
+def _named_study(study: Study | None, argv: list[str]) -> Study:
+    """The study the command line names (``--config``, dotted ``--set``, ``--grid``), read before
+    the flags whose defaults come from it."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--config")
+    pre.add_argument("--grid", action="append", default=[])
+    pre.add_argument("--set", dest="overrides", action="append", default=[])
+    known, _ = pre.parse_known_args(argv)
+    dotted = [o for o in known.overrides if is_study_key(o.partition("=")[0].strip())]
+    named = command_line_study(study, known.config, known.grid, dotted)
+    if named is None:
+        if {"-h", "--help"} & set(argv):
+            return Study(name="sweep")
+        raise ConfigError("give --config FILE (a study file) or --grid FIELD=V1,V2,... (a sweep of the preset, "
+                          "e.g. --grid sim_weight=1,5,25)")
+    return named
+
+
+def _study_main(study: Study | None, argv: list[str], prog: str) -> int:
+    study = _named_study(study, argv)
+    p = argparse.ArgumentParser(prog=prog,
                                 description=study.description or f"Run the {study.name} study with Ray Tune.")
+    p.add_argument("--config", metavar="FILE",
+                   help="run the study a YAML study file declares (its format: sqsp/tune/study_file.py; a finished "
+                        "study's <storage>/<study>/study.yaml re-runs its trials); --set with a dotted key sets the "
+                        "study's own keys, e.g. --set rows.e.sim_weight=10, --set seeds=[0,1]")
+    p.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...",
+                   help="sweep a config field (repeatable: the Cartesian product, on the study's seeds), e.g. "
+                        "--grid sim_weight=1,5,25; replaces the study's grid")
     add_run_arguments(p, seeds=tuple(study.seeds), default_preset=study.preset, holds="<study>/", uri=True)
     p.add_argument("--address", help="join a running Ray cluster: 'auto' or 'ray://host:10001' "
                                      "(default: a private local Ray)")
@@ -62,7 +101,8 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
                        help="a manifest recording checkpoints' FIDs (sqsp/zoo.py format; repeatable): those are not "
                             "recomputed")
     args = p.parse_args(argv)
-    overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else [])
+    overrides = [o for o in args.overrides if not is_study_key(o.partition("=")[0].strip())]
+    overrides += [f"data_root={args.data_root}"] if args.data_root else []
 
     def run() -> int:
         seeds = study.seeds if args.seeds is None else parse_seeds(args.seeds)
@@ -93,7 +133,7 @@ def study_main(study: Study, argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         return 1 if failed or trials.attrs.get("interrupted") else 0
 
-    return cli.run(p.prog, run)
+    return run()
 
 
 def _checkpoint_flags(study: Study, args: argparse.Namespace) -> dict[str, Any]:

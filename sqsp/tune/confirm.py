@@ -73,10 +73,11 @@ def run_confirmation(study: Study, path: str, fixed: dict[str, Any], search_reco
     tuner = open_tuner(options, cfixed, space, storage_path=path, name=CONFIRM_DIR, restoring=restoring,
                        lines=TrialLines(len(rows) * len(seeds), "confirm "))
     trials_df, _, elapsed = fit_and_record(tuner, study, path, cfixed, phase="confirm", before=search_records,
-                                           runs=options.runs)
+                                           runs=options.runs, experiment=results.join(path, CONFIRM_DIR))
     done = trials_df[trials_df["phase"] == "confirm"]
     counts = done["status"].value_counts().to_dict()
     print(f"[sqsp] confirmation: {len(done)} trials {counts} in {elapsed:.0f} s", file=sys.stderr)
-    trials_df.attrs["interrupted"] = bool(counts.get("unfinished")) or len(done) < len(rows) * len(seeds)
+    trials_df.attrs["interrupted"] = bool(counts.get("unfinished")) or len(done) < len(rows) * len(seeds) or \
+        bool(trials_df.attrs.get("out_of_space"))
     trials_df.attrs["elapsed_s"] = {**search_df.attrs.get("elapsed_s", {}), "confirm": elapsed}
     return trials_df

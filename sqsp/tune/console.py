@@ -112,8 +112,9 @@ class TrialLines(tune.Callback):
                 parts.append(f"{label} {value:.2f}")
         if last.get("time_total_s") is not None:
             parts.append(f"{last['time_total_s']:.0f} s")
-        if status in results.FAILED and last.get("error"):
-            parts.append(str(last["error"]).splitlines()[0][:120])
+        reason = last.get("error") or (error and _error_line(trial))
+        if status in results.FAILED and reason:
+            parts.append(str(reason).splitlines()[0][:300])
         print(f"[sqsp] {self.prefix}{len(self.ended)}/{self.total} {trial_label(trial.config)}: {', '.join(parts)}",
               file=sys.stderr, flush=True)
 
@@ -156,6 +157,17 @@ class StatusLine(tune.Callback):
         print(f"[sqsp] {self.prefix}{len(running)} running, {ended}/{self.total} ended"
               + (": " + "; ".join(parts) if parts else ""), file=sys.stderr, flush=True)
         self._last = now
+
+
+def _error_line(trial) -> str | None:
+    """What a trial that raised raised: the last line of Tune's error file (Ray's traceback of
+    the trial's exception ends with ``Type: message``), read from the driver's own copy."""
+    try:
+        with open(trial.error_file) as f:
+            lines = [x.strip() for x in f.read().splitlines() if x.strip()]
+    except (OSError, TypeError):  # no error file (yet), or Tune's API moved
+        return None
+    return lines[-1] if lines else None
 
 
 def trial_label(space: dict[str, Any]) -> str:

@@ -21,21 +21,26 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import os
+import pickle
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ray import tune
 
 from .. import results
-from ..optuna_study import write_journal
 from ..config import ConfigError
+from ..lockfile import Unwritable
+from ..optuna_study import write_journal
 from .console import StatusLine, TrialLines, trial_dirname
-from .folder import terminate_as_interrupt
+from .folder import check_state, terminate_as_interrupt
 from .study import Study, study_metadata, trial_config
 from .trainable import sqsp_trial
+from .watch import DiskWatch
 
 
 @dataclass
@@ -67,12 +72,14 @@ class RunOptions:
 
 
 def open_tuner(options: RunOptions, fixed: dict[str, Any], space: dict[str, Any], *, storage_path: str, name: str,
-               restoring: bool, lines: TrialLines, stop: Any = None, **tune_config: Any) -> tune.Tuner:
+               restoring: bool, lines: TrialLines, stop: Any = None, study_folder: str | None = None,
+               **tune_config: Any) -> tune.Tuner:
     """The experiment ``<storage_path>/<name>``: restored as it was (``--resume``; the same
     param_space again, since Tune needs its sample_from functions back), or a new Tuner.
     ``tune_config``: the search's and the scheduler's part of ``tune.TuneConfig``."""
     trainable = options.trainable(fixed)
     if restoring:
+        check_state(results.join(storage_path, name), study_folder or storage_path)
         return tune.Tuner.restore(results.join(storage_path, name), trainable, resume_unfinished=True,
                                   resume_errored=True, restart_errored=False, param_space=space)
     return tune.Tuner(
@@ -90,31 +97,62 @@ def open_tuner(options: RunOptions, fixed: dict[str, Any], space: dict[str, Any]
 
 def fit_and_record(tuner: tune.Tuner, study: Study, path: str, fixed: dict[str, Any], *, phase: str | None,
                    order: Sequence[str] = (), before: Sequence[results.TrialRecord] = (),
-                   after: Sequence[results.TrialRecord] = (), runs: list[dict[str, Any]] | None = None):
-    """Fit the experiment and write the study's Parquet files in ``path`` (a SIGTERM during the
-    fit stops it as Ctrl-C does; while the files are written it waits). The files hold
+                   after: Sequence[results.TrialRecord] = (), experiment: str | None = None,
+                   runs: list[dict[str, Any]] | None = None):
+    """Fit the experiment (in ``experiment``, default ``path``) and write the study's Parquet
+    files in ``path`` (a SIGTERM during the fit stops it as Ctrl-C does; while the files are
+    written it waits; a storage that fills up stops it too, see watch.py). The files hold
     ``before``, this experiment's trials, then ``after``, and ``runs`` (the current run's end
-    time set now). Returns (trials DataFrame, the records written, seconds the fit took).
+    time set now). Returns (trials DataFrame, the records written, seconds the fit took); the
+    DataFrame's ``attrs["out_of_space"]`` is the line that says the storage filled up, else None.
 
     Whatever Ray Tune prints during the fit goes to stderr: stdout carries the study's table
     alone, so ``python studies/ablation.py > table.md`` holds just that."""
+    experiment = experiment or path
+    watch = DiskWatch(path, experiment)
     with terminate_as_interrupt() as signals:
         t0 = time.perf_counter()
-        with contextlib.redirect_stdout(sys.stderr):
-            grid = tuner.fit()
+        with watch.watching(), contextlib.redirect_stdout(sys.stderr):
+            grid = _fit(tuner, experiment)
         elapsed = time.perf_counter() - t0
         signals.writing = True
         records = [*before, *trial_records(grid, fixed, order, phase=phase), *after]
         if runs:
             runs[-1]["ended_at"] = utc_now()
-        trials_df, _ = results.write_study(path, study.name, records, metadata=study_metadata(study), runs=runs)
-        if study.search is not None and "sqsp_search_space" in trials_df.attrs.get("sqsp", {}):
-            write_journal(trials_df, path)  # Optuna's own tools read the search there
+        try:
+            trials_df, _ = results.write_study(path, study.name, records, metadata=study_metadata(study), runs=runs)
+            if study.search is not None and "sqsp_search_space" in trials_df.attrs.get("sqsp", {}):
+                write_journal(trials_df, path)  # Optuna's own tools read the search there
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise Unwritable(f"no space left on {path} to write {results.TRIALS_FILE} and {results.HISTORY_FILE} "
+                             "(the files there, if any, are those of the last run); free space and --resume writes "
+                             "them") from None
+        finally:
+            watch.release()
+    trials_df.attrs["out_of_space"] = watch.message
     return trials_df, records, elapsed
 
 
 def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _fit(tuner: tune.Tuner, experiment: str):
+    """``tuner.fit()``; if Tune cannot build its ResultGrid because a trial's ``error.pkl`` was
+    cut short (a full disk), those files go (Tune then reads the trial's ``error.txt``) and
+    the results are read again."""
+    try:
+        return tuner.fit()
+    except (EOFError, pickle.UnpicklingError):
+        for bad in Path(results.filesystem(experiment)[1]).glob("*/error.pkl"):
+            try:
+                with open(bad, "rb") as f:
+                    pickle.load(f)
+            except Exception:  # noqa: BLE001 -- whatever a cut-short pickle raises
+                bad.unlink()
+        return tuner.get_results()
 
 
 def trial_records(grid, fixed: dict[str, Any], order: Sequence[str] = (),

@@ -154,9 +154,13 @@ def check_resources(cpus: float, gpus: float, *, strict: bool) -> None:
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Refuse an ``--address`` where no Ray cluster listens: ``ray.init`` waits for a dead one
-    for many minutes (measured: still waiting after 5). ``auto`` is resolved as ``ray.init``
-    does (RAY_ADDRESS, then Ray's "current cluster" file)."""
+    """Refuse an ``--address`` where no Ray cluster answers, in bounded time: ``ray.init``
+    waits for a dead one for many minutes (measured: still waiting after 5), and for one that
+    accepts connections but never speaks Ray's protocol just as long, ignoring SIGTERM. So the
+    address must accept a TCP connection and complete gRPC's HTTP/2 handshake (what the GCS
+    and the Ray Client server both speak; ``grpcio`` is Ray's own dependency) within
+    ``timeout`` seconds each. ``auto`` is resolved as ``ray.init`` does (RAY_ADDRESS, then
+    Ray's "current cluster" file)."""
     target = address
     if address == "auto":
         from ray._private import services
@@ -169,12 +173,22 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
     host, _, port = target.split("://")[-1].rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--address {address!r}: expected 'auto', 'host:port' or 'ray://host:port'")
+    hint = "start one (ray start --head) or drop --address to run on a private local Ray"
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             pass
     except OSError as e:
         raise ConfigError(f"--address {address!r}: no Ray cluster answers at {host}:{port} ({e.strerror or e}); "
-                          "start one (ray start --head) or drop --address to run on a private local Ray") from None
+                          f"{hint}") from None
+    import grpc
+    channel = grpc.insecure_channel(f"{host}:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise ConfigError(f"--address {address!r}: {host}:{port} accepts connections but does not answer as a Ray "
+                          f"cluster within {timeout:g} s; {hint}") from None
+    finally:
+        channel.close()
 
 
 # paths on a cluster: trials run on other nodes, where the driver's paths may name nothing

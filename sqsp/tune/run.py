@@ -3,8 +3,8 @@
 1. Every trial's config is resolved and validated in the driver (study.py), the pre-run
    checks refuse what would fail every trial (preflight.py), and the study folder is locked
    (folder.py), all before Ray starts.
-2. Ray starts: a private local Ray (``address="local"``, never a cluster that happens to be
-   running here) or, with ``address`` (``auto | host:port | ray://…``), the cluster named.
+2. Ray starts: a private local Ray on 127.0.0.1 (ray_session.py; never a cluster that happens
+   to be running here) or, with ``address`` (``auto | host:port | ray://…``), the cluster named.
    ``Tuner.fit`` runs one trial per grid point × seed (or ``num_samples`` a searcher
    proposes), each with ``cpus_per_trial`` CPUs (and as many torch threads) and
    ``gpus_per_trial`` GPUs (fractions let small trials share a GPU).
@@ -35,8 +35,9 @@ from .checkpoint_rows import checkpoint_info, checkpoint_rows, recorded_or_compu
 from .confirm import run_confirmation
 from .console import TrialLines, describe, logger_callbacks
 from .experiment import RunOptions, fit_and_record, open_tuner, utc_now
-from .folder import (STUDY_FILE, check_same_study, storage_root, stored_skips, study_dir, study_lock, study_spec,
-                     write_json)
+from .folder import (check_same_study, check_state, storage_root, stored_skips, study_dir, study_lock, study_spec,
+                     write_study)
+from .ray_session import init_ray
 from .study import Study, expand, param_space, resolve, study_metadata
 
 
@@ -88,6 +89,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                               "(finished trials are kept), or choose another --storage")
         if restoring:
             fixed = check_same_study(path, spec)
+            check_state(path, path)  # a corrupt Tune state: its kept copy, or refused, before Ray starts
             trials = expand(study, fixed["base"])  # the configs it started with
         elif resume:
             print(f"[sqsp] nothing to resume in {path}; starting the study", file=sys.stderr)
@@ -112,7 +114,7 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                                 row_index=order.index(row), skipped=skipped[row])
             for row, cfg in trials if row in skipped]
         if not runnable:  # nothing for Ray to do: record the rows and what they need
-            write_json(results.join(path, STUDY_FILE), spec)
+            write_study(path, study, spec)
             runs[-1]["ended_at"] = utc_now()
             trials_df, _ = results.write_study(path, study.name, skipped_records, metadata=study_metadata(study),
                                                runs=runs)
@@ -134,22 +136,26 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
             options = RunOptions(cpus_per_trial, gpus_per_trial, max_failures, max_concurrent, reuse_actors, verbose,
                                  callbacks, train_fn, runs=runs, status_every=status_every)
             if not restoring:
-                write_json(results.join(path, STUDY_FILE), spec)
+                write_study(path, study, spec)
             expected = study.search.num_samples if study.search is not None else len(trials)
             tuner = open_tuner(options, fixed, param_space(study, skip=list(skipped), trials=trials),
                                storage_path=storage_root(storage), name=study.name, restoring=restoring,
                                lines=TrialLines(expected if study.search is not None else len(runnable)),
+                               study_folder=path,
                                stop=copy.deepcopy(study.stopper), **_search_and_scheduler(study))
             trials_df, records, elapsed = fit_and_record(tuner, study, path, fixed, phase=study.phase, order=order,
                                                          after=skipped_records, runs=runs)
             counts = trials_df["status"].value_counts().to_dict()
             print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
                   f"wrote {results.join(path, results.TRIALS_FILE)} and {results.HISTORY_FILE}", file=sys.stderr)
-            trials_df.attrs["interrupted"] = bool(counts.get("unfinished")) or len(trials_df) < expected
+            trials_df.attrs["interrupted"] = bool(counts.get("unfinished")) or len(trials_df) < expected or \
+                bool(trials_df.attrs["out_of_space"])
             trials_df.attrs["elapsed_s"] = {study.phase or "study": elapsed}
             if not trials_df.attrs["interrupted"] and study.search is not None and study.search.confirm_top:
                 trials_df = run_confirmation(study, path, fixed, records, trials_df, options)
-            if trials_df.attrs["interrupted"]:
+            if trials_df.attrs.get("out_of_space"):
+                print(trials_df.attrs["out_of_space"], file=sys.stderr)
+            elif trials_df.attrs["interrupted"]:
                 print("[sqsp] the study was interrupted; continue it with --resume", file=sys.stderr)
             return trials_df
         finally:
@@ -184,9 +190,9 @@ def _start_ray(address: str | None, verbose: int) -> None:
     if not verbose:
         notice.setLevel(logging.ERROR)
     try:
-        # "local": a private Ray; None would join whatever RAY_ADDRESS or Ray's "current
+        # a private Ray on loopback (ray_session.py), never whatever RAY_ADDRESS or Ray's "current
         # cluster" file names (a dead one hangs, someone else's runs our trials)
-        ray.init(address=address or "local", runtime_env=_runtime_env(address),
+        init_ray(address, runtime_env=_runtime_env(address),
                  # quiet unless asked: the trials' own output and Ray's startup lines
                  log_to_driver=verbose > 0, logging_level="INFO" if verbose > 0 else "WARNING")
     finally:

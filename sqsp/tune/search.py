@@ -88,6 +88,9 @@ SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "gp": "GPSampler", "
             "cmaes": "CmaEsSampler"}
 """``--sampler`` names and the ``optuna.samplers`` class each builds (each takes a ``seed``)."""
 _SAMPLER_NAMES = {v: k for k, v in SAMPLERS.items()}
+STUDY_FILE_FORM = "_sqsp_study_file"
+"""The attribute that keeps a searcher's, scheduler's or stopper's study-file form
+(``{type: asha, ...}``), so that a study can be written back as YAML (study_file.py)."""
 PRUNERS = ("asha", "median", "none")
 """``--pruner``: how a search stops trials early. Through Ray Tune, Optuna's own pruners never
 see a trial's intermediate values (Tune runs the trials; OptunaSearch only proposes them), so
@@ -145,10 +148,13 @@ def pruner(name: str, declared: Any) -> Any:
     if not metric:
         raise ConfigError(f"--pruner {name}: the study declares no scheduler, so no per-epoch metric to prune on")
     if name == "asha":
-        return ASHAScheduler(time_attr="progress", metric=metric, mode=mode, max_t=1.0, grace_period=0.25,
-                             reduction_factor=3)
-    return MedianStoppingRule(time_attr="progress", metric=metric, mode=mode, grace_period=0.25,
-                              min_samples_required=3)
+        kind, make, kwargs = "asha", ASHAScheduler, dict(max_t=1.0, grace_period=0.25, reduction_factor=3)
+    else:
+        kind, make, kwargs = "median_stopping", MedianStoppingRule, dict(grace_period=0.25, min_samples_required=3)
+    kwargs = dict(time_attr="progress", metric=metric, mode=mode, **kwargs)
+    scheduler = make(**kwargs)
+    setattr(scheduler, STUDY_FILE_FORM, {"type": kind, **kwargs})  # for its study.yaml (study_file.py)
+    return scheduler
 
 
 def domain_text(domain: Any) -> str:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 from ray import tune
 
 from ..config import (SCALE_FIELDS, STUDY_FIELDS, ConfigError, TrainConfig, absolute_paths, ignored_settings,
-                      parse_overrides, preset, refuse_ignored)
+                      parse_overrides, preset, refuse_ignored, row_scale)
 from .search import Search, check_search, domain_probe
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
@@ -62,8 +62,13 @@ class Study:
     checkpoint_rows: bool = False
     """The rows compare generators: ``--generators GLOB`` replaces them by one row per file it
     matches, each trial reporting its generator's FID (``sqsp/checkpoints.py``)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Settings of any field, as ``--set`` gives them (the scale included; the command line's
+    ``--set`` goes on top): a study file's ``set:``, e.g. a tiny study or one saved with the
+    settings it ran with (study_file.py). A study of the paper declares none."""
 
     def __post_init__(self):
+        self.settings = parse_overrides(self.settings)
         check_declaration(self)
 
     @property
@@ -139,7 +144,7 @@ def base_config(study: Study, overrides: dict[str, Any] | list[str] | None = Non
     Names and types are checked here; whole configs are validated per trial in ``expand``,
     since the base alone may be a config no trial runs (rows override parts of it).
     """
-    user = parse_overrides(overrides)
+    user = {**study.settings, **parse_overrides(overrides)}
     _refuse_shadowed(study, user)
     cfg = preset(study.preset, {**parse_overrides(study.overrides), **user}, validate=False)
     return absolute_paths(cfg.to_dict(), os.getcwd())
@@ -164,7 +169,8 @@ def fixed_spec(study: Study, base: dict[str, Any]) -> dict[str, Any]:
     """What every trial shares: the base config and the rows' overrides (plain JSON values)."""
     if study.search is not None:  # a searcher's trials run on the study's one seed
         base = {**base, "seed": study.trial_seeds[0]}
-    rows = {label: absolute_paths(o, os.getcwd()) for label, o in (study.rows or {}).items()}
+    rows = {label: absolute_paths(row_scale(study.preset, base, o), os.getcwd())  # the row's method picks its scale
+            for label, o in (study.rows or {}).items()}
     return json.loads(json.dumps({"base": base, "rows": rows}))
 
 
@@ -297,7 +303,7 @@ def resolve(study: Study, overrides: dict[str, Any] | list[str] | None = None):
     (user overrides, base, [(row, TrainConfig)])."""
     user = parse_overrides(overrides)
     base = base_config(study, user)
-    trials = expand(study, base, list(user))
+    trials = expand(study, base, list(study.settings) + list(user))
     check_search(study, [cfg for _, cfg in trials])
     return user, base, trials
 

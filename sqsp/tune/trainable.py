@@ -9,10 +9,12 @@ then becomes a ``failed`` row; the study goes on (``fail_fast=False``). Two kind
 are results, not crashes, and are not retried, since the same config fails the same way
 again: a NaN/inf loss (``TrainingDiverged``, a ``FloatingPointError``; training resumes
 bit-for-bit) ends as a ``diverged`` row, and a user error (``sqsp.errors.USER_ERRORS``: a
-bad config or file found only when the trial loads it, e.g. a malformed data file) as a
-``failed`` row, each with its message. A collapsed run completes and is recorded as
-``collapsed``. A trial resumed from its final checkpoint reports its end again from the
-metrics stored in it (history.parquet drops the replayed reports).
+bad config or file found only when the trial loads it, e.g. a malformed data file or an
+image PIL cannot read) or a failed allocation (``record.OutOfMemory``: the config needs more
+memory than the machine gives it) as a ``failed`` row, each with its message. A collapsed
+run completes and is recorded as ``collapsed``. A trial resumed from its final checkpoint
+reports its end again from the metrics stored in it (history.parquet drops the replayed
+reports).
 """
 from __future__ import annotations
 
@@ -77,3 +79,8 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
         tune.report({**record.diverged_report(e), **run})
     except USER_ERRORS as e:  # a bad config or file fails the same way again: no retry either
         tune.report({**record.failed_report(e), **run})
+    except Exception as e:
+        oom = record.out_of_memory(e)  # a config too large for this machine: the same again on a retry
+        if oom is None:
+            raise
+        tune.report({**record.failed_report(oom), **run})
