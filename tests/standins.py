@@ -93,7 +93,7 @@ def failing_train(config, report=None, *, log_dir, **kw):
     if config.cov_weight == 0.7:
         raise RuntimeError("the worker crashed")
     if config.cov_weight == 0.8:
-        raise ConfigError("generator_blocks='b999': the generator has no block(s) ['b999']")
+        raise ConfigError("generator_blocks='b999': the generator has no block ['b999']")
     from sqsp.train import train
     return train(config, report, **kw)
 

@@ -263,7 +263,7 @@ def test_check_generator_finds_what_would_fail_every_trial(tiny_zoo, tmp_path):
     directory, manifest = tiny_zoo
     zoo.check_generator("stylegan-digits-m", blocks="b4,b16", teacher_source="w", zoo=directory)
     zoo.check_generator("dcgan-digits-m", blocks="b4-b8", discriminator=True, zoo=directory)
-    with pytest.raises(ConfigError, match=r"generator_blocks='b999'.*'stylegan-digits-m' has no block\(s\) \['b999'\]; "
+    with pytest.raises(ConfigError, match=r"'stylegan-digits-m'.*generator_blocks='b999'.* has no block \['b999'\]; "
                                           r"it has \['b4', 'b8', 'b16'\]"):
         zoo.check_generator("stylegan-digits-m", blocks="b999", zoo=directory)
     with pytest.raises(ConfigError, match="teacher_source='w'.*mapping"):
@@ -272,7 +272,7 @@ def test_check_generator_finds_what_would_fail_every_trial(tiny_zoo, tmp_path):
         zoo.check_generator("stylegan-digits-m@999", zoo=directory)
     # random specs and our checkpoints are built or loaded (cheap) to read their blocks
     zoo.check_generator("random:stylegan@32", blocks="b32")
-    with pytest.raises(ConfigError, match=r"has no block\(s\) \['b32'\]"):
+    with pytest.raises(ConfigError, match=r"has no block \['b32'\]"):
         zoo.check_generator("random:dcgan@16", blocks="b32")
     ckpt = directory / manifest["entries"]["dcgan-digits-m"]["file"]
     with pytest.raises(ConfigError, match="b64"):

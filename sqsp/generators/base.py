@@ -71,7 +71,7 @@ def check_blocks(generator: str, have: Sequence[str], wanted: Sequence[str] | No
     missing = [b for b in wanted or () if b not in have]
     if missing:
         where = "generator_blocks" if spec is None else f"generator_blocks={spec!r}"
-        raise ConfigError(f"{where}: {generator} has no block(s) {missing}; it has {list(have)}")
+        raise ConfigError(f"{where}: {generator} has no block {missing}; it has {list(have)}")
 
 
 class FeatureGenerator(nn.Module):
