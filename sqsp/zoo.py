@@ -349,13 +349,20 @@ def ensure(specs: str | Sequence[str], *, zoo: str | os.PathLike | None = None,
     if not todo:
         return known
     for name, (_, why) in todo.items():
-        print(f"sqsp.zoo: generator {name!r} {why} at {zoo_dir(zoo)}; training its GAN run (a few minutes, "
-              f"once; `python -m sqsp.zoo build` builds the whole zoo)", file=sys.stderr, flush=True)
+        print(f"sqsp.zoo: generator {name!r} {why} at {zoo_dir(zoo)}; copying it from the zoo sqsp ships "
+              f"(or, if that was made by another recipe, training its GAN run once: tens of minutes)",
+              file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     # no progress bars: a study's console is a line per event (its own, and this one per run)
     build(zoo, runs=tuple(run for run, _ in todo.values()), progress=False)
-    print(f"sqsp.zoo: trained {', '.join(todo)} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    return entries(zoo, manifests)
+    now = entries(zoo, manifests)
+    shipped = [n for n in todo if (now.get(n) or {}).get("shipped")]
+    trained = [n for n in todo if n not in shipped]
+    for what, names in (("copied the shipped", shipped), ("trained", trained)):
+        if names:
+            print(f"sqsp.zoo: {what} {', '.join(names)} in {time.perf_counter() - t0:.0f} s", file=sys.stderr,
+                  flush=True)
+    return now
 
 
 def describe(spec: str, *, zoo: str | os.PathLike | None = None,
