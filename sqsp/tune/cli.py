@@ -151,8 +151,11 @@ def _checkpoint_flags(study: Study, args: argparse.Namespace) -> dict[str, Any]:
 
 def dry_run(study: Study, overrides: dict[str, Any] | list[str] | None = None) -> str:
     """The trials ``run_study`` would run, one line each: row, seed and the fields that vary
-    (``param_space``'s), every config validated, without Ray, data or generators."""
+    (``param_space``'s), every config validated, without Ray or data. A generator that is here
+    already (in the zoo, or untrained ``random:``) is checked for the blocks the configs read,
+    as the run would check it; one that is not is checked when the study runs."""
     _, _, trials = resolve(study, overrides)
+    _check_generators_here([cfg for _, cfg in trials])
     head = f"study {study.name!r} on preset {study.preset!r}"
     search = study.search
     if search is not None:
@@ -171,6 +174,15 @@ def dry_run(study: Study, overrides: dict[str, Any] | list[str] | None = None) -
         values = "  ".join(f"{k}={getattr(cfg, k)}" for k in shown)
         lines.append(f"  {'' if row is None else str(row):<{width}}  seed {cfg.seed:<3} {values}".rstrip())
     return "\n".join(lines)
+
+
+def _check_generators_here(configs: list[TrainConfig]) -> None:
+    from .. import zoo
+    here = set(zoo.entries())
+    for spec, blocks in sorted({(c.generator, c.generator_blocks) for c in configs
+                                if c.uses_generator and c.method != "discriminator"}):
+        if spec in here or spec.startswith("random:"):
+            zoo.check_generator(spec, blocks=blocks)
 
 
 def add_search_flags(p: argparse.ArgumentParser, study: Study) -> None:
