@@ -150,15 +150,8 @@ def test_bad_command_lines_are_refused_before_ray(tmp_path, capsys):
 
 
 # -------------------------------------------------------------------------------------------------
-# end to end, on one private Ray: each test runs a few 2-step trials
+# end to end, on the session's private Ray (conftest.py): each test runs a few 2-step trials
 # -------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ray_session():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
 
 def _run(capsys, *argv):
     from sqsp.tune import study_main
