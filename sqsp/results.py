@@ -116,6 +116,7 @@ from . import record
 from .config import TrainConfig
 from .errors import UserError
 from .record import FAILED, error_text, trial_status
+from .columns import field_doc
 from .storage import atomic_output, filesystem, join, remove_leftovers
 
 SCHEMA_VERSION = "1"
@@ -274,43 +275,6 @@ def _times(reports: list[dict[str, Any]]) -> tuple[pd.Timestamp | None, pd.Times
     return _utc(first["timestamp"] - float(first.get("time_total_s") or 0.0)), _utc(last["timestamp"])
 
 
-PERCENT = "top-1 accuracy, %"
-COLUMN_DOCS: dict[str, tuple[str, str]] = {
-    "probe_acc": (PERCENT, "linear probe on the test split, at the end"),
-    "knn_acc": (PERCENT, "weighted kNN monitor on the test split, last evaluation"),
-    "val_probe_acc": (PERCENT, "linear probe on the validation split (selection metric)"),
-    "val_knn_acc": (PERCENT, "kNN on the validation split, last report (early-stopping signal)"),
-    "init_probe_acc": (PERCENT, "linear probe of the untrained backbone (step 0)"),
-    "init_knn_acc": (PERCENT, "kNN of the untrained backbone (step 0)"),
-    "raw_probe_acc": (PERCENT, "linear probe on the raw pixels"),
-    "raw_knn_acc": (PERCENT, "kNN on the raw pixels"),
-    "mmd_syn_real": ("1", "MMD² of synthetic vs real backbone features, KID's kernel on pooled-standardised features"),
-    "progress": ("fraction", "step / total steps at the last report (1: ran to its end)"),
-    "wall_time_s": ("s", "Ray's time_total_s of the trial"),
-    "time_total_s": ("s", "Ray's time since the trial started, at this report"),
-    "img_per_s": ("images/s", "training throughput over the epoch"),
-    "lr": ("1", "learning rate at the report"),
-    "student_std": ("1", "mean per-dimension std of the student's output (Eq. 9's std)"),
-    "teacher_std": ("1", "mean per-dimension std of the teacher's output"),
-    "started_at": ("UTC", "the trial's start"),
-    "ended_at": ("UTC", "the trial's last report"),
-    "run_id": ("", "the study run that last wrote the trial (see the file's sqsp_runs)"),
-    "checkpoint": ("path", "latest checkpoint, relative to the study folder"),
-    "trial_path": ("path", "the trial's folder, relative to the study folder"),
-    "generator_fid": ("1", "FID of the trial's generator (extractor in generator_fid_extractor)"),
-}
-"""Unit and meaning of the columns a reader most needs, written into each Parquet field's
-metadata; ``probe_acc@<dataset>`` and ``knn_acc@<dataset>`` are accuracies in % too."""
-
-
-def _field_doc(name: str) -> tuple[str, str] | None:
-    if name in COLUMN_DOCS:
-        return COLUMN_DOCS[name]
-    if name.startswith(("probe_acc@", "knn_acc@")):
-        return PERCENT, f"{name.split('@')[0].replace('_acc', '')} on the test split of {name.split('@')[1]}"
-    return None
-
-
 def failure_summary(trials: pd.DataFrame) -> list[str]:
     """One line per distinct reason trials failed or diverged, with their count and ids:
     what a study prints under its table (a "failed 3" in a table says nothing of why)."""
@@ -436,7 +400,7 @@ def write_parquet(df: pd.DataFrame, target: str, *, kind: str, study: str, info:
     table = pa.Table.from_pandas(df, preserve_index=False)
     fields = []
     for f in table.schema:
-        doc = _field_doc(f.name)
+        doc = field_doc(f.name)
         fields.append(f.with_metadata({b"unit": doc[0].encode(), b"description": doc[1].encode()}) if doc else f)
     table = table.cast(pa.schema(fields, metadata=table.schema.metadata))
     meta = dict(table.schema.metadata or {})
