@@ -14,6 +14,7 @@ a study that starts its own Ray in a subprocess) do not use it.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,20 @@ import pytest
 import torch
 
 torch.set_num_threads(1)
+
+STYLEGAN_PACKAGES = ("dnnlib", "torch_utils", "training")
+
+
+@pytest.fixture(autouse=True)
+def _no_stylegan_checkout_left_behind():
+    """Loading an official pickle puts its checkout on ``sys.path`` and imports its packages, as it
+    must for a user; a test must not leave them to the next, whose loader would then find another
+    test's checkout (the result of a test would depend on the order the tests run in)."""
+    path = list(sys.path)
+    yield
+    sys.path[:] = path
+    for name in [m for m in sys.modules if m.split(".")[0] in STYLEGAN_PACKAGES]:
+        del sys.modules[name]
 
 
 @dataclass(frozen=True)
