@@ -97,6 +97,7 @@ def pd_isna(v):
     return pd.isna(v)
 
 
+@pytest.mark.slow
 def test_errored_trial_resumes_from_its_checkpoint_and_finished_ones_are_not_rerun(ray_session, tmp_path):
     study = Study(name="flaky", preset="smoke", seeds=(0,), grid=[{"row": "steady"}, {"row": "flaky", "cov_weight": 0.5}])
     tiny = {**TINY, "steps": 5}
@@ -360,6 +361,7 @@ def test_a_second_run_on_a_study_folder_is_refused_and_sigterm_leaves_parquet(ra
     assert not [c for c in _calls(tmp_path)[n_calls:] if (c["sim_weight"], c["seed"]) in done]  # not run again
 
 
+@pytest.mark.slow
 def test_what_would_fail_every_trial_is_refused_before_ray(ray_session, tmp_path, monkeypatch):
     """In the driver, before any trial: the generator (missing, tampered, its blocks), the data
     layout, the device. Nothing is written to the study folder."""
@@ -459,6 +461,7 @@ def test_a_stale_ray_address_is_not_joined_and_failed_trials_exit_nonzero_with_r
     assert "Traceback" not in out.stdout
 
 
+@pytest.mark.slow
 def test_relative_paths_are_taken_from_the_launch_directory(ray_session, tmp_path, monkeypatch):
     """``--set generator=gens/g.safetensors`` from the folder that holds gens/: the trial runs in a
     working directory of its own, so the driver resolves the path before writing study.json."""

@@ -24,6 +24,7 @@ def tiny_zoo(tmp_path_factory):
     return directory, manifest
 
 
+@pytest.mark.slow
 def test_build_writes_complete_entries(tiny_zoo):
     directory, manifest = tiny_zoo
     # snapshots at fractions of the run: 4 steps -> @1, @2 and the final @4 (+ the plain name)
@@ -104,6 +105,7 @@ def test_user_manifest(tiny_zoo, tmp_path, monkeypatch):
         zoo.entries(directory)
 
 
+@pytest.mark.slow
 def test_interrupted_build_leaves_no_half_written_entry(tmp_path, monkeypatch):
     directory = tmp_path / "zoo"
     real_output = sqsp.weights.atomic_output
@@ -181,6 +183,7 @@ def test_training_step_runs_with_every_zoo_architecture(tiny_zoo, name, monkeypa
     assert torch.isfinite(terms["loss"])
 
 
+@pytest.mark.slow
 def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_path, monkeypatch):
     """Table 1's direct-use baseline: the discriminator trained with each snapshot is kept,
     hash-checked, and yields the single (penultimate) or multi-resolution (Eq. 2) features."""
