@@ -13,19 +13,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import types
 import typing
 from dataclasses import dataclass, fields
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 from .datasets import DATASETS, EMBEDDED_DATASETS
 from .errors import ConfigError
+from .field_types import at_least as _at_least, check_type, coerce, one_of as _one_of, positive as _positive
 from .methods import METHODS as _METHODS
 from .presets import PRESETS, method_scale
 from .specs import is_zoo_name, parse_blocks, parse_seeds  # noqa: F401 (also read from config by other modules)
 
-MAX_SEED = 2**32 - 1  # scikit-learn's random_state (the fast probe) takes seeds below 2**32
-_INT64_MAX = 2**63 - 1  # every int field is an Int64 column of trials.parquet
 METHODS = tuple(_METHODS)  # their rules: sqsp/methods.py
 LPIPS_NETS = ("alex", "vgg", "squeeze", "zoo-classifier")
 # Appendix Table 5 pretrains on one dataset and probes on the other two; the embedded default
@@ -460,94 +458,12 @@ def config_from_args(args) -> tuple[TrainConfig, list[int]]:
     return preset(args.preset, overrides), seeds
 
 
-# ---------------------------------------------------------------------------------------------
-# typed coercion and checks
-# ---------------------------------------------------------------------------------------------
 _HINTS = typing.get_type_hints(TrainConfig)
 
 
 def _coerce(name: str, value: Any) -> Any:
-    """Turn strings from the command line (and numpy scalars from Parquet) into the field's type."""
-    hint = _HINTS[name]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()  # numpy scalar from a DataFrame row
-    if not isinstance(value, str):
-        if isinstance(value, int) and not isinstance(value, bool) and _base(hint) is float:
-            return float(value)
-        return value
-    s = value.strip()
-    if _is_optional(hint) and s.lower() in ("none", "null", ""):
-        return None
-    base = _base(hint)
-    try:
-        if base is bool:
-            if s.lower() in ("true", "1", "yes", "on"):
-                return True
-            if s.lower() in ("false", "0", "no", "off"):
-                return False
-            raise ValueError
-        if base is int:
-            try:
-                return int(s)  # exact, however large; validate() bounds it
-            except ValueError:
-                f = float(s)  # 1e3 and 2.0 are ints too
-                if f != int(f):
-                    raise ValueError from None
-                return int(f)
-        if base is float:
-            return float(s)
-    except (ValueError, OverflowError):  # int(float("inf")) overflows
-        raise ConfigError(f"{name}={value!r} is not a valid {base.__name__}") from None
-    return s
-
-
-def _base(hint):
-    if get_origin(hint) is Literal:
-        return str
-    if get_origin(hint) in (typing.Union, types.UnionType):
-        return next(a for a in get_args(hint) if a is not type(None))
-    return hint
-
-
-def _is_optional(hint) -> bool:
-    return get_origin(hint) in (typing.Union, types.UnionType) and type(None) in get_args(hint)
+    return coerce(name, _HINTS[name], value)
 
 
 def _check_type(f: dataclasses.Field, value: Any) -> None:
-    hint = _HINTS[f.name]
-    if value is None:
-        if _is_optional(hint):
-            return
-        raise ConfigError(f"{f.name}=None is not allowed")
-    if get_origin(hint) is Literal:
-        _one_of(f.name, value, get_args(hint))
-        return
-    base = _base(hint)
-    ok = isinstance(value, base) and not (base in (int, float) and isinstance(value, bool))
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        ok = True
-    if not ok:
-        raise ConfigError(f"{f.name}={value!r} has type {type(value).__name__}; expected {base.__name__}")
-    if base is float and value != value:
-        raise ConfigError(f"{f.name}=nan is not a number")
-    if base is float and value in (float("inf"), float("-inf")):
-        raise ConfigError(f"{f.name}={value!r} is not a finite number")
-    if base is int:
-        lo, hi = (0, MAX_SEED) if f.name == "seed" else (-_INT64_MAX, _INT64_MAX)
-        if not lo <= value <= hi:
-            raise ConfigError(f"{f.name}={value!r} is out of range; allowed: {lo}..{hi}")
-
-
-def _one_of(name, value, allowed):
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not allowed; allowed: {list(allowed)}")
-
-
-def _positive(name, value):
-    if not value > 0:
-        raise ConfigError(f"{name}={value!r} must be > 0")
-
-
-def _at_least(name, value, lo):
-    if value < lo:
-        raise ConfigError(f"{name}={value!r} must be >= {lo}")
+    check_type(f.name, _HINTS[f.name], value)
