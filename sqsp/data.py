@@ -20,9 +20,10 @@ Data sets and splits:
 ``split="pretrain"`` is the data the representation is learned from: ``train`` for all
 data sets but STL-10, where it is train + unlabeled as in the paper (Sec. 5.1) and the
 authors' ``src/data/dataset.py``. Linear probes and kNN use ``train`` and ``test``.
-``validation_split`` carves a validation split out of ``train`` for choosing between runs
-(stratified, fixed seed, by source image where a data set has several versions of one:
-``split_groups``); the representation still learns from all of ``train``, without labels.
+``validation.validation_split`` carves a validation split out of ``train`` for choosing between
+runs (stratified, fixed seed, by source image where a data set has several versions of one:
+``validation.split_groups``); the representation still learns from all of ``train``, without
+labels. The two embedded data sets are built in ``digits.py``.
 """
 from __future__ import annotations
 

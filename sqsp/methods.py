@@ -70,6 +70,7 @@ class Method:
     reads_blocks = False
     """Its target is the pooled features of ``generator_blocks`` (the squeeze module's input)."""
     reads_discriminator = False
+    """It loads the discriminator trained with ``generator``, not the generator (preflight, provenance)."""
     perceptual_loss = False
     """Its loss compares images under the perceptual distance ``lpips_net``: the loop loads it
     (``encode.load_lpips``), and a machine without its weights cannot run the method."""
@@ -79,6 +80,7 @@ class Method:
         return cfg.teacher_source
 
     def validate(self, cfg) -> None:
+        """ConfigError for a setting the method cannot run with (config.validate asks it)."""
         if not 0 <= cfg.syn_ratio <= 1:
             raise ConfigError(f"syn_ratio={cfg.syn_ratio!r} is outside [0, 1] (0: real only, 1: synthetic only)")
 

@@ -10,6 +10,9 @@ One code path covers Table 3 rows a-f and the SSL baselines of Table 2, by confi
   inverts the frozen generator, E(G(z)) ≈ w+, under L1 + LPIPS on the re-rendered image; real
   images (α < 1) add that image term alone.
 
+What differs between the methods (heads, loss, collapse) is each method's object in
+``sqsp/methods.py``; the loop asks it and never branches on the method's name.
+
 The step stays on the device: no ``.item()`` or other host sync happens inside it; loss
 sums accumulate as tensors and are read once per report.
 """
