@@ -34,40 +34,14 @@ from . import record
 from .config import ConfigError, TrainConfig
 from .device import resolve_device
 from .errors import USER_ERRORS
-from .specs import is_zoo_name
+from .streams import STREAM_FIELDS, inexact, stream_key
 from .train import (CHECKPOINT_FILE, Epoch, Run, begin, build_run, checkpoint_due, end_epoch, epoch_ends,
                     save_checkpoint, synthetic_source, train_step)
 
 GroupReport = Callable[[dict[int, dict[str, Any]], "str | None"], None]
 """``report({member index: its report}, checkpoint_dir)``: the members whose epoch ended at this step."""
 
-STREAM_FIELDS = ("seed", "generator", "truncation", "stylegan_repo", "syn_batch", "generator_blocks",
-                 "synthetic_target", "image_size", "device")
-"""What ``SyntheticSource`` returns is a function of these alone (and of nothing a row compares)."""
 EPOCH_FILE, STREAM_FILE = "epoch.pt", "stream.pt"
-
-
-def stream_key(cfg: TrainConfig) -> tuple | None:
-    """The synthetic stream a run reads, as a hashable value; None if it reads none."""
-    if cfg.syn_batch == 0 or cfg.method == "discriminator":
-        return None
-    return tuple(getattr(cfg, f) for f in STREAM_FIELDS)
-
-
-def inexact(cfg: TrainConfig) -> str | None:
-    """Why sharing ``cfg``'s stream would change its numbers, or None. An official StyleGAN2
-    pickle samples with ``noise_mode='random'`` (sqsp/generators/official.py): fresh noise from
-    torch's global RNG in every forward pass, which a run alone draws between its own
-    augmentations; the zoo's StyleGAN and DCGAN have no noise inputs."""
-    spec = cfg.generator
-    pickle = spec.endswith(".pkl")
-    if not pickle and is_zoo_name(spec):
-        from . import zoo
-        pickle = zoo.entries().get(spec, {}).get("format") == "stylegan-pkl"
-    if pickle:
-        return (f"generator {spec!r} is an official StyleGAN pickle, whose noise_mode='random' draws from torch's "
-                "global RNG in every forward pass")
-    return None
 
 
 @dataclass

@@ -89,6 +89,11 @@ def _study_main(study: Study | None, argv: list[str], prog: str) -> int:
     p.add_argument("--loggers", default="tensorboard",
                    help=f"Ray Tune logger callbacks, comma separated: {', '.join(LOGGERS)} (MLflow and W&B when "
                         "installed), or none (default tensorboard; view with tensorboard --logdir <storage>/<study>)")
+    default_share = {None: "auto", True: "on", False: "off"}[study.share_generator]
+    p.add_argument("--share-generator", nargs="?", const="on", default=default_share, metavar="on|off|auto",
+                   help="run the rows of a seed that read the same generator stream as one Ray trial, each synthetic "
+                        "batch drawn once (each row still its own record); auto: where that is exact (default "
+                        f"{default_share})")
     if study.search is not None:
         add_search_flags(p, study)
     if study.checkpoint_rows:
@@ -106,7 +111,8 @@ def _study_main(study: Study | None, argv: list[str], prog: str) -> int:
 
     def run() -> int:
         seeds = study.seeds if args.seeds is None else parse_seeds(args.seeds)
-        chosen = dataclasses.replace(study, preset=args.preset, seeds=seeds)
+        chosen = dataclasses.replace(study, preset=args.preset, seeds=seeds,
+                                     share_generator=parse_share(args.share_generator))
         if chosen.search is not None:
             chosen = apply_search_flags(chosen, args)
         loggers = parse_loggers(args.loggers)
@@ -134,6 +140,14 @@ def _study_main(study: Study | None, argv: list[str], prog: str) -> int:
         return 1 if failed or trials.attrs.get("interrupted") else 0
 
     return run()
+
+
+def parse_share(text: str) -> bool | None:
+    """``--share-generator on|off|auto`` as ``Study.share_generator`` (True, False, None)."""
+    choices = {"on": True, "off": False, "auto": None}
+    if text not in choices:
+        raise ConfigError(f"--share-generator {text!r}; allowed: {', '.join(choices)} (bare --share-generator: on)")
+    return choices[text]
 
 
 def _checkpoint_flags(study: Study, args: argparse.Namespace) -> dict[str, Any]:
