@@ -188,12 +188,13 @@ def member_records(group: results.TrialRecord, space: dict[str, Any], fixed: dic
             own = {key[len(prefix):]: v for key, v in r.items() if isinstance(key, str) and key.startswith(prefix)}
             if own:
                 reports.append({**{key: r[key] for key in _GROUP_RAY_KEYS if key in r}, **own})
-        ended = bool(reports) and record.trial_status(reports[-1], None) != "unfinished"
+        status = record.trial_status(reports[-1], None) if reports else "unfinished"
+        kept = group.checkpoint and status not in record.FAILED  # a diverged row's state is not kept, as alone
         row = s.get("row")
         out.append(results.TrialRecord(
             trial_id=f"{group.trial_id}-m{k}", config=cfg.to_dict(), row=row, reports=reports,
-            error=None if ended else group.error,
-            checkpoint=f"{group.checkpoint.rstrip('/')}/m{k}" if group.checkpoint else None, path=group.path,
+            error=None if status != "unfinished" else group.error,
+            checkpoint=f"{group.checkpoint.rstrip('/')}/m{k}" if kept else None, path=group.path,
             row_index=order.index(row) if row in order else None, phase=group.phase, number=group.number,
             failures=group.failures, group=group.trial_id))
     return out
