@@ -7,6 +7,7 @@ checked without Ray; the rest runs real ``train()`` on plain digits through the 
 """
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -95,14 +96,24 @@ def test_bad_share_generator_values_are_refused_before_ray(tmp_path, capsys):
 # -------------------------------------------------------------------------------------------------
 # through Ray
 # -------------------------------------------------------------------------------------------------
+def _ended_lines(err: str) -> list[str]:
+    """``[sqsp] 3/8 e seed 1: completed, probe 88.44, kNN 80.00, 7 s`` without the count and the seconds."""
+    lines = [re.sub(r", \d+ s", "", line.split(" ", 2)[2]) for line in err.splitlines()
+             if re.match(r"\[sqsp\] \d+/8 ", line)]
+    return sorted(lines)
+
+
 def _by_row(df: pd.DataFrame) -> pd.DataFrame:
     return df.set_index(["row", "seed"]).sort_index()
 
 
 @pytest.mark.slow
-def test_grouped_rows_get_the_numbers_they_get_alone(ray_session, tmp_path):
+def test_grouped_rows_get_the_numbers_they_get_alone(ray_session, tmp_path, capsys):
     grouped = run_study(rows_study("grouped", None), storage=str(tmp_path), overrides=TINY, loggers=())
+    grouped_lines = _ended_lines(capsys.readouterr().err)
     alone = run_study(rows_study("alone", False), storage=str(tmp_path), overrides=TINY, loggers=())
+    # the console: a line per row as it ends, as for a trial of its own (the seconds aside)
+    assert grouped_lines == _ended_lines(capsys.readouterr().err) and len(grouped_lines) == 8
     g, a = _by_row(grouped), _by_row(alone)
     assert len(g) == len(a) == 8 and g.index.equals(a.index)
     pd.testing.assert_frame_equal(g[COMPARED], a[COMPARED])  # exact: the same floats, not close ones
@@ -156,3 +167,34 @@ def test_an_interrupted_grouped_study_resumes_each_row_once(ray_session, tmp_pat
                       loggers=())
     cols = ["status", "step", "loss", "knn_acc", "student_std"]
     pd.testing.assert_frame_equal(_by_row(resumed)[cols], _by_row(alone)[cols])
+
+
+@pytest.mark.slow
+def test_train_group_resumes_mid_epoch_and_rows_of_other_lengths_report_apart(tmp_path):
+    """Without Ray: a group checkpoint taken when one member's epoch ended and another's had not
+    resumes both exactly; a member that diverged stays ended; train() alone is the reference."""
+    import shutil
+
+    from sqsp.config import preset
+    from sqsp.grouped import train_group
+    from sqsp.train import train
+    base = [f"{k}={v}" for k, v in {**TINY, "steps": 25, "batch_size": 128, "eval_every": 2}.items()]
+    configs = [preset("smoke", base + extra) for extra in (["squeeze=false"], ["sim_weight=1e30"],
+                                                            ["cov_weight=0", "steps=15"])]
+    reports = []
+
+    def keep(out, checkpoint):
+        reports.append(sorted(out))
+        if len(reports) == 2:  # step 15: member 2 ended, member 0 is half-way through its second epoch
+            shutil.copytree(checkpoint, tmp_path / "ckpt")
+
+    first = train_group(configs, keep)
+    assert reports == [[0, 1, 2], [2], [0], [0]]  # epochs of 10 steps; member 2 runs 15 steps, 1 diverges
+    assert first[1]["diverged"] and first[1]["error"].startswith("TrainingDiverged")
+    resumed = train_group(configs, lambda out, d: reports.append(sorted(out)), resume_from=str(tmp_path / "ckpt"))
+    assert reports[4:] == [[0], [0]]  # only member 0 had steps left
+    for k in (0, 2):
+        alone = train(configs[k])
+        same = [key for key in alone if key != "img_per_s"]
+        assert {key: first[k][key] for key in same} == {key: resumed[k][key] for key in same} == \
+            {key: alone[key] for key in same}

@@ -138,7 +138,8 @@ def sqsp_group_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: i
         return record.mark_final(m) if not (m.get(record.DIVERGED) or m.get(record.FAILED_MARK)) else m
 
     def report(out: dict[int, dict[str, Any]], checkpoint_dir: str | None) -> None:
-        flat = {MEMBERS: len(members), "member_labels": labels, "epoch": max((m.get("epoch") or 0) for m in out.values()),
+        flat = {MEMBERS: len(members), "member_labels": labels,
+                "epoch": max((m.get("epoch") or 0) for m in out.values()),
                 "progress": min(m.get("progress", 1.0) for m in out.values())}
         for k, m in out.items():
             flat.update({member_key(k, key): v for key, v in decorated(k, m).items()})
@@ -156,7 +157,8 @@ def sqsp_group_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: i
             return
         with checkpoint.as_directory() as d:
             last = train_fn(configs, report, resume_from=d)
-        if not reported and all(m.get(record.DONE) for m in last):  # resumed from its final checkpoint: the end again, from the reports kept in it
+        if not reported and all(m.get(record.DONE) for m in last):
+            # resumed from its final checkpoint (the driver died before recording the end): the end again
             report(dict(enumerate(last)), None)
     except USER_ERRORS as e:  # a bad config or file (the shared generator's): every member, no retry
         _fail_the_rest(report, len(members), reported, e)
