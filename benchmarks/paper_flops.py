@@ -52,7 +52,7 @@ def student_flops(cfg, channels: dict[int, int]) -> tuple[float, float]:
     """Forward FLOPs per image of the backbone alone and of backbone + projector + squeeze."""
     with torch.device("meta"):
         bb = build_backbone(cfg.student, cfg.student_width, (0.5,) * 3, (0.25,) * 3)
-        proj = projector(bb.out_dim, cfg.projector_dim, cfg.teacher_dim, cfg.projector_depth)  # as train(): 0 = backbone width
+        proj = projector(bb.out_dim, cfg.projector_dim, cfg.teacher_dim, cfg.projector_depth)  # as train()
         sq = Squeeze(list(channels.values()), cfg.squeeze_width, cfg.teacher_dim, cfg.squeeze_depth)
         x = torch.empty(2, 3, cfg.image_size, cfg.image_size)
         with FlopCounterMode(display=False) as fc:
