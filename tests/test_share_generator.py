@@ -53,6 +53,9 @@ def test_rows_of_a_seed_on_one_stream_are_grouped_and_other_streams_are_not():
     assert list(plan) == [f"{rows} seed {s}" for s in (0, 1, 2) for rows in ("a+b+c+d+e", "f")]
     assert plan["a+b+c+d+e seed 1"] == {"seed": 1, "members": [{"row": r} for r in "abcde"]}
     assert plan_groups(study, trials, False) is None
+    from sqsp.tune.cli import dry_run  # --dry-run says how the rows will run
+    assert dry_run(study).splitlines()[-1] == ("sharing the generator stream (--share-generator): 6 Ray trials, "
+                                               "per seed: a+b+c+d+e | f")
 
     grid = Study(name="g", seeds=(0,), grid={"sim_weight": [1.0, 5.0], "syn_ratio": [0.5, 1.0]})
     _, _, trials = resolve(grid, {k: v for k, v in TINY.items() if k != "syn_ratio"})

@@ -21,6 +21,7 @@ from .console import LOGGERS, parse_loggers
 from .folder import study_dir
 from .run import run_study
 from .search import PRUNERS, SAMPLERS, domain_text, optuna_searcher, pruner, pruner_name, sampler_spec
+from .groups import plan_groups
 from .study import Study, resolve
 from .study_file import command_line_study, is_study_key
 
@@ -170,6 +171,7 @@ def dry_run(study: Study, overrides: dict[str, Any] | list[str] | None = None) -
     as the run would check it; one that is not is checked when the study runs."""
     _, _, trials = resolve(study, overrides)
     _check_generators_here([cfg for _, cfg in trials])
+    plan = plan_groups(study, trials, study.share_generator)  # refuses a --share-generator on that cannot be exact
     head = f"study {study.name!r} on preset {study.preset!r}"
     search = study.search
     if search is not None:
@@ -187,6 +189,10 @@ def dry_run(study: Study, overrides: dict[str, Any] | list[str] | None = None) -
     for row, cfg in trials:
         values = "  ".join(f"{k}={getattr(cfg, k)}" for k in shown)
         lines.append(f"  {'' if row is None else str(row):<{width}}  seed {cfg.seed:<3} {values}".rstrip())
+    if plan:  # the plan run_study makes (it leaves out the rows this machine cannot run, if any)
+        first = [label.rsplit(" seed ", 1)[0] for label, g in plan.items() if g["seed"] == study.trial_seeds[0]]
+        lines.append(f"sharing the generator stream (--share-generator): {len(plan)} Ray trials, per seed: "
+                     + " | ".join(first))
     return "\n".join(lines)
 
 
