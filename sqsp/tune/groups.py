@@ -46,10 +46,7 @@ def plan_groups(study: Study, trials: Sequence[tuple[str | None, TrainConfig]], 
     True and sharing cannot be exact."""
     if share is False:
         return None
-    reason = (f"study {study.name!r} is a search (its trials are proposed one at a time)" if study.search is not None
-              else f"study {study.name!r} stops trials early ({' and '.join(study.early_stopping)}), which acts on "
-                   "Ray trials, not on the rows inside one" if study.early_stopping
-              else "the study runs a stand-in for train() (train_fn)" if custom_train else None)
+    reason = _cannot_group(study, custom_train)
     if reason is None and share:
         bad = [(row, why) for row, cfg in trials if (why := inexact(cfg))]
         if bad:
@@ -76,6 +73,16 @@ def plan_groups(study: Study, trials: Sequence[tuple[str | None, TrainConfig]], 
         label = f"{'+'.join(_name(p) for p in points)} seed {unit[0][1].seed}"
         plan[label] = {"seed": unit[0][1].seed, "members": points}
     return plan
+
+
+def _cannot_group(study: Study, custom_train: bool) -> str | None:
+    """Why no trials of ``study`` can be grouped, whatever their streams."""
+    if study.search is not None:
+        return f"study {study.name!r} is a search (its trials are proposed one at a time)"
+    if study.early_stopping:
+        return (f"study {study.name!r} stops trials early ({' and '.join(study.early_stopping)}), which acts on Ray "
+                "trials, not on the rows inside one")
+    return "the study runs a stand-in for train() (train_fn)" if custom_train else None
 
 
 def stored_groups(fixed: dict[str, Any], share: bool | None) -> dict[str, dict[str, Any]] | None:
