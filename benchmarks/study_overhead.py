@@ -8,7 +8,7 @@ Prints:
    ``python -m sqsp.train``-like process (imports included), two such processes side by
    side (what 2 cores give two trials without Ray), and as a one-trial study
    through Ray Tune (``run_study``: actor start, imports, checkpoints copied to storage,
-   Parquet written); plus the time ``ray.init`` takes;
+   Parquet written); plus the time starting Ray takes (``init_ray``, as a study starts its own);
 2. the ablation study (rows a-f × seeds) on the same reduced config at 1 and at 2
    concurrent trials (1 CPU and 1 torch thread per trial), wall time and speed-up.
 
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     import torch
 
     from sqsp.train import train
-    from sqsp.tune import base_config, expand, prepare_generators, run_study
+    from sqsp.tune import base_config, expand, init_ray, prepare_generators, run_study
     from studies.ablation import STUDY
 
     overrides = [f"steps={args.steps}", *args.overrides]
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     t_pair = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)  # a study's own: 127.0.0.1, with a token
     t_init = time.perf_counter() - t0
     try:
         one = dataclasses.replace(ablation, name="one", seeds=(0,), grid=[r for r in STUDY.grid if r["row"] == args.row])
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
         inside = trials["wall_time_s"].iloc[0]
         print(f"run_study, one trial through Tune  {t_tune:7.1f} s   (+{t_tune - t_direct:.1f} s over train(); "
               f"{inside:.1f} s of it inside the trial, by Ray's clock; status {trials['status'].iloc[0]})")
-        print(f"ray.init (local, 2 CPUs)           {t_init:7.1f} s")
+        print(f"init_ray (local, 2 CPUs)           {t_init:7.1f} s")
 
         # 2. the ablation at 1 and 2 concurrent trials
         n = len(configs)

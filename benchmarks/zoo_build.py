@@ -17,7 +17,7 @@ import resource
 import tempfile
 import time
 
-from sqsp import zoo
+from sqsp import zoo, zoo_build
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     print(f"reference real test vs train: FID {ref['value']:.2f} [{ref['extractor']}]")
     for name, e in sorted(m["entries"].items(), key=lambda kv: (kv[1]["run"], kv[1]["step"], kv[0])):
         print(f"  {name:<28} step {e['step']:>5}  FID {e['fid']['value']:7.2f}  (n={e['fid']['n_samples']})  "
-              f"{zoo._QUALITY_HEADER}: {zoo._quality_cells(e)}  misses: {', '.join(e['misses']) or 'none'}")
+              f"{zoo_build._QUALITY_HEADER}: {zoo_build._quality_cells(e)}  misses: {', '.join(e['misses']) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -13,19 +13,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import types
 import typing
 from dataclasses import dataclass, fields
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 from .datasets import DATASETS, EMBEDDED_DATASETS
 from .errors import ConfigError
+from .field_types import at_least as _at_least, check_type, coerce, one_of as _one_of, positive as _positive
+from .methods import METHODS as _METHODS
 from .presets import PRESETS, method_scale
 from .specs import is_zoo_name, parse_blocks, parse_seeds  # noqa: F401 (also read from config by other modules)
 
-MAX_SEED = 2**32 - 1  # scikit-learn's random_state (the fast probe) takes seeds below 2**32
-_INT64_MAX = 2**63 - 1  # every int field is an Int64 column of trials.parquet
-METHODS = ("distill", "vicreg", "simsiam", "discriminator", "encode")
+METHODS = tuple(_METHODS)  # their rules: sqsp/methods.py
 LPIPS_NETS = ("alex", "vgg", "squeeze", "zoo-classifier")
 # Appendix Table 5 pretrains on one dataset and probes on the other two; the embedded default
 # pairs its dataset with the other digits variant. Only pairs whose datasets exist are kept.
@@ -159,13 +158,13 @@ class TrainConfig:
     val_fraction: float = 0.0
     """Share of the labelled training images held out as a validation split, to choose between
     runs without looking at the test split (0: none). Stratified by class, with a fixed seed, and
-    by digit scan for ``digits-m`` (``data.validation_split``). Every report then carries
+    by digit scan for ``digits-m`` (``validation.validation_split``). Every report then carries
     ``val_knn_acc`` (each epoch: the validation images' leave-one-scan-out kNN accuracy, a forward
     pass over them alone), and the final one ``val_probe_acc`` (the probe fitted on the training
     images minus the validation ones, scored on those). The test metrics are unchanged."""
     collapse_std: float = 0.1
     """A run is reported as collapsed when its student's per-dimension std falls below this
-    share of the spread it is asked for (see ``train.is_collapsed``)."""
+    share of the spread it is asked for (see ``methods.Method.is_collapsed``)."""
     checkpoint_every: int = 1
     """Epochs between checkpoints offered to ``report`` (0: only at the end)."""
 
@@ -194,7 +193,8 @@ class TrainConfig:
 
     @property
     def syn_batch(self) -> int:
-        return 0 if self.method != "distill" and self.syn_ratio == 0 else round(self.batch_size * self.syn_ratio)
+        """α's share of the batch, for every method (what else α means is the method's: methods.py)."""
+        return round(self.batch_size * self.syn_ratio)
 
     @property
     def real_batch(self) -> int:
@@ -204,22 +204,23 @@ class TrainConfig:
     def uses_generator(self) -> bool:
         """A trial loads ``generator``: to draw synthetic images, or to read the discriminator
         trained with it (method='discriminator', Table 1's direct use)."""
-        return self.syn_batch > 0 or self.method == "discriminator"
+        return self.syn_batch > 0 or _METHODS[self.method].reads_discriminator
+
+    @property
+    def draws_synthetic(self) -> bool:
+        """A trial samples images (and block features or w) from ``generator``."""
+        return self.syn_batch > 0 and _METHODS[self.method].trains
 
     @property
     def synthetic_target(self) -> str:
         """What the synthetic side hands the loss as its target: the latent w for the encoder
         (Eq. 3 regresses it; it has no teacher, whatever teacher_source says), else teacher_source."""
-        return "w" if self.method == "encode" else self.teacher_source
+        return _METHODS[self.method].synthetic_target(self)
 
     def validate(self) -> "TrainConfig":
         for f in fields(self):
             _check_type(f, getattr(self, f.name))
         _one_of("method", self.method, METHODS)
-        if self.method == "discriminator" and not (is_zoo_name(self.generator) or self.generator.endswith(".pkl")):
-            raise ConfigError(f"method='discriminator' reads the discriminator of a zoo entry or of an official "
-                              f"StyleGAN2-ADA pickle (its 'D'); generator={self.generator!r} is neither "
-                              "(see python -m sqsp.zoo list)")
         _one_of("dataset", self.dataset, DATASETS)
         _one_of("student", self.student, STUDENTS)
         reads_files = [d for d in (self.dataset, *self.transfer_targets) if d not in EMBEDDED_DATASETS]
@@ -235,15 +236,6 @@ class TrainConfig:
                     "pass --data-root or --set data_root=PATH (see README, 'Datasets')")
             if not os.path.isdir(self.data_root):
                 raise ConfigError(f"data_root={self.data_root!r} is not a directory")
-        if self.method == "encode":
-            if self.syn_augment:
-                raise ConfigError("method='encode' reconstructs the very image it is given (Eq. 3), so its synthetic "
-                                  "images are not augmented; set syn_augment=false")
-            if not 0 < self.syn_ratio <= 1:
-                raise ConfigError(f"syn_ratio={self.syn_ratio!r} is outside (0, 1]: method='encode' needs generated "
-                                  "images for its latent term (1: synthetic only, as Table 1's 'Syn.' row)")
-            if self.latent_weight < 0:
-                raise ConfigError(f"latent_weight={self.latent_weight!r} is negative; it must be >= 0")
         _at_least("image_size", self.image_size, 8)
         _positive("truncation", self.truncation)
         if not 0 < self.crop_min <= 1:
@@ -257,15 +249,7 @@ class TrainConfig:
         if self.momentum >= 1:
             raise ConfigError(f"momentum={self.momentum!r} must be in [0, 1)")
         _positive("base_lr", self.base_lr)
-        if self.method == "distill":
-            if not 0 < self.syn_ratio <= 1:
-                raise ConfigError(
-                    f"syn_ratio={self.syn_ratio!r} is outside (0, 1]: the share α of synthetic images "
-                    "must be > 0 for method='distill' (1 means no span)")
-            if self.sim_weight == 0:
-                raise ConfigError("sim_weight=0 leaves method='distill' with nothing to distil; it must be > 0")
-        elif not 0 <= self.syn_ratio <= 1:
-            raise ConfigError(f"syn_ratio={self.syn_ratio!r} is outside [0, 1] (0: real only, 1: synthetic only)")
+        _METHODS[self.method].validate(self)  # syn_ratio's range, and what else the method refuses
         # a variance estimate needs at least two samples in every part of the batch
         _at_least("batch_size", self.batch_size, 4)
         for part, n in (("synthetic", self.syn_batch), ("real", self.real_batch)):
@@ -293,9 +277,6 @@ class TrainConfig:
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"val_fraction={self.val_fraction!r} is outside [0, 1): the share of the labelled "
                               "training images held out for validation (0: no validation split)")
-        if self.val_fraction > 0 and self.method == "discriminator":
-            raise ConfigError(f"val_fraction={self.val_fraction!r} selects between trained runs; method='discriminator' "
-                              "trains nothing (use val_fraction=0 with it)")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             raise ConfigError(f"device={self.device!r}; allowed: auto, cpu, cuda, cuda:N, mps")
         if self.precision == "fp16" and self.device == "cpu":
@@ -324,7 +305,7 @@ class TrainConfig:
 
     def _needs(self, part: str) -> bool:
         if part == "synthetic":
-            return self.method == "distill" or self.syn_ratio > 0
+            return _METHODS[self.method].needs_synthetic or self.syn_ratio > 0
         return self.syn_ratio < 1
 
 
@@ -342,46 +323,6 @@ reach another: a new field is scale until it is added here."""
 SCALE_FIELDS = frozenset(f.name for f in fields(TrainConfig)) - STUDY_FIELDS
 
 
-_NO_TEACHER = "it has no teacher: its targets are its own second view"
-_SSL_IGNORES = {
-    "syn_augment": "it augments every image, synthetic or real, with aug_preset (two views each); syn_augment is "
-                   "distill's switch for the synthetic side",
-    "vc_side": "its variance/covariance terms regularise its two views; vc_side chooses distill's student or teacher "
-               "side",
-    "squeeze": _NO_TEACHER, "squeeze_depth": _NO_TEACHER, "squeeze_width": _NO_TEACHER,
-    "teacher_source": _NO_TEACHER, "generator_blocks": _NO_TEACHER + " (it sees the generator's images only)",
-    "latent_weight": "it belongs to method='encode'", "lpips_net": "it belongs to method='encode'",
-}
-_TRAINS_NOTHING = "it trains nothing: the discriminator's features are probed as they are"
-IGNORED_BY_METHOD: dict[str, dict[str, str]] = {
-    "distill": {"latent_weight": "it belongs to method='encode'", "lpips_net": "it belongs to method='encode'"},
-    "vicreg": _SSL_IGNORES,
-    "simsiam": {**_SSL_IGNORES, **{k: "SimSiam's loss (negative cosine, stop-gradient) has no weights"
-                                   for k in ("sim_weight", "var_weight", "cov_weight")}},
-    "encode": {"aug_granularity": "its synthetic images are not augmented (it reconstructs them)",
-               "vc_side": "its loss is Eq. 3 (latent + LPIPS), without variance/covariance terms",
-               **{k: "its loss is Eq. 3 (latent_weight · latent + LPIPS)" for k in ("sim_weight", "var_weight",
-                                                                                    "cov_weight")},
-               **{k: "its target is w itself, without a squeeze module" for k in ("squeeze", "squeeze_depth",
-                                                                                  "squeeze_width", "teacher_dim")},
-               "generator_blocks": "its target is w, not block features"},
-    "discriminator": {k: _TRAINS_NOTHING for k in (
-        "syn_augment", "aug_granularity", "aug_preset", "crop_min", "vc_side", "squeeze", "squeeze_depth",
-        "squeeze_width", "teacher_source", "teacher_dim", "generator_blocks", "truncation", "sim_weight",
-        "var_weight", "cov_weight", "syn_ratio", "latent_weight", "lpips_net", "student", "student_width",
-        "projector_depth", "projector_dim", "epochs", "steps", "base_lr", "weight_decay", "momentum",
-        "lr_schedule", "warmup_steps")},
-}
-"""Fields each method never reads, and why: a run that sets one of them explicitly (to anything
-but its default) is refused rather than run as if the setting mattered. ``crop_min`` is not
-here for VICReg/SimSiam: their views are cropped with it. Presets set many of these for every
-method; only what the user or a study sets is checked, and only the fields a study compares
-(``STUDY_FIELDS``), not the scale (``ignored_settings``)."""
-for _m in METHODS:
-    if _m != "discriminator":
-        IGNORED_BY_METHOD[_m] = {**IGNORED_BY_METHOD[_m], "disc_features": "it belongs to method='discriminator'"}
-
-
 def ignored_settings(cfg: TrainConfig, explicit: Any) -> dict[str, str]:
     """{field: why} for the fields of ``explicit`` (set by the user or a study, not a preset)
     that ``cfg`` holds at a non-default value and that its method, or its other settings, never read."""
@@ -392,7 +333,7 @@ def ignored_settings(cfg: TrainConfig, explicit: Any) -> dict[str, str]:
         # sizes a whole study, whatever its methods: only what a study compares is checked
         if name in SCALE_FIELDS or getattr(cfg, name) == getattr(default, name):
             continue
-        why = IGNORED_BY_METHOD.get(cfg.method, {}).get(name)
+        why = _METHODS[cfg.method].ignores.get(name)
         if why:
             out[name] = f"method={cfg.method!r} ignores it: {why}"
         elif name == "eval_mmd" and cfg.probe == "none":
@@ -517,94 +458,12 @@ def config_from_args(args) -> tuple[TrainConfig, list[int]]:
     return preset(args.preset, overrides), seeds
 
 
-# ---------------------------------------------------------------------------------------------
-# typed coercion and checks
-# ---------------------------------------------------------------------------------------------
 _HINTS = typing.get_type_hints(TrainConfig)
 
 
 def _coerce(name: str, value: Any) -> Any:
-    """Turn strings from the command line (and numpy scalars from Parquet) into the field's type."""
-    hint = _HINTS[name]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()  # numpy scalar from a DataFrame row
-    if not isinstance(value, str):
-        if isinstance(value, int) and not isinstance(value, bool) and _base(hint) is float:
-            return float(value)
-        return value
-    s = value.strip()
-    if _is_optional(hint) and s.lower() in ("none", "null", ""):
-        return None
-    base = _base(hint)
-    try:
-        if base is bool:
-            if s.lower() in ("true", "1", "yes", "on"):
-                return True
-            if s.lower() in ("false", "0", "no", "off"):
-                return False
-            raise ValueError
-        if base is int:
-            try:
-                return int(s)  # exact, however large; validate() bounds it
-            except ValueError:
-                f = float(s)  # 1e3 and 2.0 are ints too
-                if f != int(f):
-                    raise ValueError from None
-                return int(f)
-        if base is float:
-            return float(s)
-    except (ValueError, OverflowError):  # int(float("inf")) overflows
-        raise ConfigError(f"{name}={value!r} is not a valid {base.__name__}") from None
-    return s
-
-
-def _base(hint):
-    if get_origin(hint) is Literal:
-        return str
-    if get_origin(hint) in (typing.Union, types.UnionType):
-        return next(a for a in get_args(hint) if a is not type(None))
-    return hint
-
-
-def _is_optional(hint) -> bool:
-    return get_origin(hint) in (typing.Union, types.UnionType) and type(None) in get_args(hint)
+    return coerce(name, _HINTS[name], value)
 
 
 def _check_type(f: dataclasses.Field, value: Any) -> None:
-    hint = _HINTS[f.name]
-    if value is None:
-        if _is_optional(hint):
-            return
-        raise ConfigError(f"{f.name}=None is not allowed")
-    if get_origin(hint) is Literal:
-        _one_of(f.name, value, get_args(hint))
-        return
-    base = _base(hint)
-    ok = isinstance(value, base) and not (base in (int, float) and isinstance(value, bool))
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        ok = True
-    if not ok:
-        raise ConfigError(f"{f.name}={value!r} has type {type(value).__name__}; expected {base.__name__}")
-    if base is float and value != value:
-        raise ConfigError(f"{f.name}=nan is not a number")
-    if base is float and value in (float("inf"), float("-inf")):
-        raise ConfigError(f"{f.name}={value!r} is not a finite number")
-    if base is int:
-        lo, hi = (0, MAX_SEED) if f.name == "seed" else (-_INT64_MAX, _INT64_MAX)
-        if not lo <= value <= hi:
-            raise ConfigError(f"{f.name}={value!r} is out of range; allowed: {lo}..{hi}")
-
-
-def _one_of(name, value, allowed):
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not allowed; allowed: {list(allowed)}")
-
-
-def _positive(name, value):
-    if not value > 0:
-        raise ConfigError(f"{name}={value!r} must be > 0")
-
-
-def _at_least(name, value, lo):
-    if value < lo:
-        raise ConfigError(f"{name}={value!r} must be >= {lo}")
+    check_type(f.name, _HINTS[f.name], value)

@@ -20,9 +20,10 @@ Data sets and splits:
 ``split="pretrain"`` is the data the representation is learned from: ``train`` for all
 data sets but STL-10, where it is train + unlabeled as in the paper (Sec. 5.1) and the
 authors' ``src/data/dataset.py``. Linear probes and kNN use ``train`` and ``test``.
-``validation_split`` carves a validation split out of ``train`` for choosing between runs
-(stratified, fixed seed, by source image where a data set has several versions of one:
-``split_groups``); the representation still learns from all of ``train``, without labels.
+``validation.validation_split`` carves a validation split out of ``train`` for choosing between
+runs (stratified, fixed seed, by source image where a data set has several versions of one:
+``validation.split_groups``); the representation still learns from all of ``train``, without
+labels. The two embedded data sets are built in ``digits.py``.
 """
 from __future__ import annotations
 
@@ -37,10 +38,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .datasets import DATASETS, EMBEDDED_DATASETS, NATIVE_SIZE, NUM_CLASSES
+from .datasets import DATASETS, EMBEDDED_DATASETS, NUM_CLASSES, SPLITS  # noqa: F401 (SPLITS: read here too)
+from .digits import _load_digits, _load_digits_m
 from .errors import UserError
 
-SPLITS = ("train", "test", "pretrain")
 _RESIZE_CHUNK = 2048  # images per interpolation call: bounds the float32 copy (~300 MB at 96 px)
 
 
@@ -203,176 +204,6 @@ def resize_uint8(images: torch.Tensor, size: int, chunk: int = _RESIZE_CHUNK) ->
         x = resize(images[i:i + chunk].float(), size)
         out[i:i + chunk] = x.round_().clamp_(0, 255).to(torch.uint8)
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation split: for choosing between runs without looking at the test split
-
-VAL_SEED = 0
-"""Fixed: the validation split does not depend on a trial's seed, so every trial of a study
-(and every study on a data set) is selected on the same images."""
-
-
-class SplitError(UserError, ValueError):
-    """A validation split that the labelled training images cannot give."""
-
-
-def split_groups(dataset: str, split: str) -> torch.Tensor | None:
-    """Which images of a split are versions of one source and must stay on one side of a split:
-    for ``digits-m`` the digit scan each image shows (on ``DIGITS_M_PATCHES`` backgrounds).
-    None where every image is its own source (``digits``, CIFAR, STL-10, image folders)."""
-    _check_split_args(dataset, split, 1)
-    return digits_m_scans(split) if dataset == "digits-m" else None
-
-
-def validation_split(labels: torch.Tensor, fraction: float, groups: torch.Tensor | None = None,
-                     seed: int = VAL_SEED) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices ``(fit, val)`` into a labelled split: ``val`` holds about ``fraction`` of it,
-    stratified by class, drawn with ``seed``; ``fit`` the rest (the probe is fitted on it).
-
-    With ``groups`` the split is by group: every image of a group lands on the same side, so no
-    source is seen by the probe and validated on (one digit scan on two backgrounds would be).
-    Each group must hold one class. Unlabelled images (-1) are never validated on: they stay in
-    ``fit``, which the probes skip anyway. Stratification is scikit-learn's ``train_test_split``."""
-    from sklearn.model_selection import train_test_split
-
-    if not 0 < fraction < 1:
-        raise SplitError(f"val_fraction={fraction!r} must be in (0, 1): the share of the labelled training images "
-                         "held out for validation")
-    y = labels.cpu().numpy()
-    labelled = np.flatnonzero(y >= 0)
-    source = labelled if groups is None else groups.cpu().numpy()[labelled]
-    units, first = np.unique(source, return_index=True)
-    unit_labels = y[labelled][first]
-    if groups is not None:
-        per_group = np.unique(np.stack([source, y[labelled]]), axis=1)[0]
-        if len(per_group) != len(units):
-            raise ValueError("validation_split: a group holds images of more than one class; "
-                             "a stratified split by group needs one class per group")
-    what = "images" if groups is None else "groups (scans)"
-    try:
-        _, val_units = train_test_split(units, test_size=fraction, stratify=unit_labels, random_state=seed)
-    except ValueError as e:
-        classes = len(np.unique(unit_labels))
-        raise SplitError(f"val_fraction={fraction!r} cannot split {len(units)} labelled {what} of {classes} "
-                         f"classes into a stratified validation split ({e}); choose a val_fraction that leaves "
-                         f"at least one of each class on both sides, e.g. 0.1-0.3") from None
-    is_val = np.zeros(len(y), dtype=bool)
-    is_val[labelled[np.isin(source, val_units)]] = True
-    return torch.from_numpy(np.flatnonzero(~is_val)), torch.from_numpy(np.flatnonzero(is_val))
-
-
-# ---------------------------------------------------------------------------------------------
-# digits (embedded)
-
-DIGITS_TEST_SIZE = 450
-
-
-@functools.lru_cache(maxsize=1)
-def _digits_arrays() -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    # Values are counts 0..16 of set pixels in 4x4 cells of the 32x32 bitmaps; map to 0..255.
-    gray = np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)             # (1797, 8, 8)
-    images = torch.from_numpy(gray)[:, None].expand(-1, 3, -1, -1).contiguous()
-    labels = torch.from_numpy(d.target.astype(np.int64))
-    train_idx, test_idx = train_test_split(np.arange(len(labels)), test_size=DIGITS_TEST_SIZE,
-                                           stratify=d.target, random_state=0)
-    return images, labels, train_idx, test_idx
-
-
-def _load_digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels, train_idx, test_idx = _digits_arrays()
-    idx = torch.from_numpy(test_idx if split == "test" else train_idx)
-    # Advanced indexing copies, so the cached tensors never leave this module.
-    return images[idx], labels[idx]
-
-
-# ---------------------------------------------------------------------------------------------
-# digits-m (embedded default): the MNIST-M recipe on scikit-learn's own data
-#
-# Plain 16-px digits are too easy to show anything about representation learning: a linear
-# classifier on raw pixels scores 97 % and an untrained ResNet's features ~89 %. MNIST-M
-# (Ganin & Lempitsky 2015) makes a digit set hard by blending each digit into a random patch of
-# a natural photograph, output = |patch - digit|: colour and texture now vary with the patch, so
-# the class lives in the stroke shape alone. Everything it needs ships inside scikit-learn
-# (1,797 digit scans, two 427x640 photographs), so it stays offline and deterministic.
-
-DIGITS_M_VERSION = 1          # bump when the construction changes (recorded by the zoo)
-DIGITS_M_PATCHES = 2          # backgrounds per scan: 2,694 train and 900 test images
-DIGITS_M_CROP = (1, 4)        # patch side, in multiples of the image side, before downsampling
-_DIGITS_M_SEEDS = {"train": 1, "test": 2}  # separate streams: the test set never depends on train
-
-
-@functools.lru_cache(maxsize=2)
-def _digits_m_arrays(split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """uint8 images (N, 3, 32, 32), labels and the scan index each image was made from.
-
-    Train and test images come from the disjoint train/test scans of ``digits``; each scan
-    appears ``DIGITS_M_PATCHES`` times on different patches. Patches are cut at a random size
-    of 1-4x the image side at a random place of a random photograph and area-downsampled, so
-    they range from texture close-ups to small scenes."""
-    from sklearn.datasets import load_sample_images
-
-    size = NATIVE_SIZE["digits-m"]
-    _, labels, train_idx, test_idx = _digits_arrays()
-    scans = torch.from_numpy(train_idx if split != "test" else test_idx).repeat(DIGITS_M_PATCHES)
-    digits = F.interpolate(_digit_scans()[scans][:, None], size=size, mode="bilinear",
-                           align_corners=False).clamp_(0, 1)                     # (N, 1, s, s) in [0, 1]
-    photos = [torch.from_numpy(np.array(p)).permute(2, 0, 1).float().div_(255) for p in load_sample_images().images]
-    rng = np.random.default_rng(_DIGITS_M_SEEDS["test" if split == "test" else "train"])
-    n = len(scans)
-    which = rng.integers(len(photos), size=n)
-    side = torch.from_numpy(rng.integers(DIGITS_M_CROP[0] * size, DIGITS_M_CROP[1] * size + 1, size=n))
-    heights = torch.tensor([photos[i].shape[1] for i in which])
-    widths = torch.tensor([photos[i].shape[2] for i in which])
-    top = (torch.from_numpy(rng.random(n)) * (heights - side + 1)).long()
-    left = (torch.from_numpy(rng.random(n)) * (widths - side + 1)).long()
-    patches = torch.empty(n, 3, size, size)
-    for p, photo in enumerate(photos):
-        sel = torch.from_numpy(np.flatnonzero(which == p))
-        patches[sel] = _area_crops(photo, top[sel], left[sel], side[sel], size)
-    images = (patches - digits).abs_().mul_(255).round_().to(torch.uint8)
-    return images, labels[scans], scans
-
-
-def _area_crops(photo: torch.Tensor, top: torch.Tensor, left: torch.Tensor, side: torch.Tensor,
-                size: int) -> torch.Tensor:
-    """Square crops ``photo[:, top:top+side, left:left+side]`` area-downsampled to ``size``, all at
-    once: ``adaptive_avg_pool2d``'s bins (floor/ceil edges) read off a summed-area table. Written
-    by hand because no library pools thousands of crops of different sizes in one call, and
-    cropping and pooling them one size at a time took several times longer."""
-    sat = F.pad(photo.double().cumsum(1).cumsum(2), (1, 0, 1, 0))          # (3, H+1, W+1)
-    i = torch.arange(size)
-    start = i * side[:, None] // size                                        # (n, size)
-    end = -(-(i + 1) * side[:, None] // size)
-    y0, y1, x0, x1 = top[:, None] + start, top[:, None] + end, left[:, None] + start, left[:, None] + end
-
-    def at(y, x):
-        return sat[:, y[:, :, None], x[:, None, :]]                          # (3, n, size, size)
-
-    total = at(y1, x1) - at(y0, x1) - at(y1, x0) + at(y0, x0)
-    area = (end - start)[:, :, None] * (end - start)[:, None, :]
-    return (total / area).float().permute(1, 0, 2, 3)
-
-
-def _digit_scans() -> torch.Tensor:
-    """The 1,797 scans as float (N, 8, 8) in [0, 1] (set-pixel counts 0..16 of 4x4 cells)."""
-    from sklearn.datasets import load_digits
-    return torch.from_numpy(load_digits().images / 16.0).float()
-
-
-def _load_digits_m(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels, _ = _digits_m_arrays("test" if split == "test" else "train")
-    return images.clone(), labels.clone()
-
-
-def digits_m_scans(split: str) -> torch.Tensor:
-    """Which digit scan each image of a ``digits-m`` split shows (train and test share none)."""
-    _check_split_args("digits-m", split, 1)
-    return _digits_m_arrays("test" if split == "test" else "train")[2].clone()
 
 
 # ---------------------------------------------------------------------------------------------

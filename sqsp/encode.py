@@ -32,12 +32,6 @@ from torch import nn
 
 from .data import resize
 
-# AlexNet's stride-4 stem and three 3x3/2 max-pools leave nothing of an image under ~31 px
-# (at 16 px the second pool fails); the authors ran LPIPS at CIFAR's 32 px, so smaller images
-# are upsampled to that.
-LPIPS_MIN_SIZE = 32
-
-
 def _trunk_weights(net: str):
     """The torchvision weights the ``lpips`` package asks for with ``pretrained=True``."""
     from torchvision.models import AlexNet_Weights, SqueezeNet1_1_Weights, VGG16_Weights
@@ -121,18 +115,3 @@ def load_lpips(net: str = "alex", *, device: str | torch.device = "cpu", dataset
         warnings.simplefilter("ignore", UserWarning)
         model = lpips.LPIPS(net=net, verbose=False)
     return model.to(device).eval().requires_grad_(False)
-
-
-def perceptual_distance(lpips_fn: nn.Module, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean LPIPS between image batches in [-1, 1], both brought to one size of at least
-    ``LPIPS_MIN_SIZE`` (antialiased bilinear; a ``TrunkDistance`` resizes to its own trunk's)."""
-    size = max(getattr(lpips_fn, "min_size", LPIPS_MIN_SIZE), a.shape[-1], b.shape[-1])
-    a, b = resize(a, size), resize(b, size)
-    return lpips_fn(a, b).mean()
-
-
-def image_loss(perceptual: nn.Module, rendered: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The authors' image term (encode.py): L1 + the perceptual distance between the re-rendered
-    images (in [-1, 1], at the generator's size) and the target images (in [0, 1])."""
-    target = target * 2 - 1
-    return (rendered - resize(target, rendered.shape[-1])).abs().mean() + perceptual_distance(perceptual, rendered, target)

@@ -35,8 +35,9 @@ from .config import ConfigError, TrainConfig
 from .device import resolve_device
 from .errors import USER_ERRORS
 from .streams import STREAM_FIELDS, inexact, stream_key
+from .synthetic import synthetic_source
 from .train import (CHECKPOINT_FILE, Epoch, Run, begin, build_run, checkpoint_due, end_epoch, epoch_ends,
-                    save_checkpoint, synthetic_source, train_step)
+                    save_checkpoint, train_step)
 
 GroupReport = Callable[[dict[int, dict[str, Any]], "str | None"], None]
 """``report({member index: its report}, checkpoint_dir)``: the members whose epoch ended at this step."""

@@ -31,7 +31,7 @@ def trial_provenance(cfg: TrainConfig) -> dict[str, Any]:
 def generator_sha256(cfg: TrainConfig) -> str | None:
     """The generator file's sha256: a zoo entry's from its manifest (checked against the file
     whenever it is loaded), a checkpoint path's computed (a second read of a file the trial reads anyway)."""
-    if not (cfg.syn_batch > 0 or cfg.method == "discriminator") or cfg.generator.startswith("random:"):
+    if not cfg.uses_generator or cfg.generator.startswith("random:"):
         return None
     if is_zoo_name(cfg.generator):
         from . import zoo

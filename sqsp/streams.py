@@ -6,6 +6,7 @@ driver can plan the groups without importing the training loop: torch-free, like
 from __future__ import annotations
 
 from .config import TrainConfig
+from .methods import METHODS
 from .specs import is_zoo_name
 
 STREAM_FIELDS = ("seed", "generator", "truncation", "stylegan_repo", "syn_batch", "generator_blocks",
@@ -15,7 +16,7 @@ STREAM_FIELDS = ("seed", "generator", "truncation", "stylegan_repo", "syn_batch"
 
 def stream_key(cfg: TrainConfig) -> tuple | None:
     """The synthetic stream a run reads, as a hashable value; None if it reads none."""
-    if cfg.syn_batch == 0 or cfg.method == "discriminator":
+    if cfg.syn_batch == 0 or not METHODS[cfg.method].trains:  # Table 1's direct use draws no stream
         return None
     return tuple(getattr(cfg, f) for f in STREAM_FIELDS)
 

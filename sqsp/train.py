@@ -10,6 +10,9 @@ One code path covers Table 3 rows a-f and the SSL baselines of Table 2, by confi
   inverts the frozen generator, E(G(z)) ≈ w+, under L1 + LPIPS on the re-rendered image; real
   images (α < 1) add that image term alone.
 
+What differs between the methods (heads, loss, collapse) is each method's object in
+``sqsp/methods.py``; the loop asks it and never branches on the method's name.
+
 The step stays on the device: no ``.item()`` or other host sync happens inside it; loss
 sums accumulate as tensors and are read once per report.
 """
@@ -33,15 +36,17 @@ from . import cli, losses
 from .augment import build_augment
 from .config import PRESETS, ConfigError, TrainConfig, preset
 from .device import amp_dtype, autocast, resolve_device
-from .data import channel_stats, load_split, resize, split_groups, validation_split
-from .encode import image_loss, missing_lpips_weights
+from .data import channel_stats, load_split, resize
+from .encode import load_lpips, missing_lpips_weights
 from .evaluate import (extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2, pixel_reference,
                        probe_scores)
-from .models import ConcatTeacher, Squeeze, Student, build_backbone, mlp, projector, simsiam_projector
+from .methods import METHODS, Method
+from .models import Student, build_backbone
 from .record import TrainingDiverged
-from .specs import is_zoo_name, missing_block_group, resolve_blocks
+from .specs import is_zoo_name, missing_block_group
 from .storage import atomic_output
-from .synthetic import SynBatch, SyntheticSource
+from .synthetic import SynBatch, SyntheticSource, generator_info_of, synthetic_source
+from .validation import split_groups, validation_split
 
 Report = Callable[[dict[str, Any], "str | None"], None]
 CHECKPOINT_FILE = "state.pt"
@@ -53,6 +58,7 @@ CHECKPOINT_FILE = "state.pt"
 @dataclass
 class Run:
     config: TrainConfig
+    method: Method
     device: torch.device
     dtype: torch.dtype | None
     student: Student
@@ -113,6 +119,7 @@ def build_run(config: TrainConfig, generator=None, synthetic: SyntheticSource | 
     """Everything a run holds, its student initialised from the seed alone. ``synthetic``: a
     source shared with other runs of the same stream (sqsp/grouped.py), else one of its own."""
     cfg = config
+    method = METHODS[cfg.method]
     device = resolve_device(cfg.device)
     dtype = amp_dtype(cfg.precision, device)
     torch.manual_seed(cfg.seed)
@@ -133,30 +140,13 @@ def build_run(config: TrainConfig, generator=None, synthetic: SyntheticSource | 
     # before training, not after it
     transfer = {ds: (load_split(ds, cfg.data_root, "train", cfg.image_size),
                      load_split(ds, cfg.data_root, "test", cfg.image_size)) for ds in cfg.transfer_targets}
-    perceptual = None
-    if cfg.method == "encode":
-        from .encode import load_lpips
-        perceptual = load_lpips(cfg.lpips_net, device=device, dataset=cfg.dataset)
+    perceptual = load_lpips(cfg.lpips_net, device=device, dataset=cfg.dataset) if method.perceptual_loss else None
 
     # the student's (and squeeze module's) initialisation depends on the seed alone, not on what
     # loading the generator drew before: rows that differ in generator, or have none, start alike
     torch.manual_seed(cfg.seed)
     backbone = build_backbone(cfg.student, cfg.student_width, mean, std, init=cfg.student_init)
-    teacher: nn.Module | None = None
-    out_dim = cfg.teacher_dim
-    if cfg.method == "distill":
-        if cfg.squeeze:
-            teacher = Squeeze(synthetic.teacher_dims, cfg.squeeze_width, cfg.teacher_dim, cfg.squeeze_depth)
-        else:
-            teacher = ConcatTeacher(synthetic.teacher_dims)
-            out_dim = teacher.out_dim
-    elif cfg.method == "encode":  # the authors' encoder: backbone + projector to w+ (one w per synthesis layer)
-        out_dim = synthetic.generator.num_ws * synthetic.teacher_dims[0]
-    if cfg.method == "simsiam":
-        head = simsiam_projector(backbone.out_dim, cfg.projector_dim, out_dim, cfg.projector_depth)
-    else:
-        head = projector(backbone.out_dim, cfg.projector_dim, out_dim, cfg.projector_depth)
-    predictor = mlp(out_dim, max(out_dim // 4, 8), out_dim, 2) if cfg.method == "simsiam" else None
+    teacher, head, predictor = method.heads(cfg, backbone.out_dim, synthetic)
     student = Student(backbone, head, predictor).to(device)
     if cfg.channels_last:
         student = student.to(memory_format=torch.channels_last)
@@ -178,7 +168,7 @@ def build_run(config: TrainConfig, generator=None, synthetic: SyntheticSource | 
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16 and device.type == "cuda")
     syn_preset = cfg.aug_preset if cfg.syn_augment else "none"
     return Run(
-        config=cfg, device=device, dtype=dtype, student=student, teacher=teacher, optimizer=optimizer,
+        config=cfg, method=method, device=device, dtype=dtype, student=student, teacher=teacher, optimizer=optimizer,
         scheduler=scheduler, scaler=scaler, synthetic=synthetic,
         real=pretrain.images.to(device) if cfg.real_batch > 0 else None,
         eval_train=eval_train, eval_test=eval_test, val_split=val_split, val_groups=val_groups,
@@ -187,28 +177,6 @@ def build_run(config: TrainConfig, generator=None, synthetic: SyntheticSource | 
         data_rng=torch.Generator(device=device).manual_seed(cfg.seed + 2),
         steps_per_epoch=steps_per_epoch, total_steps=total, generator_info=generator_info,
         perceptual=perceptual, transfer=transfer)
-
-
-def synthetic_source(cfg: TrainConfig, device: torch.device, generator=None) -> SyntheticSource:
-    """The run's synthetic stream: its generator (loaded by name unless given) and latents from seed + 1."""
-    if generator is None:
-        from . import zoo  # imported late: the zoo may build on first use
-        generator = zoo.load_generator(cfg.generator, device=device, truncation=cfg.truncation,
-                                       stylegan_repo=cfg.stylegan_repo)
-    blocks = resolve_blocks(cfg.generator_blocks, generator.block_names)
-    return SyntheticSource(generator, blocks, cfg.synthetic_target, device, cfg.seed + 1)
-
-
-def generator_info_of(cfg: TrainConfig, synthetic: SyntheticSource | None, *, described: bool) -> dict[str, Any]:
-    """What the zoo records of a generator loaded by name (``described``: its FID etc.), and the
-    blocks a group gave at the generator's resolution."""
-    if synthetic is None:
-        return {}
-    from . import zoo
-    info = zoo.describe(cfg.generator) if described else {}
-    if cfg.method == "distill" and cfg.synthetic_target == "features":
-        info = {**info, "generator_blocks_read": ",".join(b.name for b in synthetic.blocks)}
-    return info
 
 
 def _lr_lambda(cfg: TrainConfig, total: int):
@@ -225,92 +193,15 @@ def _lr_lambda(cfg: TrainConfig, total: int):
 # ---------------------------------------------------------------------------------------------
 # one step
 # ---------------------------------------------------------------------------------------------
-def _real_batch(run: Run) -> torch.Tensor:
-    # drawn on the device by the device's own generator: no host-to-device copy, no sync per step
-    idx = torch.randint(len(run.real), (run.config.real_batch,), generator=run.data_rng, device=run.device)
-    return run.real[idx].float().div_(255)
-
-
-def _fmt(run: Run, x: torch.Tensor) -> torch.Tensor:
-    """To the student's size (a generator may be trained at another resolution) and memory format."""
-    x = resize(x, run.config.image_size)
-    return x.contiguous(memory_format=torch.channels_last) if run.config.channels_last else x
-
-
 def compute_loss(run: Run, syn: SynBatch | None = None) -> dict[str, torch.Tensor]:
-    """All loss terms of one batch, as tensors (no host sync). ``loss`` is what is optimised.
-    ``syn``: a synthetic batch drawn already (runs sharing a stream, sqsp/grouped.py), else drawn here."""
+    """All loss terms of one batch, as tensors (no host sync); ``loss`` is what is optimised.
+    ``syn``: a synthetic batch drawn elsewhere (one draw may serve several students); by default
+    the run's own source draws ``syn_batch`` images."""
     cfg = run.config
-    out: dict[str, torch.Tensor] = {}
     if syn is None and cfg.syn_batch:
         syn = run.synthetic(cfg.syn_batch)
     with autocast(run.device, run.dtype):
-        if cfg.method == "distill":
-            zs = run.student(_fmt(run, run.aug_syn(syn.images)))
-            zt = run.teacher(syn.teacher_in)
-            terms = losses.vicreg_terms(zs, zt, cfg.vc_side)
-            loss = losses.weighted(terms, cfg.sim_weight, cfg.var_weight, cfg.cov_weight)
-            out.update(loss_sim=terms["sim"], loss_var=terms["var"], loss_cov=terms["cov"], loss_syn=loss)
-            out["student_std"], out["teacher_std"] = losses.feature_std(zs), losses.feature_std(zt)
-            out["student_nstd"] = losses.normalized_std(zs)
-            if cfg.real_batch:
-                x = _real_batch(run)
-                z1, z2 = run.student(_fmt(run, run.aug_real(x))), run.student(_fmt(run, run.aug_real(x)))
-                real = losses.weighted(losses.vicreg_terms(z1, z2), cfg.sim_weight, cfg.var_weight, cfg.cov_weight)
-                out["loss_real"] = real
-                loss = cfg.syn_ratio * loss + (1 - cfg.syn_ratio) * real
-        elif cfg.method == "encode":
-            loss = _encoding_loss(run, syn, out)
-        else:
-            syn_x = _fmt(run, syn.images) if syn is not None else None
-            real_x = _fmt(run, _real_batch(run)) if cfg.real_batch else None
-            if syn_x is not None and cfg.aug_granularity == "batch":  # one draw per synthetic batch and view
-                def view():
-                    parts = [run.aug_syn(syn_x)] + ([run.aug_real(real_x)] if real_x is not None else [])
-                    return _fmt(run, torch.cat(parts))
-            else:  # every image its own draw, synthetic or real
-                parts = [p for p in (syn_x, real_x) if p is not None]
-                x = torch.cat(parts) if len(parts) > 1 else parts[0]
-
-                def view():
-                    return _fmt(run, run.aug_real(x))
-            z1, z2 = run.student(view()), run.student(view())
-            if cfg.method == "vicreg":
-                terms = losses.vicreg_terms(z1, z2)
-                loss = losses.weighted(terms, cfg.sim_weight, cfg.var_weight, cfg.cov_weight)
-                out.update(loss_sim=terms["sim"], loss_var=terms["var"], loss_cov=terms["cov"])
-            else:
-                p1, p2 = run.student.predictor(z1), run.student.predictor(z2)
-                loss = losses.simsiam_loss(p1, z2, p2, z1)
-                out["loss_sim"] = loss
-            out["student_std"], out["student_nstd"] = losses.feature_std(z1), losses.normalized_std(z1)
-    out["loss"] = loss
-    return out
-
-
-def _encoding_loss(run: Run, syn, out: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Eq. 3 as encode.py: latent + image term (L1 + LPIPS) on the synthetic part, the image term
-    alone on the real part, mixed α : 1 − α."""
-    cfg, G = run.config, run.synthetic.generator
-
-    def encode(x):  # E(x) as w+: one w per synthesis layer (encode.py)
-        return run.student(_fmt(run, x)).reshape(len(x), G.num_ws, -1)
-
-    pred = encode(syn.images)                          # E(G(z)), no augmentation: it must reconstruct
-    w = syn.teacher_in[0][:, None].expand_as(pred)     # the mapping's w, the same for every layer
-    latent = losses.invariance_loss(pred, w)
-    image = image_loss(run.perceptual, G.synthesize(pred), syn.images)
-    loss = cfg.latent_weight * latent + image
-    out.update(loss_latent=latent, loss_image_syn=image, loss_syn=loss)
-    flat = pred.flatten(1)
-    out["student_std"], out["teacher_std"] = losses.feature_std(flat), losses.feature_std(w.flatten(1))
-    out["student_nstd"] = losses.normalized_std(flat)
-    if cfg.real_batch:
-        x = _real_batch(run)
-        real = image_loss(run.perceptual, G.synthesize(encode(x)), x)
-        out["loss_image_real"] = out["loss_real"] = real
-        loss = cfg.syn_ratio * loss + (1 - cfg.syn_ratio) * real
-    return loss
+        return run.method.loss(run, syn)
 
 
 def train_step(run: Run, syn: SynBatch | None = None) -> dict[str, torch.Tensor]:
@@ -414,10 +305,13 @@ def unavailable(config: TrainConfig) -> str | None:
     """Why this machine cannot run ``config`` at all, or None: a resource that sqsp does not
     download and that is not there (LPIPS's ImageNet trunk for method='encode'). Studies ask
     this in the driver and record such trials as skipped instead of starting them."""
-    if config.method == "encode":
+    method = METHODS[config.method]
+    if method.perceptual_loss:
         return missing_lpips_weights(config.lpips_net)
+    if not method.reads_blocks:
+        return None
     res = _known_resolution(config.generator)
-    group = missing_block_group(config.generator_blocks, res) if res and config.method == "distill" else None
+    group = missing_block_group(config.generator_blocks, res) if res else None
     if group is not None:  # appendix Table 6's b64-b128 row exists at STL-10's 128 px only
         return f"generator {config.generator!r} ({res} px) has no block of group {group}"
     return None
@@ -440,7 +334,7 @@ def train(config: TrainConfig, report: Report | None = None, *, resume_from: str
     and always on the last report. Passing it back as ``resume_from`` resumes bit-for-bit.
     """
     config.validate()
-    if config.method == "discriminator":  # Table 1's direct use: nothing to train
+    if not METHODS[config.method].trains:  # Table 1's direct use of the discriminator: nothing to train
         from .discriminator import direct_use
         return direct_use(config, report)
     run = build_run(config, generator)
@@ -507,7 +401,7 @@ def end_epoch(run: Run, acc: Epoch) -> dict[str, Any]:
         metrics.update(evaluate(run, probe=last and cfg.probe != "none"))
     elif run.val_split is not None:  # the cheap per-epoch signal a scheduler acts on
         metrics.update(monitor_validation(run))
-    metrics["collapsed"] = is_collapsed(run, metrics)
+    metrics["collapsed"] = run.method.is_collapsed(run, metrics)
     if last:
         metrics["done"] = True
     return metrics
@@ -516,19 +410,6 @@ def end_epoch(run: Run, acc: Epoch) -> dict[str, Any]:
 def checkpoint_due(run: Run, metrics: dict[str, Any]) -> bool:
     every = run.config.checkpoint_every
     return bool(metrics.get("done") or (every and metrics["epoch"] % every == 0))
-
-
-def is_collapsed(run: Run, m: dict[str, Any]) -> bool:
-    """The student's spread fell below ``collapse_std`` times the spread it is asked for:
-    γ = 1 of Eq. 9 for a learned target (squeeze, VICReg), the fixed teacher's own spread
-    without squeeze (rows a-b) and for the encoder (w's spread), and the scale-free signal for
-    SimSiam's cosine loss."""
-    cfg = run.config
-    if cfg.method == "simsiam":
-        return m["student_nstd"] < cfg.collapse_std
-    fixed_target = isinstance(run.teacher, ConcatTeacher) or cfg.method == "encode"
-    ref = m["teacher_std"] if fixed_target else 1.0
-    return m["student_std"] < cfg.collapse_std * ref
 
 
 def _report(run: Run, report: Report, metrics: dict[str, Any], with_checkpoint: bool) -> None:

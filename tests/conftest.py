@@ -10,17 +10,35 @@ costs seconds, and every test module used to start its own. Its workers see a to
 a zoo folder of the session's own (``ray_dirs``): tests that need files there (LPIPS's trunk,
 Inception's weights) put them there, and never the user's ~/.cache. The stand-ins of
 tests/standins.py reach the workers by value. Tests that need another Ray (a two-node cluster,
-a study that starts its own Ray in a subprocess) do not use it.
+a study that starts its own Ray in a subprocess) do not use it; a test that drives another Ray
+from this process joins it with ``ray_driver``, as ``ray_session`` does its own.
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 import torch
 
 torch.set_num_threads(1)
+
+STYLEGAN_PACKAGES = ("dnnlib", "torch_utils", "training")
+
+
+@pytest.fixture(autouse=True)
+def _no_stylegan_checkout_left_behind():
+    """Loading an official pickle puts its checkout on ``sys.path`` and imports its packages, as it
+    must for a user; a test must not leave them to the next, whose loader would then find another
+    test's checkout (the result of a test would depend on the order the tests run in)."""
+    path = list(sys.path)
+    yield
+    sys.path[:] = path
+    for name in [m for m in sys.modules if m.split(".")[0] in STYLEGAN_PACKAGES]:
+        del sys.modules[name]
 
 
 @dataclass(frozen=True)
@@ -38,17 +56,30 @@ def ray_dirs(tmp_path_factory) -> RayDirs:
     return dirs
 
 
+@contextlib.contextmanager
+def ray_driver(address: str | None = None, **kwargs: Any) -> Iterator[Any]:
+    """This process as the driver of the Ray at ``address`` (None: a private one on 127.0.0.1
+    with token authentication), joined as a study joins it (``sqsp.tune.init_ray``) and left
+    by its handle (``ray.shutdown``), never by ``ray stop``: yields the ``ray`` module. A process
+    drives one Ray at a time, so it refuses while another is connected (the session's)."""
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.fail(f"this test process already drives a Ray ({ray.get_runtime_context().gcs_address}); a test "
+                    f"that joins {address or 'a private Ray'} must not share a pytest run's Ray (ray_session)")
+    from sqsp.tune import init_ray
+    init_ray(address, include_dashboard=False, log_to_driver=False, **kwargs)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def ray_session(ray_dirs) -> str:
     """The address of the session's Ray (drivers in subprocesses join it with ``address=``)."""
-    ray = pytest.importorskip("ray")
     import standins
     env = {"env_vars": {"TORCH_HOME": str(ray_dirs.torch_home), "SQSP_ZOO_DIR": str(ray_dirs.zoo)}}
-    from sqsp.tune import init_ray
-    init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=env)  # on 127.0.0.1 only
-    ray.cloudpickle.register_pickle_by_value(standins)
-    try:
+    with ray_driver(num_cpus=2, runtime_env=env) as ray:  # on 127.0.0.1 only
+        ray.cloudpickle.register_pickle_by_value(standins)
         yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
 

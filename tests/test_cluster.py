@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from ray.cluster_utils import Cluster
 
+from conftest import ray_driver
 from sqsp import results
 from test_faults import exposed, listening
 
@@ -59,16 +60,12 @@ def test_ablation_runs_on_a_two_node_cluster_through_address(two_node_cluster, t
 
 def test_paths_missing_on_a_node_are_refused_before_any_trial(two_node_cluster, tmp_path):
     """With --address the trials run on other nodes: every node is asked whether the paths exist."""
-    import ray
     from sqsp.config import ConfigError
-    from sqsp.tune import check_paths_on_cluster, init_ray
-    init_ray(two_node_cluster.address, include_dashboard=False, log_to_driver=False)
-    try:
+    from sqsp.tune import check_paths_on_cluster
+    with ray_driver(two_node_cluster.address):
         check_paths_on_cluster({str(tmp_path): "dir", __file__: "file"})  # both exist on both nodes
         with pytest.raises(ConfigError) as e:
             check_paths_on_cluster({str(tmp_path / "data"): "dir", __file__: "file"})
-        msg = str(e.value)
-        assert msg.count("lacks ['" + str(tmp_path / "data") + "']") == 2, msg  # each node answers for itself
-        assert __file__ not in msg
-    finally:
-        ray.shutdown()
+    msg = str(e.value)
+    assert msg.count("lacks ['" + str(tmp_path / "data") + "']") == 2, msg  # each node answers for itself
+    assert __file__ not in msg

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 import sqsp.data as data
+from sqsp import digits, validation
 from sqsp.data import DatasetLayoutError, ImageData, channel_stats, load_split
 
 
@@ -133,30 +134,30 @@ def test_digits_resize_and_no_shared_state():
 def test_digits_m_is_deterministic_from_disjoint_scans():
     train = load_split("digits-m", None, "train", 32)
     test = load_split("digits-m", None, "test", 32)
-    n = data.DIGITS_M_PATCHES
+    n = digits.DIGITS_M_PATCHES
     assert (len(train), len(test)) == (1347 * n, 450 * n) and train.num_classes == 10 and train.name == "digits-m"
-    scans_train, scans_test = data.digits_m_scans("train"), data.digits_m_scans("test")
+    scans_train, scans_test = digits.digits_m_scans("train"), digits.digits_m_scans("test")
     assert not set(scans_train.tolist()) & set(scans_test.tolist())  # no scan in both splits
     # every image shows the digit of its scan, on a patch: labels follow the scans, and the
     # same scan on different patches gives different images
-    digits = load_split("digits", None, "train", 8)
-    assert torch.equal(train.labels[:1347], digits.labels) and torch.equal(train.labels[1347:2694], digits.labels)
+    plain = load_split("digits", None, "train", 8)
+    assert torch.equal(train.labels[:1347], plain.labels) and torch.equal(train.labels[1347:2694], plain.labels)
     assert (train.images[:1347] != train.images[1347:2694]).flatten(1).any(1).all()
     # colour varies across the channels and between images, unlike the grey scans
     assert (train.images[:, 0] != train.images[:, 2]).any()
     # built again from scratch (no cache): the same bytes
-    data._digits_m_arrays.cache_clear()
+    digits._digits_m_arrays.cache_clear()
     again = load_split("digits-m", None, "train", 32)
     assert torch.equal(again.images, train.images) and torch.equal(again.labels, train.labels)
     # the test split does not depend on the train split having been built
-    data._digits_m_arrays.cache_clear()
+    digits._digits_m_arrays.cache_clear()
     assert torch.equal(load_split("digits-m", None, "test", 32).images, test.images)
 
 
 def test_area_crops_match_adaptive_average_pooling():
     photo = torch.rand(3, 50, 70)
     top, left, side = torch.tensor([0, 3, 10]), torch.tensor([0, 20, 31]), torch.tensor([16, 29, 39])
-    got = data._area_crops(photo, top, left, side, 16)
+    got = digits._area_crops(photo, top, left, side, 16)
     for i in range(3):
         crop = photo[None, :, top[i]:top[i] + side[i], left[i]:left[i] + side[i]]
         assert torch.allclose(got[i], torch.nn.functional.adaptive_avg_pool2d(crop, 16)[0], atol=1e-5)
@@ -398,32 +399,32 @@ def test_digits_m_validation_is_disjoint_from_probe_train_and_test_by_scan():
     scan is both fitted by the probe (on another background) and validated on; test shares no
     scan with either (and no image)."""
     train, test = load_split("digits-m", None, "train", 16), load_split("digits-m", None, "test", 16)
-    groups = data.split_groups("digits-m", "train")
-    fit, val = data.validation_split(train.labels, 0.2, groups)
+    groups = validation.split_groups("digits-m", "train")
+    fit, val = validation.validation_split(train.labels, 0.2, groups)
     assert sorted(torch.cat([fit, val]).tolist()) == list(range(len(train)))  # a partition of the train images
     scans = {"fit": set(groups[fit].tolist()), "val": set(groups[val].tolist()),
-             "test": set(data.digits_m_scans("test").tolist())}
+             "test": set(digits.digits_m_scans("test").tolist())}
     assert not scans["fit"] & scans["val"] and not scans["val"] & scans["test"] and not scans["fit"] & scans["test"]
     # every scan of val is there on all its backgrounds
-    assert len(val) == data.DIGITS_M_PATCHES * len(scans["val"])
+    assert len(val) == digits.DIGITS_M_PATCHES * len(scans["val"])
     val_images = {bytes(x.numpy()) for x in train.images[val]}
     assert not val_images & {bytes(x.numpy()) for x in test.images}
     assert not val_images & {bytes(x.numpy()) for x in train.images[fit]}
     # stratified: each class's share of val is the split's share, within one scan
-    per_class = torch.bincount(train.labels[val], minlength=10) / data.DIGITS_M_PATCHES
-    total = torch.bincount(train.labels, minlength=10) / data.DIGITS_M_PATCHES
+    per_class = torch.bincount(train.labels[val], minlength=10) / digits.DIGITS_M_PATCHES
+    total = torch.bincount(train.labels, minlength=10) / digits.DIGITS_M_PATCHES
     assert ((per_class - 0.2 * total).abs() <= 1).all()
-    again = data.validation_split(load_split("digits-m", None, "train", 16).labels, 0.2, groups)
+    again = validation.validation_split(load_split("digits-m", None, "train", 16).labels, 0.2, groups)
     assert torch.equal(again[1], val)  # fixed seed: every trial is selected on the same images
-    assert not torch.equal(data.validation_split(train.labels, 0.2, groups, seed=1)[1], val)
-    assert data.split_groups("digits", "train") is None and data.split_groups("cifar10", "train") is None
+    assert not torch.equal(validation.validation_split(train.labels, 0.2, groups, seed=1)[1], val)
+    assert validation.split_groups("digits", "train") is None and validation.split_groups("cifar10", "train") is None
 
 
 def test_validation_split_of_cifar_files_is_by_image_and_stratified(tmp_path):
     """CIFAR-10 in its official on-disk format: no groups, so the split is by image."""
     write_cifar10(tmp_path, n_per_batch=40, n_test=5)
     train = load_split("cifar10", str(tmp_path), "train", 32)
-    fit, val = data.validation_split(train.labels, 0.25)
+    fit, val = validation.validation_split(train.labels, 0.25)
     assert len(val) == 50 and len(fit) == 150 and not set(fit.tolist()) & set(val.tolist())
     assert torch.bincount(train.labels[val], minlength=10).tolist() == [5] * 10  # 20 of each class, a quarter
     sub = train.take(val)
@@ -432,12 +433,12 @@ def test_validation_split_of_cifar_files_is_by_image_and_stratified(tmp_path):
 
 def test_validation_split_refuses_what_it_cannot_stratify():
     labels = torch.arange(40) % 10
-    with pytest.raises(data.SplitError, match=r"val_fraction=0\.05 cannot split 40 labelled images of 10 classes"):
-        data.validation_split(labels, 0.05)
-    with pytest.raises(data.SplitError, match="must be in \\(0, 1\\)"):
-        data.validation_split(labels, 1.0)
+    with pytest.raises(validation.SplitError, match=r"val_fraction=0\.05 cannot split 40 labelled images of 10 classes"):
+        validation.validation_split(labels, 0.05)
+    with pytest.raises(validation.SplitError, match="must be in \\(0, 1\\)"):
+        validation.validation_split(labels, 1.0)
     with pytest.raises(ValueError, match="more than one class"):
-        data.validation_split(labels, 0.5, groups=torch.zeros(40, dtype=torch.int64))
+        validation.validation_split(labels, 0.5, groups=torch.zeros(40, dtype=torch.int64))
     # unlabelled images (STL-10's) are never validated on
-    fit, val = data.validation_split(torch.cat([labels, torch.full((20,), -1)]), 0.5)
+    fit, val = validation.validation_split(torch.cat([labels, torch.full((20,), -1)]), 0.5)
     assert (val < 40).all() and set(range(40, 60)) <= set(fit.tolist())

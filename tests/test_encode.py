@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from sqsp.config import ConfigError, preset
-from sqsp.encode import LPIPS_MIN_SIZE, load_lpips, lpips_trunk_path, missing_lpips_weights, perceptual_distance
+from sqsp.encode import load_lpips, lpips_trunk_path, missing_lpips_weights
+from sqsp.reconstruction import LPIPS_MIN_SIZE, perceptual_distance
 from sqsp.generators import build_architecture
 from sqsp.train import train, unavailable
 

@@ -168,6 +168,7 @@ def test_a_studys_private_ray_listens_on_loopback_only_with_token_auth(tmp_path)
 # on checked while the study runs: tests/test_cluster.py::test_ablation_runs_on_a_two_node_cluster_through_address
 
 
+@pytest.mark.slow
 def test_an_address_that_does_not_answer_as_ray_is_refused_within_a_bound(tmp_path):
     """Something listens at the address (the TCP check passes) but never answers as Ray: one
     line, exit 2, well before Ray's own minutes of waiting, and the study folder left as it was."""
@@ -213,6 +214,7 @@ def test_resume_needs_the_study_json_it_started_with(ray_session, tmp_path, caps
 # -------------------------------------------------------------------------------------------------
 # 4. a corrupt Tune state is restored from the copy kept of it, or refused: never a silent restart
 # -------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_corrupt_tune_state_is_restored_from_its_kept_copy_or_refused(ray_session, tmp_path):
     from sqsp.tune import STATE_COPY_DIR
     study = small_study("corrupt", {"row": "flaky", "cov_weight": 0.5, "sim_weight": 2.0})

@@ -58,3 +58,12 @@ def test_bottom_modules_stay_small_and_below():
     assert "sqsp.zoo" not in graph["sqsp.gan"] and "sqsp.gan" in graph["sqsp.zoo"]
     ray_users = sorted(m for m, deps in graph.items() if "ray" in deps)
     assert ray_users and all(m == "sqsp.tune" or m.startswith("sqsp.tune.") for m in ray_users), ray_users
+
+
+def test_the_methods_config_reads_import_nothing_heavy_at_their_top():
+    # config.py asks sqsp/methods.py its rules, and analysis/ reads configs without torch: what
+    # trains (heads, losses) imports torch where it runs, below the module's top
+    tree = ast.parse((SQSP / "methods.py").read_text())
+    top = {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names} | \
+          {n.module or "" for n in tree.body if isinstance(n, ast.ImportFrom)}
+    assert top <= {"__future__", "typing", "errors", "specs"}, top

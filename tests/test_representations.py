@@ -122,6 +122,7 @@ def test_analysis_measures_and_draws_fig2_from_parquet_alone(tmp_path, capsys):
         assert cli([str(tmp_path / "representations")]) == 0 and expect in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_command_line_writes_the_file_and_refuses_bad_input(tiny_zoo, tmp_path, capsys):
     """The entry point end to end, with the real umap-learn (one seed, few images)."""
     from sqsp.representations import main

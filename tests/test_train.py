@@ -25,6 +25,7 @@ def tiny(**kw):
     return preset("smoke", {**TINY, **kw})
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_is_bit_for_bit(gen, tmp_path):
     cfg = tiny()
     saved = {}
@@ -49,6 +50,7 @@ def test_resume_from_checkpoint_is_bit_for_bit(gen, tmp_path):
     assert again["loss"] == full["loss"] and again["knn_acc"] == full["knn_acc"]
 
 
+@pytest.mark.slow
 def test_untrained_backbone_is_evaluated_without_changing_the_run(gen, tmp_path):
     """eval_init reports the step-0 backbone's accuracy with every report (so the final row
     has it), draws no random numbers, and survives a resume."""
@@ -75,6 +77,7 @@ def test_student_initialisation_depends_on_the_seed_not_on_the_generator():
     assert not all(torch.equal(ref[k], v) for k, v in backbone(generator="random:stylegan@16", seed=1).items())
 
 
+@pytest.mark.slow
 def test_domain_gap_mmd_is_reported_without_changing_the_run(gen):
     """Table 5's measure at the end of a run: finite, from its own latent stream (the training
     latents do not move), so the run is the same with or without it."""
@@ -90,6 +93,7 @@ def test_domain_gap_mmd_is_reported_without_changing_the_run(gen):
     assert torch.equal(src.rng.get_state(), before)
 
 
+@pytest.mark.slow
 def test_validation_split_reports_a_signal_every_epoch_and_changes_nothing_else(gen):
     """val_fraction: every report carries the validation kNN (epochs between evaluations too),
     the final one the validation probe, from the validation images alone; the test metrics and
@@ -222,6 +226,7 @@ def test_full_squeeze_beats_row_c_which_collapses():
     assert row_e["probe_acc"] > row_c["probe_acc"] + 10, (row_e["probe_acc"], row_c["probe_acc"])
 
 
+@pytest.mark.slow
 def test_command_line_prints_user_errors_as_one_line(tmp_path, capsys, monkeypatch):
     """A wrong data layout, a seed out of range, a missing checkpoint: one line, exit 2, no
     traceback (SQSP_DEBUG=1 shows it); nothing is trained."""
@@ -253,6 +258,7 @@ def test_command_line_prints_user_errors_as_one_line(tmp_path, capsys, monkeypat
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "DatasetLayoutError" in debug.stderr
 
 
+@pytest.mark.slow
 def test_transfer_probes_report_per_dataset_and_match_the_own_probe_on_the_same_data(gen):
     """Appendix Table 5's path: the final backbone probed on another dataset. Probed on its own
     dataset, the numbers must equal the run's own probe (same features, same labels)."""
@@ -317,6 +323,7 @@ def test_synthetic_images_can_be_augmented_once_per_batch_by_every_method(gen, m
     assert preset("smoke").aug_granularity == "sample"
 
 
+@pytest.mark.slow
 def test_paper_probe_reports_the_last_and_the_best_of_its_evaluations(gen):
     m = train(tiny(steps=2, epochs=0, probe="paper", probe_epochs=6, probe_lr=1.0), generator=gen)
     assert 0 < m["probe_acc"] <= m["probe_acc_best"] <= 100

@@ -97,6 +97,7 @@ def pd_isna(v):
     return pd.isna(v)
 
 
+@pytest.mark.slow
 def test_errored_trial_resumes_from_its_checkpoint_and_finished_ones_are_not_rerun(ray_session, tmp_path):
     study = Study(name="flaky", preset="smoke", seeds=(0,), grid=[{"row": "steady"}, {"row": "flaky", "cov_weight": 0.5}])
     tiny = {**TINY, "steps": 5}
@@ -256,29 +257,33 @@ def test_bad_set_is_refused_before_ray_starts(tmp_path, capsys):
              ([*random, "--address", "127.0.0.1:9"], "--address '127.0.0.1:9': no Ray cluster answers")]
     if not __import__("torch").cuda.is_available():
         cases.append(([*random, "--gpus-per-trial", "1"], "--gpus-per-trial 1, but this machine has 0 CUDA GPU(s)"))
-    # every case through the study's command line in-process (fast), three of them as a user runs them
+    # every case through the study's command line in-process (fast), four of them as a user runs
+    # them, in subprocesses started together (each spends seconds importing torch and Ray)
     from studies.ablation import STUDY
+    as_user = (0, 4, 11, len(cases) - 1)  # 11: a dead address, checked only before ray.init
+
+    def user_run(argv, **extra):
+        return subprocess.Popen([sys.executable, "studies/ablation.py", *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**env, **extra})
+    storage = {i: tmp_path / (f"user-{i}" if i in as_user else "in-process") for i in range(len(cases))}
+    procs = {i: user_run(["--storage", str(storage[i]), *cases[i][0]]) for i in as_user}
+    debug = user_run(["--storage", str(tmp_path / "debug"), *random, "--set", "generator_blocks=b999"], SQSP_DEBUG="1")
     for i, (bad, says) in enumerate(cases):
-        argv = ["--storage", str(tmp_path), *bad]
-        if i in (0, 4, 11, len(cases) - 1):  # 11: a dead address, checked only before ray.init
-            out = subprocess.run([sys.executable, "studies/ablation.py", *argv], cwd=ROOT, capture_output=True,
-                                 text=True, timeout=120, env=env)
-            rc, err = out.returncode, out.stderr
-            assert "Started a local Ray instance" not in out.stdout + out.stderr
+        if i in as_user:
+            out, err = procs[i].communicate(timeout=120)
+            rc = procs[i].returncode
+            assert "Started a local Ray instance" not in out + err
         else:
             capsys.readouterr()
-            rc, err = study_main(STUDY, argv), capsys.readouterr().err
+            rc, err = study_main(STUDY, ["--storage", str(storage[i]), *bad]), capsys.readouterr().err
         assert rc == 2, err
         assert says in err, err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err  # one line
         assert err.startswith("python studies/ablation.py: error: "), err
-        assert not (tmp_path / "ablation").exists()
-    debug = subprocess.run([sys.executable, "studies/ablation.py", "--storage", str(tmp_path), *random,
-                            "--set", "generator_blocks=b999"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                           env={**env, "SQSP_DEBUG": "1"})
-    assert debug.returncode == 1 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
+        assert not (storage[i] / "ablation").exists()
+    _, debug_err = debug.communicate(timeout=120)
+    assert debug.returncode == 1 and "Traceback" in debug_err and "ConfigError" in debug_err
     # and in-process: the error comes from run_study before ray.init is reached
-    from studies.ablation import STUDY
     calls = []
     real_init = ray.init
     ray.init = lambda *a, **k: calls.append(a)
@@ -356,6 +361,7 @@ def test_a_second_run_on_a_study_folder_is_refused_and_sigterm_leaves_parquet(ra
     assert not [c for c in _calls(tmp_path)[n_calls:] if (c["sim_weight"], c["seed"]) in done]  # not run again
 
 
+@pytest.mark.slow
 def test_what_would_fail_every_trial_is_refused_before_ray(ray_session, tmp_path, monkeypatch):
     """In the driver, before any trial: the generator (missing, tampered, its blocks), the data
     layout, the device. Nothing is written to the study folder."""
@@ -455,6 +461,7 @@ def test_a_stale_ray_address_is_not_joined_and_failed_trials_exit_nonzero_with_r
     assert "Traceback" not in out.stdout
 
 
+@pytest.mark.slow
 def test_relative_paths_are_taken_from_the_launch_directory(ray_session, tmp_path, monkeypatch):
     """``--set generator=gens/g.safetensors`` from the folder that holds gens/: the trial runs in a
     working directory of its own, so the driver resolves the path before writing study.json."""

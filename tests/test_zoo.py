@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import sqsp.weights
-from sqsp import zoo
+from sqsp import zoo, zoo_build
 from sqsp.generators import FeatureGenerator
 
 TINY = dict(steps=4, fid_samples=80, quality_samples=80, classifier_epochs=1, progress=False, workers=1)
@@ -24,6 +24,7 @@ def tiny_zoo(tmp_path_factory):
     return directory, manifest
 
 
+@pytest.mark.slow
 def test_build_writes_complete_entries(tiny_zoo):
     directory, manifest = tiny_zoo
     # snapshots at fractions of the run: 4 steps -> @1, @2 and the final @4 (+ the plain name)
@@ -104,6 +105,7 @@ def test_user_manifest(tiny_zoo, tmp_path, monkeypatch):
         zoo.entries(directory)
 
 
+@pytest.mark.slow
 def test_interrupted_build_leaves_no_half_written_entry(tmp_path, monkeypatch):
     directory = tmp_path / "zoo"
     real_output = sqsp.weights.atomic_output
@@ -131,8 +133,8 @@ def test_interrupted_build_leaves_no_half_written_entry(tmp_path, monkeypatch):
     # the next build resumes: finished runs are not retrained, the rest completes
     monkeypatch.setattr("sqsp.weights.atomic_output", real_output)
     trained = []
-    real_train = zoo.train_gan
-    monkeypatch.setattr(zoo, "train_gan", lambda run, *a, **k: trained.append(run.name) or real_train(run, *a, **k))
+    real_train = zoo_build.train_gan
+    monkeypatch.setattr(zoo_build, "train_gan", lambda run, *a, **k: trained.append(run.name) or real_train(run, *a, **k))
     manifest = zoo.build(directory, **TINY)
     assert trained == ["stylegan-digits-m-cond"]
     assert sorted(manifest["entries"]) == sorted(zoo.zoo_names(steps=4))
@@ -181,6 +183,7 @@ def test_training_step_runs_with_every_zoo_architecture(tiny_zoo, name, monkeypa
     assert torch.isfinite(terms["loss"])
 
 
+@pytest.mark.slow
 def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_path, monkeypatch):
     """Table 1's direct-use baseline: the discriminator trained with each snapshot is kept,
     hash-checked, and yields the single (penultimate) or multi-resolution (Eq. 2) features."""
@@ -193,7 +196,7 @@ def test_entries_keep_their_discriminator_which_gives_features(tiny_zoo, tmp_pat
     assert (directory / e["discriminator"]).is_file() and e["discriminator_kwargs"]["c_dim"] == 10
     disc = zoo.load_discriminator("stylegan-digits-m-cond", zoo=directory)
     assert not any(p.requires_grad for p in disc.parameters())
-    x = zoo._digits("test")[0][:9]
+    x = zoo_build._digits("test")[0][:9]
     single = extract_features(DiscriminatorBackbone(disc, "single"), x, device="cpu")
     multi = extract_features(DiscriminatorBackbone(disc, "multi"), x, device="cpu")
     width = e["discriminator_kwargs"]["width"]

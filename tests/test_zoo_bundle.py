@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from sqsp import fid as fidlib
-from sqsp import gan, zoo, zoo_bundle
+from sqsp import gan, zoo, zoo_build, zoo_bundle
 
 SHIPPED = zoo_bundle.read_bundle()
 
@@ -33,10 +33,10 @@ def test_the_shipped_files_match_the_manifest():
 def test_the_shipped_zoo_is_what_the_default_runs_make():
     assert sorted(SHIPPED["entries"]) == sorted(zoo.zoo_names())
     for run in zoo.DEFAULT_RUNS:
-        recipe = zoo._run_recipe(run, None, 0, 2000, 10_000)
+        recipe = zoo_build._run_recipe(run, None, 0, 2000, 10_000)
         assert {e["recipe"] for e in SHIPPED["entries"].values() if e["run"] == run.name} == {recipe}, run.name
     cls = SHIPPED["extractors"][zoo.CLASSIFIER]
-    assert cls["recipe"] == zoo._recipe(classifier_epochs=8, seed=0) and cls["test_accuracy"] >= 0.91
+    assert cls["recipe"] == zoo_build._recipe(classifier_epochs=8, seed=0) and cls["test_accuracy"] >= 0.91
     assert [r["name"] for r in SHIPPED["made_by"]["runs"]] == [r.name for r in zoo.DEFAULT_RUNS]
     for e in SHIPPED["entries"].values():  # every entry says how far it is from issue 24's targets
         assert set(e["quality"]) >= {"precision", "recall", "confidence", "largest_class", "probe"}
@@ -47,7 +47,7 @@ def test_a_cold_zoo_adopts_the_shipped_one_without_training(tmp_path, monkeypatc
     def no_training(*a, **k):
         raise AssertionError("a shipped run was trained")
     monkeypatch.setattr(gan, "train_gan", no_training)
-    monkeypatch.setattr(zoo, "train_gan", no_training)
+    monkeypatch.setattr(zoo_build, "train_gan", no_training)
     monkeypatch.setattr(fidlib, "train_classifier", no_training)
     m = zoo.build(tmp_path, progress=False, workers=1)
     assert sorted(m["entries"]) == sorted(SHIPPED["entries"]) and all(e["shipped"] for e in m["entries"].values())

@@ -200,7 +200,7 @@ def _check_generators_here(configs: list[TrainConfig]) -> None:
     from .. import zoo
     here = set(zoo.entries())
     for spec, blocks in sorted({(c.generator, c.generator_blocks) for c in configs
-                                if c.uses_generator and c.method != "discriminator"}):
+                                if c.draws_synthetic}):
         if spec in here or spec.startswith("random:"):
             zoo.check_generator(spec, blocks=blocks)
 

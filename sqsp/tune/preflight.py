@@ -20,6 +20,7 @@ import sys
 import ray
 
 from ..config import ConfigError, TrainConfig, is_zoo_name
+from ..methods import METHODS
 
 
 def check_run_options(cpus: float, gpus: float, max_failures: int, max_concurrent: int | None) -> None:
@@ -70,8 +71,8 @@ def preflight(configs: list[TrainConfig]) -> None:
     from .. import zoo
     seen = set()
     for c in used:
-        direct = c.method == "discriminator"  # reads the discriminator, not blocks or w
-        source = "features" if direct else c.synthetic_target
+        direct = METHODS[c.method].reads_discriminator  # not the generator's blocks or w
+        source = c.synthetic_target
         key = (c.generator, "all" if direct else c.generator_blocks, source, direct, c.stylegan_repo)
         if key not in seen:
             seen.add(key)

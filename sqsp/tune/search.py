@@ -203,7 +203,7 @@ def check_search(study, configs: list[TrainConfig]) -> None:
 class CollapseStopper(tune.Stopper):
     """Stop a trial whose representation has stayed collapsed for ``patience`` reports in a row.
 
-    The collapse is train()'s own per-epoch flag (``train.is_collapsed``: the student's spread
+    The collapse is train()'s own per-epoch flag (``methods.Method.is_collapsed``: the student's spread
     under ``collapse_std`` of the spread it is asked for), so the stopper applies whatever the
     method. The trial ends as ``collapsed`` with the metrics of its last report, never
     ``failed`` (results.trial_status); its ``progress`` < 1 shows it was stopped. A streak is
