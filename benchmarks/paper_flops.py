@@ -25,7 +25,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sqsp.config import preset
-from sqsp.models import Squeeze, build_backbone, mlp
+from sqsp.models import Squeeze, build_backbone, projector
 
 # images: pretraining set (STL-10: train + unlabeled), labelled train split, test split
 SIZES = {"cifar10": (50_000, 50_000, 10_000), "cifar100": (50_000, 50_000, 10_000),
@@ -52,7 +52,7 @@ def student_flops(cfg, channels: dict[int, int]) -> tuple[float, float]:
     """Forward FLOPs per image of the backbone alone and of backbone + projector + squeeze."""
     with torch.device("meta"):
         bb = build_backbone(cfg.student, cfg.student_width, (0.5,) * 3, (0.25,) * 3)
-        proj = mlp(bb.out_dim, cfg.projector_dim, cfg.teacher_dim, cfg.projector_depth)
+        proj = projector(bb.out_dim, cfg.projector_dim, cfg.teacher_dim, cfg.projector_depth)  # as train()
         sq = Squeeze(list(channels.values()), cfg.squeeze_width, cfg.teacher_dim, cfg.squeeze_depth)
         x = torch.empty(2, 3, cfg.image_size, cfg.image_size)
         with FlopCounterMode(display=False) as fc:

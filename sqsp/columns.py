@@ -25,6 +25,7 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "run_id": ("", "the study run that last wrote the trial (see the file's sqsp_runs)"),
     "checkpoint": ("path", "latest checkpoint, relative to the study folder"),
     "trial_path": ("path", "the trial's folder, relative to the study folder"),
+    "stream_group": ("", "with --share-generator: the Ray trial that ran this row and its seed's others on one stream"),
     "generator_fid": ("1", "FID of the trial's generator (extractor in generator_fid_extractor)"),
 }
 """Unit and meaning of the columns a reader most needs, written into each Parquet field's

@@ -48,6 +48,9 @@ reports               int64           rows of this trial in history.parquet
 retries               int64, null     times Ray restarted the trial after a crash (a lost worker
                                       or node), from its last checkpoint; its status is the
                                       outcome of the last attempt
+stream_group          string, null    with ``--share-generator``: the Ray trial the row ran in,
+                                      with the other rows of its seed that read the same
+                                      generator stream (null: a trial of its own)
 wall_time_s           float64         Ray's time_total_s (counts time before a restore)
 hostname, node_ip     string, null    where the trial last ran
 generator_sha256,     string, null    what produced the trial, recorded where it ran
@@ -148,6 +151,7 @@ class TrialRecord:
     confirms: str | None = None                # the search trial a "confirm" trial re-runs
     number: int | None = None                  # creation order in its Tune experiment
     failures: int | None = None                # times Ray restarted it after a crash (a lost node…)
+    group: str | None = None                   # the Ray trial it ran in, sharing its generator stream
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,11 +224,12 @@ def trials_frame(study: str, records: list[TrialRecord], provenance: dict[str, A
         row["trial_path"] = _relative(r.path, directory)
         row["run_id"] = last.get("run_id") or run_id
         row["retries"] = r.failures
+        row["stream_group"] = r.group
         row["started_at"], row["ended_at"] = _times(r.reports)
         row.update({k: provenance.get(k) for k in PROVENANCE})
         rows.append(row)
     head = ["trial_id", "study", "row", *CONFIG_FIELDS, "status", "error", "phase", "confirms", "trial_number"]
-    tail = ["row_index", "reports", "retries", "wall_time_s", "hostname", "node_ip", "checkpoint", "trial_path",
+    tail = ["row_index", "reports", "retries", "stream_group", "wall_time_s", "hostname", "node_ip", "checkpoint", "trial_path",
             "run_id", "started_at", "ended_at", *PROVENANCE]
     df = pd.DataFrame(rows)
     extra = sorted(c for c in df.columns if c not in head and c not in tail and c not in METRICS)

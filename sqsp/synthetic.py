@@ -7,12 +7,16 @@ Ray's object store) can later replace this object behind the same call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
 from .config import ConfigError
 from .generators.base import FeatureGenerator
+from .specs import resolve_blocks
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 
 @dataclass
@@ -65,3 +69,27 @@ class SyntheticSource:
             img = (self.generator(z, c, blocks=[]).images.float().clamp(-1, 1) + 1) * 127.5
             out.append(img.round().to(torch.uint8))
         return torch.cat(out)
+
+
+# the run's source, as train.build_run (and sqsp/grouped.py, once for several runs) makes it
+def synthetic_source(cfg: "TrainConfig", device: torch.device, generator=None) -> "SyntheticSource":
+    """The run's synthetic stream: its generator (loaded by name unless given) and latents from seed + 1."""
+    if generator is None:
+        from . import zoo  # imported late: the zoo may build on first use
+        generator = zoo.load_generator(cfg.generator, device=device, truncation=cfg.truncation,
+                                       stylegan_repo=cfg.stylegan_repo)
+    blocks = resolve_blocks(cfg.generator_blocks, generator.block_names)
+    return SyntheticSource(generator, blocks, cfg.synthetic_target, device, cfg.seed + 1)
+
+
+def generator_info_of(cfg: "TrainConfig", synthetic: SyntheticSource | None, *, described: bool) -> dict[str, Any]:
+    """What the zoo records of a generator loaded by name (``described``: its FID etc.), and the
+    blocks a group gave at the generator's resolution."""
+    if synthetic is None:
+        return {}
+    from . import zoo
+    from .methods import METHODS
+    info = zoo.describe(cfg.generator) if described else {}
+    if METHODS[cfg.method].reads_blocks and cfg.synthetic_target == "features":
+        info = {**info, "generator_blocks_read": ",".join(b.name for b in synthetic.blocks)}
+    return info

@@ -43,9 +43,9 @@ from .evaluate import (extract_features, knn_accuracy, linear_probe_fast, linear
 from .methods import METHODS, Method
 from .models import Student, build_backbone
 from .record import TrainingDiverged
-from .specs import is_zoo_name, missing_block_group, resolve_blocks
+from .specs import is_zoo_name, missing_block_group
 from .storage import atomic_output
-from .synthetic import SynBatch, SyntheticSource
+from .synthetic import SynBatch, SyntheticSource, generator_info_of, synthetic_source
 from .validation import split_groups, validation_split
 
 Report = Callable[[dict[str, Any], "str | None"], None]
@@ -115,7 +115,9 @@ class Run:
             torch.cuda.set_rng_state_all(s["rng_cuda"])
 
 
-def build_run(config: TrainConfig, generator=None) -> Run:
+def build_run(config: TrainConfig, generator=None, synthetic: SyntheticSource | None = None) -> Run:
+    """Everything a run holds, its student initialised from the seed alone. ``synthetic``: a
+    source shared with other runs of the same stream (sqsp/grouped.py), else one of its own."""
     cfg = config
     method = METHODS[cfg.method]
     device = resolve_device(cfg.device)
@@ -131,17 +133,9 @@ def build_run(config: TrainConfig, generator=None) -> Run:
         val_split = validation_split(eval_train.labels, cfg.val_fraction, groups)
         val_groups = (groups if groups is not None else torch.arange(len(eval_train)))[val_split[1]]
 
-    synthetic, generator_info = None, {}
-    if cfg.syn_batch > 0:
-        if generator is None:
-            from . import zoo  # imported late: the zoo may build on first use
-            generator = zoo.load_generator(cfg.generator, device=device, truncation=cfg.truncation,
-                                           stylegan_repo=cfg.stylegan_repo)
-            generator_info = zoo.describe(cfg.generator)
-        blocks = resolve_blocks(cfg.generator_blocks, generator.block_names)
-        synthetic = SyntheticSource(generator, blocks, cfg.synthetic_target, device, cfg.seed + 1)
-        if method.reads_blocks and cfg.synthetic_target == "features":  # what a group gave at this resolution
-            generator_info = {**generator_info, "generator_blocks_read": ",".join(b.name for b in synthetic.blocks)}
+    if synthetic is None and cfg.syn_batch > 0:
+        synthetic = synthetic_source(cfg, device, generator)
+    generator_info = generator_info_of(cfg, synthetic, described=generator is None)
     # Table 5 of the appendix: probe splits of other datasets, loaded now so a missing one fails
     # before training, not after it
     transfer = {ds: (load_split(ds, cfg.data_root, "train", cfg.image_size),
@@ -346,47 +340,76 @@ def train(config: TrainConfig, report: Report | None = None, *, resume_from: str
     run = build_run(config, generator)
     if resume_from:
         run.load_state_dict(torch.load(os.path.join(resume_from, CHECKPOINT_FILE), weights_only=True))
-    cfg, spe = run.config, run.steps_per_epoch
-    if cfg.eval_init and run.step == 0:  # no RNG is drawn: the trajectory is the same without it
+    begin(run)
+    bar = _progress(run, progress)
+    epoch, metrics = Epoch(), {}
+    while run.step < run.total_steps:
+        epoch.add(train_step(run))
+        bar.update(1)
+        if not epoch_ends(run):
+            continue
+        metrics = end_epoch(run, epoch)
+        bar.set_postfix({k: round(metrics[k], 3) for k in ("loss", "student_std", "knn_acc") if k in metrics})
+        if report is not None:
+            _report(run, report, metrics, checkpoint_due(run, metrics))
+        epoch = Epoch()
+    bar.close()
+    return metrics
+
+
+# the loop's pieces, shared with the runs of one synthetic stream stepped together (sqsp/grouped.py)
+def begin(run: Run) -> None:
+    """The untrained backbone's metrics (``eval_init``), at step 0 only; no RNG is drawn, so the
+    trajectory is the same without it."""
+    cfg = run.config
+    if cfg.eval_init and run.step == 0:
         run.init_metrics = {f"init_{k}": v for k, v in evaluate(run, probe=cfg.probe != "none").items()}
         run.init_metrics.update(pixel_reference(cfg.dataset, cfg.data_root, cfg.image_size, knn_k=cfg.knn_k,
                                                 knn_t=cfg.knn_t, probe=cfg.probe != "none"))
-    bar = _progress(run, progress)
-    sums: dict[str, torch.Tensor] = {}
-    n, t0, metrics = 0, time.perf_counter(), {}
-    while run.step < run.total_steps:
-        terms = train_step(run)
+
+
+@dataclass
+class Epoch:
+    """The loss terms of the steps since the last report, summed as tensors (no host sync per step)."""
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    steps: int = 0
+    t0: float = field(default_factory=time.perf_counter)
+
+    def add(self, terms: dict[str, torch.Tensor]) -> None:
         for k, v in terms.items():
-            sums[k] = sums[k] + v.float() if k in sums else v.float()
-        n += 1
-        bar.update(1)
-        last = run.step == run.total_steps
-        if run.step % spe and not last:
-            continue
-        # --- epoch end: the one place the host reads the device ---
-        epoch = math.ceil(run.step / spe)
-        metrics = {k: float(v) / n for k, v in sums.items()}
-        metrics.update(step=run.step, epoch=epoch, lr=run.scheduler.get_last_lr()[0],
-                       progress=run.step / run.total_steps,  # a scale-free clock for schedulers (ASHA)
-                       img_per_s=n * cfg.batch_size / (time.perf_counter() - t0), **run.init_metrics,
-                       **run.generator_info)
-        if not math.isfinite(metrics["loss"]):
-            raise TrainingDiverged(f"loss became {metrics['loss']} by step {run.step} (epoch {epoch}); "
-                                   f"lower base_lr={cfg.base_lr} or check the loss weights")
-        if last or (cfg.eval_every and epoch % cfg.eval_every == 0):
-            metrics.update(evaluate(run, probe=last and cfg.probe != "none"))
-        elif run.val_split is not None:  # the cheap per-epoch signal a scheduler acts on
-            metrics.update(monitor_validation(run))
-        metrics["collapsed"] = run.method.is_collapsed(run, metrics)
-        if last:
-            metrics["done"] = True
-        bar.set_postfix({k: round(metrics[k], 3) for k in ("loss", "student_std", "knn_acc") if k in metrics})
-        want_ckpt = last or (cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0)
-        if report is not None:
-            _report(run, report, metrics, want_ckpt)
-        sums, n, t0 = {}, 0, time.perf_counter()
-    bar.close()
+            self.sums[k] = self.sums[k] + v.float() if k in self.sums else v.float()
+        self.steps += 1
+
+
+def epoch_ends(run: Run) -> bool:
+    return run.step % run.steps_per_epoch == 0 or run.step == run.total_steps
+
+
+def end_epoch(run: Run, acc: Epoch) -> dict[str, Any]:
+    """The epoch's report: the one place the host reads the device. Raises TrainingDiverged."""
+    cfg, last = run.config, run.step == run.total_steps
+    epoch = math.ceil(run.step / run.steps_per_epoch)
+    metrics = {k: float(v) / acc.steps for k, v in acc.sums.items()}
+    metrics.update(step=run.step, epoch=epoch, lr=run.scheduler.get_last_lr()[0],
+                   progress=run.step / run.total_steps,  # a scale-free clock for schedulers (ASHA)
+                   img_per_s=acc.steps * cfg.batch_size / (time.perf_counter() - acc.t0), **run.init_metrics,
+                   **run.generator_info)
+    if not math.isfinite(metrics["loss"]):
+        raise TrainingDiverged(f"loss became {metrics['loss']} by step {run.step} (epoch {epoch}); "
+                               f"lower base_lr={cfg.base_lr} or check the loss weights")
+    if last or (cfg.eval_every and epoch % cfg.eval_every == 0):
+        metrics.update(evaluate(run, probe=last and cfg.probe != "none"))
+    elif run.val_split is not None:  # the cheap per-epoch signal a scheduler acts on
+        metrics.update(monitor_validation(run))
+    metrics["collapsed"] = run.method.is_collapsed(run, metrics)
+    if last:
+        metrics["done"] = True
     return metrics
+
+
+def checkpoint_due(run: Run, metrics: dict[str, Any]) -> bool:
+    every = run.config.checkpoint_every
+    return bool(metrics.get("done") or (every and metrics["epoch"] % every == 0))
 
 
 def _report(run: Run, report: Report, metrics: dict[str, Any], with_checkpoint: bool) -> None:

@@ -39,8 +39,10 @@ def _hparams(event_file: str) -> dict:
 @pytest.mark.slow
 def test_a_study_prints_a_line_per_trial_and_ray_sees_its_hyperparameters(tmp_path):
     env = {**os.environ, "RAY_ADDRESS": "", "RAY_USAGE_STATS_ENABLED": "0"}
+    # every row its own Ray trial: Ray's tools see each row's hyperparameters (rows sharing a generator
+    # stream run as one Ray trial, whose config is its group; tests/test_share_generator.py)
     out = subprocess.run([sys.executable, "studies/ablation.py", "--storage", str(tmp_path), "--seeds", "1",
-                          "--status-every", "2", *TINY], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                          "--status-every", "2", "--share-generator", "off", *TINY], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     # stdout is the table alone (`> table.md`); Ray's banner and hints are behind --verbose
     assert out.stdout.startswith("| row |") and "[sqsp]" not in out.stdout, out.stdout[:2000]

@@ -21,6 +21,7 @@ from .console import LOGGERS, parse_loggers
 from .folder import study_dir
 from .run import run_study
 from .search import PRUNERS, SAMPLERS, domain_text, optuna_searcher, pruner, pruner_name, sampler_spec
+from .groups import plan_groups
 from .study import Study, resolve
 from .study_file import command_line_study, is_study_key
 
@@ -89,6 +90,11 @@ def _study_main(study: Study | None, argv: list[str], prog: str) -> int:
     p.add_argument("--loggers", default="tensorboard",
                    help=f"Ray Tune logger callbacks, comma separated: {', '.join(LOGGERS)} (MLflow and W&B when "
                         "installed), or none (default tensorboard; view with tensorboard --logdir <storage>/<study>)")
+    default_share = {None: "auto", True: "on", False: "off"}[study.share_generator]
+    p.add_argument("--share-generator", nargs="?", const="on", default=default_share, metavar="on|off|auto",
+                   help="run the rows of a seed that read the same generator stream as one Ray trial, each synthetic "
+                        "batch drawn once (each row still its own record); auto: where that is exact (default "
+                        f"{default_share})")
     if study.search is not None:
         add_search_flags(p, study)
     if study.checkpoint_rows:
@@ -106,7 +112,8 @@ def _study_main(study: Study | None, argv: list[str], prog: str) -> int:
 
     def run() -> int:
         seeds = study.seeds if args.seeds is None else parse_seeds(args.seeds)
-        chosen = dataclasses.replace(study, preset=args.preset, seeds=seeds)
+        chosen = dataclasses.replace(study, preset=args.preset, seeds=seeds,
+                                     share_generator=parse_share(args.share_generator))
         if chosen.search is not None:
             chosen = apply_search_flags(chosen, args)
         loggers = parse_loggers(args.loggers)
@@ -136,6 +143,14 @@ def _study_main(study: Study | None, argv: list[str], prog: str) -> int:
     return run()
 
 
+def parse_share(text: str) -> bool | None:
+    """``--share-generator on|off|auto`` as ``Study.share_generator`` (True, False, None)."""
+    choices = {"on": True, "off": False, "auto": None}
+    if text not in choices:
+        raise ConfigError(f"--share-generator {text!r}; allowed: {', '.join(choices)} (bare --share-generator: on)")
+    return choices[text]
+
+
 def _checkpoint_flags(study: Study, args: argparse.Namespace) -> dict[str, Any]:
     """``--generators``, ``--fid-samples``, ``--manifest`` as run_study takes them, checked."""
     if not study.checkpoint_rows:
@@ -156,6 +171,7 @@ def dry_run(study: Study, overrides: dict[str, Any] | list[str] | None = None) -
     as the run would check it; one that is not is checked when the study runs."""
     _, _, trials = resolve(study, overrides)
     _check_generators_here([cfg for _, cfg in trials])
+    plan = plan_groups(study, trials, study.share_generator)  # refuses a --share-generator on that cannot be exact
     head = f"study {study.name!r} on preset {study.preset!r}"
     search = study.search
     if search is not None:
@@ -173,6 +189,10 @@ def dry_run(study: Study, overrides: dict[str, Any] | list[str] | None = None) -
     for row, cfg in trials:
         values = "  ".join(f"{k}={getattr(cfg, k)}" for k in shown)
         lines.append(f"  {'' if row is None else str(row):<{width}}  seed {cfg.seed:<3} {values}".rstrip())
+    if plan:  # the plan run_study makes (it leaves out the rows this machine cannot run, if any)
+        first = [label.rsplit(" seed ", 1)[0] for label, g in plan.items() if g["seed"] == study.trial_seeds[0]]
+        lines.append(f"sharing the generator stream (--share-generator): {len(plan)} Ray trials, per seed: "
+                     + " | ".join(first))
     return "\n".join(lines)
 
 

@@ -88,35 +88,60 @@ class TrialLines(tune.Callback):
     """The compact console: one line per trial that ends, with how many of the study's have.
 
     ``[sqsp] 3/18 b seed 1: completed, probe 78.12, kNN 69.00, 31 s``. Ray's own trial
-    tables (hundreds of lines for a study) are behind ``--verbose``."""
+    tables (hundreds of lines for a study) are behind ``--verbose``. A Ray trial that runs the
+    rows sharing a generator stream (sqsp/tune/groups.py) gets a line per row as it ends."""
 
     def __init__(self, total: int, prefix: str = ""):
         self.total, self.prefix = total, prefix
         self.ended: set[str] = set()
 
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        labels = result.get("member_labels") or []
+        for k, label in enumerate(labels):
+            own = _member(result, k)
+            if own.get("done"):
+                self._line(trials, f"{trial.trial_id}-m{k}", label, {**own, "time_total_s": result.get("time_total_s")},
+                           None)
+
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._line(trials, trial, None)
+        if not (trial.last_result or {}).get("members"):
+            self._line(trials, trial.trial_id, trial_label(trial.config), trial.last_result or {}, None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._line(trials, trial, "error")
-
-    def _line(self, trials, trial, error) -> None:
-        # trials that ended before a --resume count too
-        self.ended |= {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")} | {trial.trial_id}
         last = trial.last_result or {}
+        if not last.get("members"):
+            self._line(trials, trial.trial_id, trial_label(trial.config), last, "error", _error_line(trial))
+            return
+        for k, label in enumerate(last.get("member_labels") or []):  # the rows of a group that had not ended
+            if f"{trial.trial_id}-m{k}" not in self.ended:
+                self._line(trials, f"{trial.trial_id}-m{k}", label, {}, "error", _error_line(trial))
+
+    def _line(self, trials, key: str, label: str, last: dict[str, Any], error, reason=None) -> None:
+        # trials that ended before a --resume count too (a group's rows, each)
+        for t in trials:
+            if t.status in ("TERMINATED", "ERROR"):
+                n = int((t.last_result or {}).get("members") or 0)
+                self.ended |= {f"{t.trial_id}-m{k}" for k in range(n)} if n else {t.trial_id}
+        self.ended.add(key)
         status = results.trial_status(last, error)
         parts = [status]
-        for key, label in (("probe_acc", "probe"), ("knn_acc", "kNN")):
-            value = last.get(key)
+        for metric, name in (("probe_acc", "probe"), ("knn_acc", "kNN")):
+            value = last.get(metric)
             if isinstance(value, (int, float)) and not math.isnan(value):
-                parts.append(f"{label} {value:.2f}")
+                parts.append(f"{name} {value:.2f}")
         if last.get("time_total_s") is not None:
             parts.append(f"{last['time_total_s']:.0f} s")
-        reason = last.get("error") or (error and _error_line(trial))
+        reason = last.get("error") or (error and reason)
         if status in results.FAILED and reason:
             parts.append(str(reason).splitlines()[0][:300])
-        print(f"[sqsp] {self.prefix}{len(self.ended)}/{self.total} {trial_label(trial.config)}: {', '.join(parts)}",
+        print(f"[sqsp] {self.prefix}{len(self.ended)}/{self.total} {label}: {', '.join(parts)}",
               file=sys.stderr, flush=True)
+
+
+def _member(result: dict[str, Any], k: int) -> dict[str, Any]:
+    """Row ``k``'s part of a group trial's report (``m<k>/<key>``)."""
+    prefix = f"m{k}/"
+    return {key[len(prefix):]: v for key, v in result.items() if isinstance(key, str) and key.startswith(prefix)}
 
 
 class StatusLine(tune.Callback):
@@ -174,16 +199,20 @@ def trial_label(space: dict[str, Any]) -> str:
     """A trial as a person names it: its row and seed, or the values a grid or searcher chose."""
     if space.get("row") is not None:
         return f"{space['row']} seed {space.get('seed')}"
+    if space.get("group") is not None:  # the rows sharing a generator stream, and their seed
+        return str(space["group"])
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in space.items())
 
 
 def trial_dirname(trial) -> str:
     """A trial's folder: its id, then its row and seed where it has them (``a1b2-row=c-seed=0``)."""
     tag = "-".join(f"{k}={trial.config[k]}" for k in ("row", "seed") if k in trial.config)
+    if "group" in trial.config:  # "a+b+c seed 0": the rows, then the seed
+        tag = "group=" + str(trial.config["group"]).replace(" seed ", "-seed=")
     return f"{trial.trial_id}-{tag}" if tag else trial.trial_id
 
 
-def describe(study, trials: list, path: str, cpus: float, gpus: float, restoring: bool) -> None:
+def describe(study, trials: list, path: str, cpus: float, gpus: float, restoring: bool, groups: int = 0) -> None:
     """The run's first line: how many trials of which shape, the resources, where results go."""
     rows, search = study.rows, study.search
     if search is not None:
@@ -196,6 +225,8 @@ def describe(study, trials: list, path: str, cpus: float, gpus: float, restoring
         count = len(trials)
         shape = (f"{len(rows)} rows × {len(study.seeds)} seeds" if rows is not None else
                  f"{count // len(study.seeds)} grid points × {len(study.seeds)} seeds")
+    if groups:
+        shape += f"; {groups} Ray trials, the rows of a seed on one generator stream sharing it (--share-generator)"
     print(f"[sqsp] study {study.name!r} on preset {study.preset!r}: {count} trials ({shape}), "
           f"{cpus:g} CPU / {gpus:g} GPU per trial; {'resuming' if restoring else 'results in'} {path}",
           file=sys.stderr)

@@ -38,6 +38,7 @@ from ..lockfile import Unwritable
 from ..optuna_study import write_journal
 from .console import StatusLine, TrialLines, trial_dirname
 from .folder import check_state, terminate_as_interrupt
+from .groups import GROUP, member_records, sqsp_group_trial
 from .study import Study, study_metadata, trial_config
 from .trainable import sqsp_trial
 from .watch import DiskWatch
@@ -64,9 +65,11 @@ class RunOptions:
         return self.runs[-1]["run_id"] if self.runs else None
 
     def trainable(self, fixed: dict[str, Any]):
-        """``sqsp_trial`` with the study's shared spec and the resources each trial asks Ray for."""
+        """``sqsp_trial`` (or, for a study whose rows share generator streams, ``sqsp_group_trial``)
+        with the study's shared spec and the resources each trial asks Ray for."""
+        trial = sqsp_group_trial if fixed.get("groups") else sqsp_trial
         return tune.with_resources(
-            tune.with_parameters(sqsp_trial, fixed=fixed, threads=max(1, int(self.cpus_per_trial)),
+            tune.with_parameters(trial, fixed=fixed, threads=max(1, int(self.cpus_per_trial)),
                                  train_fn=self.train_fn, run_id=self.run_id),
             {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial})
 
@@ -178,10 +181,11 @@ def trial_records(grid, fixed: dict[str, Any], order: Sequence[str] = (),
         except (ConfigError, KeyError, TypeError):
             cfg = {}
         row = space.get("row")
-        out.append(results.TrialRecord(
+        record = results.TrialRecord(
             trial_id=str(trial_id), config=cfg, row=row, reports=reports, error=res.error,
             checkpoint=res.checkpoint.path if res.checkpoint is not None else None, path=str(res.path),
             row_index=order.index(row) if row in order else None,
             phase=phase, confirms=row if phase == "confirm" else None, number=number.get(str(trial_id)),
-            failures=failures.get(str(trial_id))))
+            failures=failures.get(str(trial_id)))
+        out.extend(member_records(record, space, fixed, order) if GROUP in space else [record])
     return sorted(out, key=lambda r: r.trial_id)

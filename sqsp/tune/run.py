@@ -37,6 +37,7 @@ from .console import TrialLines, describe, logger_callbacks
 from .experiment import RunOptions, fit_and_record, open_tuner, utc_now
 from .folder import (check_same_study, check_state, storage_root, stored_skips, study_dir, study_lock, study_spec,
                      write_study)
+from .groups import group_space, plan_groups, stored_groups
 from .ray_session import init_ray
 from .study import Study, expand, param_space, resolve, study_metadata
 
@@ -103,9 +104,13 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
         spec["skipped"] = skipped
         runnable = [(row, cfg) for row, cfg in trials if row not in skipped]
         preflight([cfg for _, cfg in runnable])
+        groups = stored_groups(fixed, study.share_generator) if restoring else \
+            plan_groups(study, runnable, study.share_generator, custom_train=train_fn is not None)
+        if groups:
+            fixed["groups"] = groups
         recorded = {} if restoring or not checkpoints else recorded_or_computable(checkpoints, manifests,
                                                                                    local=not address)
-        describe(study, trials, path, cpus_per_trial, gpus_per_trial, restoring)
+        describe(study, trials, path, cpus_per_trial, gpus_per_trial, restoring, groups=len(groups or {}))
         runs = [*(previous_runs(path) if restoring else []),
                 {"run_id": uuid.uuid4().hex[:12], "started_at": utc_now(), "command": " ".join(sys.argv)}]
         order = list(study.rows or {})
@@ -138,7 +143,8 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
             if not restoring:
                 write_study(path, study, spec)
             expected = study.search.num_samples if study.search is not None else len(trials)
-            tuner = open_tuner(options, fixed, param_space(study, skip=list(skipped), trials=trials),
+            space = group_space(groups) if groups else param_space(study, skip=list(skipped), trials=trials)
+            tuner = open_tuner(options, fixed, space,
                                storage_path=storage_root(storage), name=study.name, restoring=restoring,
                                lines=TrialLines(expected if study.search is not None else len(runnable)),
                                study_folder=path,

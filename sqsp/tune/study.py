@@ -62,6 +62,10 @@ class Study:
     checkpoint_rows: bool = False
     """The rows compare generators: ``--generators GLOB`` replaces them by one row per file it
     matches, each trial reporting its generator's FID (``sqsp/checkpoints.py``)."""
+    share_generator: bool | None = None
+    """The rows of a seed that read the same synthetic stream run as one Ray trial that draws each
+    batch once (sqsp/tune/groups.py): None groups where that is exact, True asks for it (and
+    refuses what cannot be), False gives every row a trial of its own."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Settings of any field, as ``--set`` gives them (the scale included; the command line's
     ``--set`` goes on top): a study file's ``set:``, e.g. a tiny study or one saved with the

@@ -23,6 +23,7 @@ folder: the study as it ran, re-runnable with ``--config``).
     stopper: {type: collapse, patience: 2}
     table: {build: search_table, columns: [sim_weight, syn_ratio]}   # or a name: ablation_table
     figures: search_figures
+    share_generator: true              # rows of a seed on one generator stream: one Ray trial (default: where exact)
 
 Every problem is one ConfigError naming the key, the value and what is allowed, before Ray
 starts. The searcher, schedulers and stoppers a file may name are the few below (a name, not
@@ -48,7 +49,7 @@ from .search import SAMPLERS, STUDY_FILE_FORM, CollapseStopper, Search, optuna_s
 from .study import FIELDS, Study
 
 KEYS = ("name", "description", "preset", "seeds", "metric", "mode", "overrides", "set", "rows", "grid", "search",
-        "scheduler", "stopper", "table", "figures", "checkpoint_rows")
+        "scheduler", "stopper", "table", "figures", "checkpoint_rows", "share_generator")
 SEARCH_KEYS = ("searcher", "space", "num_samples", "confirm_top", "confirm_seeds")
 # Ray Tune's sampling functions a search space may name, with the arguments each takes
 DISTRIBUTIONS = {"uniform": ("lower", "upper"), "quniform": ("lower", "upper", "q"), "loguniform": ("lower", "upper"),
@@ -223,6 +224,9 @@ def study_from_document(doc: dict[str, Any], *, where: str = "the study", defaul
     checkpoint_rows = doc.get("checkpoint_rows", False)
     if not isinstance(checkpoint_rows, bool):
         raise bad("checkpoint_rows", f"{checkpoint_rows!r}; allowed: true, false")
+    share = doc.get("share_generator")
+    if share is not None and not isinstance(share, bool):
+        raise bad("share_generator", f"{share!r}; allowed: true, false (absent: share where it is exact)")
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise bad("description", f"{description!r} is not a text")
@@ -232,7 +236,8 @@ def study_from_document(doc: dict[str, Any], *, where: str = "the study", defaul
                      scheduler=_made(doc.get("scheduler"), "scheduler", _schedulers(), bad),
                      stopper=_made(doc.get("stopper"), "stopper", _stoppers(), bad), table=_table(spec, bad),
                      figures=_figures(doc["figures"], bad) if doc.get("figures") else None, description=description,
-                     checkpoint_rows=checkpoint_rows, settings=_fields(doc.get("set"), "set", bad))
+                     checkpoint_rows=checkpoint_rows, share_generator=share,
+                     settings=_fields(doc.get("set"), "set", bad))
     except ConfigError as e:
         raise ConfigError(f"study file {where}: {e}") from None
 
@@ -441,6 +446,8 @@ def study_document(study: Study) -> dict[str, Any]:
         doc["figures"] = study.figures.__name__
     if study.checkpoint_rows:
         doc["checkpoint_rows"] = True
+    if study.share_generator is not None:
+        doc["share_generator"] = study.share_generator
     return doc
 
 
