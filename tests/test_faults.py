@@ -266,8 +266,10 @@ def test_a_full_disk_keeps_finished_trials_and_resume_continues(tmp_path):
     with tmpfs(disk, "96m"):
         storage = disk / "results"
         script = study_script(tmp_path, "full")
+        # a trial per row (rows a and b share a generator stream, which would make them one trial):
+        # the disk fills after the first has ended and while the second runs
         cmd = [sys.executable, str(script), "--storage", str(storage), "--max-concurrent", "1", "--loggers", "none",
-               *sets({**REAL, "steps": 40})]  # long enough to still run when the disk is full
+               "--share-generator", "off", *sets({**REAL, "steps": 40})]  # long enough to still run when the disk is full
         proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.time() + 300
