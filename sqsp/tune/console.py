@@ -96,7 +96,7 @@ class TrialLines(tune.Callback):
         self.ended: set[str] = set()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        labels = result.get("member_labels") or []
+        labels = (result.get("member_labels") or "").splitlines()  # a group's rows, one per line
         for k, label in enumerate(labels):
             own = _member(result, k)
             if own.get("done"):
@@ -112,7 +112,7 @@ class TrialLines(tune.Callback):
         if not last.get("members"):
             self._line(trials, trial.trial_id, trial_label(trial.config), last, "error", _error_line(trial))
             return
-        for k, label in enumerate(last.get("member_labels") or []):  # the rows of a group that had not ended
+        for k, label in enumerate((last.get("member_labels") or "").splitlines()):  # the rows of a group that had not ended
             if f"{trial.trial_id}-m{k}" not in self.ended:
                 self._line(trials, f"{trial.trial_id}-m{k}", label, {}, "error", _error_line(trial))
 

@@ -145,7 +145,8 @@ def sqsp_group_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: i
         return record.mark_final(m) if not (m.get(record.DIVERGED) or m.get(record.FAILED_MARK)) else m
 
     def report(out: dict[int, dict[str, Any]], checkpoint_dir: str | None) -> None:
-        flat = {MEMBERS: len(members), "member_labels": labels,
+        # one string, not a list: Ray's TensorBoard logger warns at every report of a list it cannot plot
+        flat = {MEMBERS: len(members), "member_labels": "\n".join(labels),
                 "epoch": max((m.get("epoch") or 0) for m in out.values()),
                 "progress": min(m.get("progress", 1.0) for m in out.values())}
         for k, m in out.items():
