@@ -1,7 +1,7 @@
 """``--share-generator``: the rows of a seed that read one synthetic stream run as one Ray trial.
 
 The plan (``plan_groups``, in the driver before Ray starts): a grid study's trials are grouped
-by ``sqsp.grouped.stream_key`` (seed, generator, truncation, syn_batch, blocks, teacher
+by ``sqsp.streams.stream_key`` (seed, generator, truncation, syn_batch, blocks, teacher
 source, image size, device); each group is one Ray trial (``param_space``: ``{"group":
 grid_search(labels)}``, the members in the fixed spec) that runs ``sqsp.grouped.train_group``
 (``sqsp_group_trial``). A row whose stream no other row reads is a group of one. The default,
@@ -131,7 +131,7 @@ def sqsp_group_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: i
     Tune's checkpoint if any; each member's report as ``sqsp_trial`` would make it, under ``m<k>/``."""
     import torch
     torch.set_num_threads(max(1, int(threads)))
-    from .trainable import PROGRESS_METRICS
+    from .trainable import decorate
     members = member_configs(space, fixed)
     if train_fn is None:
         from ..grouped import train_group as train_fn
@@ -141,8 +141,9 @@ def sqsp_group_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: i
     reported: list[int] = []  # the members whose report so far ended them
 
     def decorated(k: int, metrics: dict[str, Any]) -> dict[str, Any]:
-        m = {**{key: metrics[key] for key in PROGRESS_METRICS if key in metrics}, **infos[k], **metrics, **run}
-        return record.mark_final(m) if not (m.get(record.DIVERGED) or m.get(record.FAILED_MARK)) else m
+        if metrics.get(record.DIVERGED) or metrics.get(record.FAILED_MARK):  # as sqsp_trial reports them: unmarked
+            return {**infos[k], **metrics, **run}
+        return decorate(metrics, infos[k], run)
 
     def report(out: dict[int, dict[str, Any]], checkpoint_dir: str | None) -> None:
         # one string, not a list: Ray's TensorBoard logger warns at every report of a list it cannot plot

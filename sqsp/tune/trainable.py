@@ -31,6 +31,12 @@ PROGRESS_METRICS = ("epoch", "loss", "student_std", "knn_acc", "probe_acc")
 """Ray's progress table shows the first four metrics of a result: these come first."""
 
 
+def decorate(metrics: dict[str, Any], info: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """A train() report as a trial reports it: the progress metrics first, the row's info (its
+    generator's FID, provenance) and the study run's id beside it, the final one marked."""
+    return record.mark_final({**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **info, **metrics, **run})
+
+
 def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1,
                train_fn: Callable | None = None, run_id: str | None = None) -> None:
     """Ray Tune function trainable: one ``train()`` run, resumed from Tune's checkpoint if any.
@@ -54,8 +60,7 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
     run = {record.RUN_ID: run_id} if run_id else {}
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
-        metrics = record.mark_final({**{k: metrics[k] for k in PROGRESS_METRICS if k in metrics}, **info, **metrics,
-                                     **run})
+        metrics = decorate(metrics, info, run)
         reported.append(True)
         if checkpoint_dir is None:
             tune.report(metrics)
