@@ -48,7 +48,9 @@ def main(argv=None) -> int:
     from studies.ablation import STUDY
 
     overrides = [f"steps={args.steps}", *args.overrides]
-    ablation = dataclasses.replace(STUDY, preset=args.preset, seeds=tuple(range(args.seeds)))
+    # a Ray trial per row: this measures what Ray costs each trial (benchmarks/share_generator.py
+    # measures the rows of a seed run as one trial)
+    ablation = dataclasses.replace(STUDY, preset=args.preset, seeds=tuple(range(args.seeds)), share_generator=False)
     configs = expand(ablation, base_config(ablation, overrides))
     cfg = next(c for r, c in configs if r == args.row)
     print(f"# study_overhead: preset {args.preset} {' '.join(overrides)}; torch {torch.__version__}, "
