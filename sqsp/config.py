@@ -22,7 +22,7 @@ from .errors import ConfigError
 from .field_types import at_least as _at_least, check_type, coerce, one_of as _one_of, positive as _positive
 from .methods import METHODS as _METHODS
 from .presets import PRESETS, method_scale
-from .specs import is_zoo_name, parse_blocks, parse_seeds  # noqa: F401 (also read from config by other modules)
+from .specs import GeneratorSpec, is_zoo_name, parse_blocks, parse_generator, parse_seeds  # noqa: F401 (also read from config by other modules)
 
 METHODS = tuple(_METHODS)  # their rules: sqsp/methods.py
 LPIPS_NETS = ("alex", "vgg", "squeeze", "zoo-classifier")
@@ -207,6 +207,11 @@ class TrainConfig:
         return self.syn_batch > 0 or _METHODS[self.method].reads_discriminator
 
     @property
+    def generator_spec(self) -> GeneratorSpec:
+        """``generator`` parsed (sqsp/specs.py): which kind of generator it names."""
+        return parse_generator(self.generator)
+
+    @property
     def draws_synthetic(self) -> bool:
         """A trial samples images (and block features or w) from ``generator``."""
         return self.syn_batch > 0 and _METHODS[self.method].trains
@@ -258,6 +263,7 @@ class TrainConfig:
                     f"batch_size={self.batch_size} with syn_ratio={self.syn_ratio} gives {n} {part} image(s) "
                     "per batch; the variance term needs at least 2")
         parse_blocks(self.generator_blocks)  # names; the generator checks it has them
+        parse_generator(self.generator)  # its form; whether it exists is preflight's (it may be on another node)
         for name in ("squeeze_depth", "projector_depth"):
             _at_least(name, getattr(self, name), 1)
         for name in ("squeeze_width", "teacher_dim", "knn_k", "probe_epochs", "probe_batch_size"):
@@ -362,7 +368,7 @@ def absolute_paths(values: dict[str, Any], base: str | os.PathLike) -> dict[str,
     out = dict(values)
     for k in PATH_FIELDS:
         v = out.get(k)
-        if not v or (k == "generator" and (is_zoo_name(v) or v.startswith("random:"))):
+        if not v or (k == "generator" and not parse_generator(v).is_file):
             continue
         out[k] = os.path.normpath(os.path.join(os.fspath(base), os.path.expanduser(v)))
     return out
@@ -429,15 +435,23 @@ def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, A
     return out
 
 
-def add_run_arguments(p, *, seeds: int | tuple[int, ...] = 3, default_preset: str = "smoke",
-                      holds: str = "the output folder", uri: bool = False) -> None:
-    """The flags every entry point shares: ``--preset``, ``--data-root``, ``--seeds``, ``--storage``,
-    ``--set`` (a study's ``sqsp.tune.study_main``, the Fig. 2 and appendix Fig. 1 commands).
-    ``seeds`` is a default count, or a study's own seeds (then the default is None: the study's);
-    ``--storage`` is a folder that ``holds`` the output (or a URI, where ``uri``)."""
+def add_config_arguments(p, *, default_preset: str = "smoke") -> None:
+    """The flags that make one config, shared by every entry point (``python -m sqsp.train`` too):
+    ``--preset``, ``--data-root``, ``--set``; ``config_of_args`` reads them."""
     p.add_argument("--preset", default=default_preset, choices=sorted(PRESETS), metavar="PRESET",
                    help=f"base preset: {', '.join(sorted(PRESETS))} (default {default_preset})")
     p.add_argument("--data-root", help="dataset folder, for presets on real data (same as --set data_root=…)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the base config (repeatable), e.g. --set steps=200")
+
+
+def add_run_arguments(p, *, seeds: int | tuple[int, ...] = 3, default_preset: str = "smoke",
+                      holds: str = "the output folder", uri: bool = False) -> None:
+    """The flags of every entry point that runs seeds into a folder: ``add_config_arguments``'
+    and ``--seeds``, ``--storage`` (a study's ``sqsp.tune.study_main``, the Fig. 2 and appendix
+    Fig. 1 commands). ``seeds`` is a default count, or a study's own seeds (then the default is
+    None: the study's); ``--storage`` is a folder that ``holds`` the output (or a URI, where ``uri``)."""
+    add_config_arguments(p, default_preset=default_preset)
     if isinstance(seeds, int):
         p.add_argument("--seeds", default=str(seeds), help=f"number of seeds, or a comma-separated list (default {seeds})")
     else:
@@ -447,15 +461,18 @@ def add_run_arguments(p, *, seeds: int | tuple[int, ...] = 3, default_preset: st
     p.add_argument("--storage", default="results",
                    help=f"folder{' or URI (s3://, gs://, file://…)' if uri else ''} that holds {holds} "
                         "(default ./results)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a field of the base config (repeatable), e.g. --set steps=200")
+
+
+def config_of_args(args) -> TrainConfig:
+    """The validated config of ``add_config_arguments``' flags; raises ConfigError."""
+    overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else [])
+    return preset(args.preset, overrides)
 
 
 def config_from_args(args) -> tuple[TrainConfig, list[int]]:
     """The validated config and the seeds of ``add_run_arguments``' flags; raises ConfigError."""
     seeds = parse_seeds(args.seeds)
-    overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else [])
-    return preset(args.preset, overrides), seeds
+    return config_of_args(args), seeds
 
 
 _HINTS = typing.get_type_hints(TrainConfig)

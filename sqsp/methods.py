@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
-from .specs import is_zoo_name
 
 if TYPE_CHECKING:  # annotations only (a config is a TrainConfig, a run a train.Run, syn a synthetic.SynBatch)
     import torch
@@ -302,7 +301,7 @@ class Discriminator(Method):
         return "features"  # it reads the discriminator's blocks, not the generator's or w
 
     def validate(self, cfg):
-        if not (is_zoo_name(cfg.generator) or cfg.generator.endswith(".pkl")):
+        if not cfg.generator_spec.may_have_discriminator:
             raise ConfigError(f"method='discriminator' reads the discriminator of a zoo entry or of an official "
                               f"StyleGAN2-ADA pickle (its 'D'); generator={cfg.generator!r} is neither "
                               "(see python -m sqsp.zoo list)")

@@ -10,7 +10,7 @@ import os
 import platform
 from typing import Any
 
-from .config import TrainConfig, is_zoo_name
+from .config import TrainConfig
 from .results import package_version
 
 VERSIONED = {"numpy_version": "numpy", "kornia_version": "kornia", "sklearn_version": "scikit-learn"}
@@ -31,9 +31,9 @@ def trial_provenance(cfg: TrainConfig) -> dict[str, Any]:
 def generator_sha256(cfg: TrainConfig) -> str | None:
     """The generator file's sha256: a zoo entry's from its manifest (checked against the file
     whenever it is loaded), a checkpoint path's computed (a second read of a file the trial reads anyway)."""
-    if not cfg.uses_generator or cfg.generator.startswith("random:"):
+    if not cfg.uses_generator or cfg.generator_spec.kind == "random":
         return None
-    if is_zoo_name(cfg.generator):
+    if cfg.generator_spec.kind == "zoo":
         from . import zoo
         entry = zoo.entries().get(cfg.generator)
         return entry.get("sha256") if entry else None

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .config import TrainConfig, is_zoo_name
+from .config import TrainConfig, is_zoo_name, parse_generator
 from .generators.base import FeatureGenerator
 
 FILE = "representations.parquet"
@@ -88,7 +88,7 @@ def load_discriminator(generator_spec: str, *, device: torch.device,
                        stylegan_repo: str | None = None) -> nn.Module | None:
     """Eq. 2's features of the discriminator trained with the generator (a zoo entry's, or ``D``
     of an official pickle) as a backbone, or None where there is none to read."""
-    if not (is_zoo_name(generator_spec) or generator_spec.endswith(".pkl")):
+    if not parse_generator(generator_spec).may_have_discriminator:
         return None
     from . import zoo
     from .discriminator import DiscriminatorBackbone

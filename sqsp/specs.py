@@ -4,6 +4,7 @@ Below ``config`` (which re-exports these): nothing here imports the rest of sqsp
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import typing
@@ -15,11 +16,63 @@ BLOCK_GROUPS = {"b4-b8": ("b4", "b8"), "b16-b32": ("b16", "b32"), "b64-b128": ("
 _BLOCK_RE = re.compile(r"^b(\d+)$")
 
 
+_RANDOM_RE = re.compile(r"^random:(?P<arch>[a-z0-9_-]+)(?:@(?P<res>\d+))?$")
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
+GeneratorKind = typing.Literal["zoo", "random", "pickle", "checkpoint"]
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorSpec:
+    """A ``generator`` string, parsed once: what kind of generator it names.
+
+    - ``zoo``: an entry name (embedded, or of a user manifest), built or copied on first use;
+    - ``random``: ``random:<arch>[@<resolution>]``, an untrained network (the control rows);
+    - ``pickle``: an official StyleGAN2-ADA ``.pkl`` (needs the NVlabs code to load);
+    - ``checkpoint``: a file of ours (``.safetensors``/``.pt``/``.pth``, or any path).
+    The kinds differ in what exists before a run (a file here, or nothing), what can be built,
+    whether a discriminator comes with it and whether its sampling is exact to share; the
+    callers ask this object instead of re-deriving it from the string.
+    """
+    text: str
+    kind: GeneratorKind
+    arch: str | None = None          # random: only
+    resolution: int | None = None    # random: only, None where the spec leaves it to the zoo's
+
+    @property
+    def is_file(self) -> bool:
+        """It names a file that must exist where the run starts (relative to its directory)."""
+        return self.kind in ("pickle", "checkpoint")
+
+    @property
+    def may_have_discriminator(self) -> bool:
+        """A zoo entry keeps its D and an official pickle holds one; our checkpoints and random: do not."""
+        return self.kind in ("zoo", "pickle")
+
+
+def parse_generator(spec: str) -> GeneratorSpec:
+    """The kind of ``spec``; a malformed ``random:`` spec is a ConfigError naming the form."""
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"generator={spec!r}: give a zoo name, 'random:<arch>[@<res>]' or a checkpoint path")
+    if spec.startswith("random:"):
+        m = _RANDOM_RE.match(spec)
+        if m is None:
+            raise ConfigError(f"generator={spec!r}: an untrained generator is 'random:<arch>[@<resolution>]', "
+                              "e.g. 'random:stylegan@16'")
+        return GeneratorSpec(spec, "random", m["arch"], int(m["res"]) if m["res"] else None)
+    if spec.endswith(".pkl"):
+        return GeneratorSpec(spec, "pickle")
+    if "/" in spec or os.sep in spec or spec.endswith(CHECKPOINT_SUFFIXES):
+        return GeneratorSpec(spec, "checkpoint")
+    return GeneratorSpec(spec, "zoo")
+
+
 def is_zoo_name(spec: str) -> bool:
-    """Whether a ``generator`` spec names a zoo entry, rather than ``random:<arch>`` or a path
-    to a checkpoint (ours or an official pickle). Only zoo names can be built on first use."""
-    return not (spec.startswith("random:") or "/" in spec or os.sep in spec
-                or spec.endswith((".pkl", ".safetensors", ".pt", ".pth")))
+    """Whether a ``generator`` spec names a zoo entry (see ``parse_generator``); a malformed
+    spec names none (validation refuses it with the reason)."""
+    try:
+        return parse_generator(spec).kind == "zoo"
+    except ConfigError:
+        return False
 
 
 def resolve_blocks(spec: str, have: typing.Sequence[str]) -> tuple[str, ...] | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from .config import TrainConfig
 from .methods import METHODS
-from .specs import is_zoo_name
 
 STREAM_FIELDS = ("seed", "generator", "truncation", "stylegan_repo", "syn_batch", "generator_blocks",
                  "synthetic_target", "image_size", "device")
@@ -27,8 +26,8 @@ def inexact(cfg: TrainConfig) -> str | None:
     torch's global RNG in every forward pass, which a run alone draws between its own
     augmentations; the zoo's StyleGAN and DCGAN have no noise inputs."""
     spec = cfg.generator
-    pickle = spec.endswith(".pkl")
-    if not pickle and is_zoo_name(spec):
+    pickle = cfg.generator_spec.kind == "pickle"
+    if cfg.generator_spec.kind == "zoo":
         from . import zoo
         pickle = zoo.entries().get(spec, {}).get("format") == "stylegan-pkl"
     if pickle:

@@ -34,7 +34,7 @@ from torch import nn
 
 from . import cli, losses
 from .augment import build_augment
-from .config import PRESETS, ConfigError, TrainConfig, preset
+from .config import ConfigError, TrainConfig, add_config_arguments, config_of_args
 from .device import amp_dtype, autocast, resolve_device
 from .data import channel_stats, load_split, resize
 from .encode import load_lpips, missing_lpips_weights
@@ -43,7 +43,7 @@ from .evaluate import (extract_features, knn_accuracy, linear_probe_fast, linear
 from .methods import METHODS, Method
 from .models import Student, build_backbone
 from .record import TrainingDiverged
-from .specs import is_zoo_name, missing_block_group
+from .specs import missing_block_group, parse_generator
 from .storage import atomic_output
 from .synthetic import SynBatch, SyntheticSource, generator_info_of, synthetic_source
 from .validation import split_groups, validation_split
@@ -320,9 +320,10 @@ def unavailable(config: TrainConfig) -> str | None:
 def _known_resolution(spec: str) -> int | None:
     """A generator's resolution where its name tells it without loading it (the zoo's, random:)."""
     from . import zoo
-    if spec.startswith("random:"):
-        return int(spec.partition("@")[2] or zoo.RESOLUTION)
-    return zoo.RESOLUTION if is_zoo_name(spec) else None
+    g = parse_generator(spec)
+    if g.kind == "random":
+        return g.resolution or zoo.RESOLUTION
+    return zoo.RESOLUTION if g.kind == "zoo" else None
 
 
 def train(config: TrainConfig, report: Report | None = None, *, resume_from: str | None = None,
@@ -465,9 +466,7 @@ def _progress(run: Run, enabled: bool):
 # ---------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=cli.prog("python -m sqsp.train"), description="One squeeze-and-span run.")
-    p.add_argument("--preset", default="smoke", help="a preset name: " + ", ".join(sorted(PRESETS)))
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field (repeatable), e.g. --set syn_ratio=1.0")
+    add_config_arguments(p)
     p.add_argument("--checkpoint-dir", help="keep the last checkpoint here")
     p.add_argument("--resume-from", help="a checkpoint directory to resume from")
     args = p.parse_args(argv)
@@ -478,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy2(os.path.join(ckpt, CHECKPOINT_FILE), os.path.join(args.checkpoint_dir, CHECKPOINT_FILE))
 
     def run() -> int:
-        cfg = preset(args.preset, args.overrides)
+        cfg = config_of_args(args)
         if args.resume_from and not os.path.isfile(os.path.join(args.resume_from, CHECKPOINT_FILE)):
             raise FileNotFoundError(f"--resume-from {args.resume_from}: no {CHECKPOINT_FILE} there (a folder given "
                                     "to --checkpoint-dir by an earlier run)")

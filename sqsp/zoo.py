@@ -60,7 +60,6 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 import time
 from dataclasses import asdict
@@ -73,11 +72,11 @@ from torch import nn
 from . import cli, zoo_bundle
 from . import fid as fidlib
 from . import quality as qualitylib
-from .config import ConfigError, is_zoo_name, parse_blocks
+from .config import ConfigError, is_zoo_name, parse_blocks, parse_generator
 from .digits import DIGITS_M_VERSION
 from .errors import UserError, ZooError  # noqa: F401  (ZooError: importers read it here too)
 from .gan import Z_DIM, Discriminator, GANRun
-from .generators import ARCHITECTURES, FeatureGenerator, build_architecture, is_checkpoint_path, load_checkpoint
+from .generators import ARCHITECTURES, FeatureGenerator, build_architecture, load_checkpoint
 from .generators.base import check_blocks
 # the build, and the names it defines that importers read here (zoo.build, zoo.RESOLUTION, …)
 from .zoo_build import (BUILD_VERSION, CHANNELS, CLASSIFIER, DATASET, DEFAULT_RUNS, RESOLUTION,  # noqa: F401
@@ -141,9 +140,6 @@ def verify(entry: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------
 # resolving a generator spec
 # ---------------------------------------------------------------------------------------------
-_RANDOM_RE = re.compile(r"^random:(?P<arch>[a-z0-9_-]+)(?:@(?P<res>\d+))?$")
-
-
 def load_generator(spec: str, *, device: str | torch.device = "cpu", stylegan_repo: str | None = None,
                    truncation: float = 1.0, zoo: str | os.PathLike | None = None,
                    manifests: Sequence[str | os.PathLike] | None = None, build_if_missing: bool = True,
@@ -152,17 +148,17 @@ def load_generator(spec: str, *, device: str | torch.device = "cpu", stylegan_re
 
     A name of the embedded zoo that is not built yet triggers ``build()`` first.
     ``seed`` only matters for ``random:`` specs."""
-    m = _RANDOM_RE.match(spec)
-    if m:
-        arch, res = m["arch"], int(m["res"] or RESOLUTION)
+    g = parse_generator(spec)
+    if g.kind == "random":
+        arch, res = g.arch, g.resolution or RESOLUTION
         if arch not in ARCHITECTURES:
             raise ConfigError(f"generator {spec!r}: unknown architecture {arch!r}; allowed: {sorted(ARCHITECTURES)}")
         return build_architecture(arch, resolution=res, channels=CHANNELS, z_dim=Z_DIM, seed=seed,
                                   truncation=truncation).to(device)
-    if spec.endswith(".pkl"):
+    if g.kind == "pickle":
         from .generators.official import load_official
         return load_official(spec, device=device, repo=stylegan_repo, truncation=truncation)
-    if is_checkpoint_path(spec) or "/" in spec or os.sep in spec:
+    if g.kind == "checkpoint":
         return load_checkpoint(spec, device=device, truncation=truncation)
 
     known = ensure(spec, zoo=zoo, manifests=manifests) if build_if_missing else entries(zoo, manifests)
@@ -226,7 +222,7 @@ def check_generator(spec: str, *, blocks: str = "all", teacher_source: str = "fe
         elif e.get("blocks") and e.get("arch") in ARCHITECTURES:
             _check_blocks(spec, list(e["blocks"]), ARCHITECTURES[e["arch"]][1], blocks, teacher_source)
             return
-    if pickle_entry is not None or spec.endswith(".pkl"):
+    if pickle_entry is not None or parse_generator(spec).kind == "pickle":
         from .generators.official import resolve_repo
         path = Path(pickle_entry["path"] if pickle_entry else spec).expanduser()
         if not path.is_file():
@@ -328,7 +324,7 @@ def load_discriminator(spec: str, *, device: str | torch.device = "cpu", zoo: st
     one an embedded zoo entry keeps (built on first use); zoo files are checked against the
     manifest's sha256 first."""
     from .generators.official import load_official_discriminator
-    if spec.endswith(".pkl") and not spec.startswith("random:"):
+    if parse_generator(spec).kind == "pickle":
         return load_official_discriminator(spec, device=device, repo=stylegan_repo)
     known = ensure(spec, zoo=zoo, manifests=manifests)
     e = known.get(spec)

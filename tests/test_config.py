@@ -86,6 +86,9 @@ def test_dict_round_trip():
     ({"device": "tpu"}, ["device", "tpu", "cuda"]),
     ({"momentum": 1.0}, ["momentum", "[0, 1)"]),
     ({"student": "resnet50", "student_width": 0.5}, ["student_width", "resnet18-cifar"]),
+    ({"generator": "random:style gan"}, ["generator", "random:style gan", "random:<arch>[@<resolution>]"]),
+    ({"generator": "random:stylegan@"}, ["random:stylegan@", "random:stylegan@16"]),
+    ({"generator": ""}, ["generator=''", "zoo name"]),
 ])
 def test_bad_values_are_refused_with_a_clear_message(override, words):
     with pytest.raises(ConfigError) as e:
@@ -114,6 +117,26 @@ def test_block_groups():
     assert parse_blocks("b8, b4, b8") == ("b8", "b4")
     with pytest.raises(ConfigError, match="names no block"):
         parse_blocks(" , ")
+
+
+@pytest.mark.parametrize("spec, kind, arch, res, is_file", [
+    ("stylegan-digits-m", "zoo", None, None, False),
+    ("stylegan-digits-m@600", "zoo", None, None, False),
+    ("random:stylegan", "random", "stylegan", None, False),
+    ("random:dcgan@32", "random", "dcgan", 32, False),
+    ("ckpt/g.pkl", "pickle", None, None, True),
+    ("g.pkl", "pickle", None, None, True),
+    ("g.safetensors", "checkpoint", None, None, True),
+    ("runs/g", "checkpoint", None, None, True),
+    ("g.pth", "checkpoint", None, None, True),
+])
+def test_a_generator_spec_is_parsed_into_one_kind(spec, kind, arch, res, is_file):
+    from sqsp.specs import is_zoo_name, parse_generator
+    g = parse_generator(spec)
+    assert (g.kind, g.arch, g.resolution, g.is_file) == (kind, arch, res, is_file)
+    assert g.may_have_discriminator == (kind in ("zoo", "pickle"))
+    assert is_zoo_name(spec) == (kind == "zoo")
+    assert preset("smoke", {"generator": spec}).generator_spec == g  # the config's own parse is the same
 
 
 def test_relative_paths_are_made_absolute_against_the_launch_directory(tmp_path):

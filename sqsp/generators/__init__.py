@@ -31,7 +31,7 @@ from .dcgan import DCGANGenerator
 from .stylegan import StyleGANGenerator
 
 __all__ = ["ARCHITECTURES", "Block", "CheckpointError", "FeatureGenerator", "GeneratorOutput", "build_architecture",
-           "make_network", "wrap", "save_checkpoint", "load_checkpoint", "is_checkpoint_path"]
+           "make_network", "wrap", "save_checkpoint", "load_checkpoint"]
 
 # name -> (network class, name of its mapping sub-module or None)
 ARCHITECTURES: dict[str, tuple[Callable[..., nn.Module], str | None]] = {
@@ -104,10 +104,6 @@ def full_kwargs(arch: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     bound = inspect.signature(ARCHITECTURES[arch][0]).bind(**renamed)
     bound.apply_defaults()
     return {("channels" if k == "img_channels" else k): v for k, v in bound.arguments.items()}
-
-
-def is_checkpoint_path(spec: str) -> bool:
-    return Path(spec).suffix in (".safetensors", ".pt", ".pth")
 
 
 class CheckpointError(UserError, ValueError):

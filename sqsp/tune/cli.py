@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import cli, results
 from ..checkpoints import FID_SAMPLES
-from ..config import ConfigError, TrainConfig, add_run_arguments, parse_seeds
+from ..config import ConfigError, TrainConfig, add_run_arguments, parse_generator, parse_seeds
 from .console import LOGGERS, parse_loggers
 from .folder import study_dir
 from .run import run_study
@@ -201,7 +201,7 @@ def _check_generators_here(configs: list[TrainConfig]) -> None:
     here = set(zoo.entries())
     for spec, blocks in sorted({(c.generator, c.generator_blocks) for c in configs
                                 if c.draws_synthetic}):
-        if spec in here or spec.startswith("random:"):
+        if spec in here or parse_generator(spec).kind == "random":
             zoo.check_generator(spec, blocks=blocks)
 
 

@@ -19,7 +19,7 @@ import sys
 
 import ray
 
-from ..config import ConfigError, TrainConfig, is_zoo_name
+from ..config import ConfigError, TrainConfig, is_zoo_name, parse_generator
 from ..methods import METHODS
 
 
@@ -85,7 +85,7 @@ def prepare_generators(configs: list[TrainConfig]) -> None:
     runs (missing runs train in parallel), and refuse a generator name nothing knows or a
     checkpoint path that names no file here."""
     specs = sorted({c.generator for c in configs if c.uses_generator})
-    missing = [s for s in specs if not is_zoo_name(s) and not s.startswith("random:") and not os.path.isfile(s)]
+    missing = [s for s in specs if parse_generator(s).is_file and not os.path.isfile(s)]
     if missing:
         raise ConfigError(f"generator checkpoint(s) {missing} do not exist (relative paths are taken from the "
                           f"directory the study was started in, {os.getcwd()})")
@@ -201,7 +201,7 @@ def trial_paths(configs: list[TrainConfig]) -> dict[str, str]:
             out[c.data_root] = "dir"
         if c.stylegan_repo:
             out[c.stylegan_repo] = "dir"
-        if c.uses_generator and not is_zoo_name(c.generator) and not c.generator.startswith("random:"):
+        if c.uses_generator and c.generator_spec.is_file:
             out[c.generator] = "file"
     return out
 
