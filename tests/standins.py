@@ -47,11 +47,20 @@ def _report(report, metrics: dict[str, Any]) -> None:
 
 
 def standin_train(config, report=None, *, resume_from=None, generator=None, marker_dir=None, log_dir=None,
-                  sleep=0.25):
+                  sleep=0.25, later_start_delay=0.0):
     """A grid's trial. ``cov_weight == 0.5`` marks a flaky trial: it raises after step 2 the first
     time it runs (a marker file in ``marker_dir`` remembers it), as a worker lost to an
-    interruption would."""
+    interruption would. With ``later_start_delay``, every trial but the first to start (a marker
+    in ``marker_dir`` again) waits that long before its first step: a trial that has started
+    but not yet reported, for as long as a test needs one."""
     start = _start(config, resume_from, log_dir, base_lr=config.base_lr, sim_weight=config.sim_weight)
+    if later_start_delay and marker_dir:
+        first = os.path.join(marker_dir, "first-trial-started")
+        if os.path.exists(first):
+            open(os.path.join(marker_dir, f"waiting-{config.seed}-{config.sim_weight}"), "w").close()
+            time.sleep(later_start_delay)
+        else:
+            open(first, "w").close()
     for step in range(start + 1, config.steps + 1):
         time.sleep(sleep)
         if marker_dir and config.cov_weight == 0.5 and step == 3:

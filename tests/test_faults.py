@@ -427,22 +427,26 @@ for m in (standins, test_faults):
     ray.cloudpickle.register_pickle_by_value(m)
 from sqsp.tune import run_study
 run_study(test_faults.pending_study(), storage={storage!r}, max_concurrent=1, max_failures=0,
-          overrides=test_faults.STANDIN, loggers=(), train_fn=functools.partial(standins.standin_train, sleep=0.5))
+          overrides=test_faults.STANDIN, loggers=(),
+          train_fn=functools.partial(standins.standin_train, sleep=0.2, marker_dir={storage!r}, later_start_delay=20))
 """
 
 
 @pytest.mark.slow
 def test_resume_with_a_never_started_trial_prints_no_missing_metrics(ray_session, tmp_path, capfd):
-    """Interrupted when one of four trials (one at a time) had ended: the last ones had not started,
-    and neither the interrupted run nor its --resume says anything of the metrics it never had
-    (Tune's 'Could not fetch metrics' warning, one per such trial and run)."""
+    """Interrupted when one of four trials (one at a time) had ended and the next had started
+    but not reported (it waits 20 s before its first step; with one trial at a time Tune
+    creates the others only when there is room), neither the interrupted run nor its --resume
+    says anything of the metrics it never had (Tune's 'Could not fetch metrics' warning, one
+    per such trial and run)."""
     log = tmp_path / "driver.log"
     with open(log, "w") as f:
         proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_DRIVER.format(storage=str(tmp_path))],
                                 cwd=ROOT / "tests", env=ENV, stdout=f, stderr=subprocess.STDOUT)
         try:
             deadline = time.time() + 180
-            while time.time() < deadline and proc.poll() is None and not finished(tmp_path):
+            while time.time() < deadline and proc.poll() is None and not (finished(tmp_path) and
+                                                                          list(tmp_path.glob("waiting-*"))):
                 time.sleep(0.1)
         finally:
             proc.send_signal(signal.SIGINT)  # our own child, by its pid
