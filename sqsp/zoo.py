@@ -13,13 +13,13 @@ the digits train split at 16 px, 3 channels, deterministically from a seed:
 
 ============================== ======================================================
 ``stylegan-digits-m``            main architecture (StyleGAN2-like), final checkpoint
-``stylegan-digits-m@<step>``     the same run along training (steps 60, 210, 600, 1500,
-                               3000), FIDs from poor to good, for Fig. 6 studies
+``stylegan-digits-m@<step>``     the same run along training (steps 160, 560, 1600, 4000,
+                               8000), FIDs from poor to good, for Fig. 6 studies
 ``dcgan-digits-m``               plain conv DCGAN-like generator (other inductive bias)
 ``stylegan-digits-m-cond``       class-conditional StyleGAN2-like (appendix Table 7)
 ============================== ======================================================
 
-(``stylegan-digits-m@3000``, ``dcgan-digits-m@800`` and ``stylegan-digits-m-cond@2000`` name the
+(``stylegan-digits-m@8000``, ``dcgan-digits-m@800`` and ``stylegan-digits-m-cond@2000`` name the
 same files as the plain names.) The package ships this zoo trained (``sqsp/zoo_bundle.py``): a
 build copies it instead of training unless ``--retrain``. The runs train in parallel processes, one thread each (``--workers``, ``--threads``).
 Entries record ``build_version`` and a ``recipe`` fingerprint of their settings; a build

@@ -51,6 +51,10 @@ CLASSIFIER = "classifier-digits-m"
 # gets a class as input, but it is trained with the labels' help, which the paper's
 # unconditional checkpoints are not. With it: DiffAugment's colour + translation (cutout hides
 # half a 16-px digit), R1 0.003 (StyleGAN2's heuristic 2e-4 * res^2 / batch), D twice as wide.
+# What it then lacked was training: 3,000 steps of batch 16 (48k images, 18 passes over the
+# data) left the unconditional G at confidence 0.68 and precision 0.55; batch 64 for 8,000 steps
+# (512k images, as GANs on MNIST-scale data take) brings every measure past its target by the
+# half-way snapshot (confidence 0.83, largest class 0.12, precision 0.62, recall 0.79, probe 0.77).
 # The conditional run also lays batches out so that minibatch-stddev groups share a class. Its
 # G still draws nearly one image per class whatever z (recall 0.12): MSGAN's mode-seeking term
 # (``mode_seeking=1``) raised recall to 0.56 but cut the class match from 0.87 to 0.64, and the
@@ -58,7 +62,8 @@ CLASSIFIER = "classifier-digits-m"
 # each entry misses.
 _DIGIT_SHAPES = dict(augment="color,translation", r1_gamma=0.003, d_width=32, ac_weight=1.0)
 DEFAULT_RUNS: tuple[GANRun, ...] = (
-    GANRun("stylegan-digits-m", "stylegan", False, steps=3000, snapshots=(0.02, 0.07, 0.2, 0.5), seed_offset=0,
+    GANRun("stylegan-digits-m", "stylegan", False, steps=8000, batch_size=64, snapshots=(0.02, 0.07, 0.2, 0.5),
+           seed_offset=0,
            description="StyleGAN2-like (mapping net, modulated convs, skip ToRGB), unconditional", **_DIGIT_SHAPES),
     GANRun("stylegan-digits-m-cond", "stylegan", True, steps=2000, seed_offset=617, class_groups=True,
            description="StyleGAN2-like, class-conditional (one-hot digit class)", **_DIGIT_SHAPES),
@@ -67,8 +72,8 @@ DEFAULT_RUNS: tuple[GANRun, ...] = (
 )
 # Bump when a change to the architectures or the training code makes old zoo files stale:
 # entries record it (with their run's settings), and a build retrains what does not match.
-BUILD_VERSION = 4  # 2: entries keep their discriminator (Table 1's direct-use baseline); 3: digits-m;
-# 4: issue 24's recipe and quality measures
+BUILD_VERSION = 5  # 2: entries keep their discriminator (Table 1's direct-use baseline); 3: digits-m;
+# 4: issue 24's recipe and quality measures; 5: the main run at batch 64 for 8,000 steps (512k images)
 
 
 def zoo_names(runs: Sequence[GANRun] = DEFAULT_RUNS, steps: int | None = None) -> list[str]:
