@@ -37,7 +37,7 @@ from .errors import USER_ERRORS
 from .streams import STREAM_FIELDS, inexact, stream_key
 from .synthetic import synthetic_source
 from .train import (CHECKPOINT_FILE, Epoch, Run, begin, build_run, checkpoint_due, end_epoch, epoch_ends,
-                    save_checkpoint, train_step)
+                    save_checkpoint, train, train_step)
 
 GroupReport = Callable[[dict[int, dict[str, Any]], "str | None"], None]
 """``report({member index: its report}, checkpoint_dir)``: the members whose epoch ended at this step."""
@@ -105,8 +105,11 @@ def train_group(configs: Sequence[TrainConfig], report: GroupReport | None = Non
     member's is due or one ended; ``resume_from`` is such a checkpoint."""
     configs = [c.validate() for c in configs]
     keys = {stream_key(c) for c in configs}
+    if keys == {None} and len(configs) == 1:
+        return [_train_alone(configs[0], report, resume_from)]
     if len(keys) != 1 or None in keys:
-        raise ConfigError(f"train_group: the configs read {len(keys)} synthetic streams; a group shares one "
+        raise ConfigError(f"train_group: the configs read {len(keys - {None})} synthetic stream(s)"
+                          f"{' and some none' if None in keys else ''}; a group shares one "
                           f"(the same {', '.join(STREAM_FIELDS)}, and syn_batch > 0)")
     why = next(filter(None, map(inexact, configs)), None)
     if why:
@@ -154,6 +157,28 @@ def train_group(configs: Sequence[TrainConfig], report: GroupReport | None = Non
         if out and report is not None:
             _report(members, source, device, report, out, due)
     return [m.last for m in members]
+
+
+def _train_alone(config: TrainConfig, report: GroupReport | None, resume_from: str | None) -> dict[str, Any]:
+    """A unit of one row that reads no synthetic stream (Table 1's direct use of D, a real-only
+    VICReg row): in a study whose other rows share streams it still runs in the group trainable,
+    so it runs as ``train()`` runs it, its reports and checkpoint laid out as member 0's."""
+    def as_member(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+        if report is None:
+            return
+        if checkpoint_dir is None:
+            report({0: metrics}, None)
+            return
+        d = tempfile.mkdtemp(prefix="sqsp-group-ckpt-")
+        try:
+            sub = os.path.join(d, "m0")
+            shutil.copytree(checkpoint_dir, sub)
+            record.save_with_checkpoint(sub, metrics)
+            report({0: metrics}, d)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    return train(config, as_member, resume_from=os.path.join(resume_from, "m0") if resume_from else None)
 
 
 def _state_bytes(run: Run) -> bytes:
