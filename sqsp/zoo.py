@@ -362,8 +362,13 @@ def load_classifier(*, zoo: str | os.PathLike | None = None, device: str | torch
 # ---------------------------------------------------------------------------------------------
 def format_listing(zoo: str | os.PathLike | None = None, manifests: Sequence[str | os.PathLike] | None = None) -> str:
     directory = zoo_dir(zoo)
-    m = read_manifest(directory / "manifest.json")
     lines = [f"zoo: {directory}"]
+    if not read_manifest(directory / "manifest.json")["entries"] and zoo_bundle.read_bundle() is not None:
+        # a cold zoo folder: what it will hold is the shipped zoo, copied there on first use
+        lines.append(f"(no entries yet; the zoo sqsp ships, below, is copied there when a generator is first "
+                     f"used, or by `sqsp-zoo build`)\nshipped: {zoo_bundle.BUNDLE_DIR}")
+        directory = zoo = zoo_bundle.BUNDLE_DIR
+    m = read_manifest(directory / "manifest.json")
     for name, info in m["extractors"].items():
         lines.append(f"extractor {name}: {info['file']} (test accuracy {info.get('test_accuracy', float('nan')):.3f})")
     for name, r in m["references"].items():
@@ -377,7 +382,7 @@ def format_listing(zoo: str | os.PathLike | None = None, manifests: Sequence[str
     lines.append(f"FID and quality: extractor {', '.join(sorted(fids)) or '-'}, reference {DATASET}/train; P/R "
                  f"precision/recall (k={qualitylib.PR_K}), D/C density/coverage (k={qualitylib.DC_K}), conf/top the "
                  "classifier's mean confidence and largest class share, match: classified as drawn, probe: pooled "
-                 "block features -> class; bar: issue 24's targets (conf>=0.8, top<=0.15, P>=0.6, R>=0.5, "
+                 "block features -> class; bar: the zoo's sample-quality targets (conf>=0.8, top<=0.15, P>=0.6, R>=0.5, "
                  "probe>=0.7, match>=0.85)")
     lines.append(f"{'name':<28} {'arch':<8} {'cond':>4} {'step':>6} {'FID':>7}  {_QUALITY_HEADER}  {'bar':<26} file")
     for name, e in sorted(rows.items(), key=lambda kv: (kv[1].get("run", kv[0]), kv[1].get("step") or 0, kv[0])):

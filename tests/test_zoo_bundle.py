@@ -69,3 +69,15 @@ def test_a_tampered_shipped_file_is_refused(tmp_path):
     target.mkdir()
     with pytest.raises(zoo.ZooError, match="does not match the sha256"):
         zoo_bundle.adopt_run(target, "dcgan-digits-m", e["recipe"], e["fid"]["extractor_sha256"], bundle=bundle)
+
+
+def test_listing_a_cold_zoo_shows_the_shipped_entries_and_copies_nothing(tmp_path):
+    """`sqsp-zoo list` on a new machine: the zoo folder is empty until a generator is first used,
+    and what will be there is the shipped zoo, with how far each entry is from the bar."""
+    cold = tmp_path / "zoo"
+    out = zoo.format_listing(cold)
+    assert out.splitlines()[0] == f"zoo: {cold}" and "no entries yet" in out and str(zoo_bundle.BUNDLE_DIR) in out
+    main = next(line for line in out.splitlines() if line.startswith("stylegan-digits-m "))
+    assert main.split()[-2:] == ["meets", SHIPPED["entries"]["stylegan-digits-m"]["file"]]
+    assert "misses" in next(line for line in out.splitlines() if line.startswith("dcgan-digits-m "))
+    assert not cold.exists()  # listing is read-only
