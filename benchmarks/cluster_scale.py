@@ -113,22 +113,25 @@ def run_driver(address: str, storage: str, trials: int, resume: bool, gpus: floa
                          epochs=epochs, sleep=sleep)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "RAY_ADDRESS": ""})
-    while proc.poll() is None:
-        time.sleep(1)
-        ended = _ended(storage)
-        if on_progress is not None:
-            on_progress(ended)
-        if kill_when is not None and kill_when(ended):
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait()
-    err = proc.stderr.read()
+    # the driver's console goes to a file: a pipe nobody drains until the end fills (64 KB of
+    # Ray's warnings on a thousand trials) and blocks the driver in its next write
+    log_path = os.path.join(storage, f"driver-{'resume' if resume else 'first'}.log")
+    with open(log_path, "a") as log:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=log,
+                                env={**os.environ, "RAY_ADDRESS": ""})
+        while proc.poll() is None:
+            time.sleep(1)
+            ended = _ended(storage)
+            if on_progress is not None:
+                on_progress(ended)
+            if kill_when is not None and kill_when(ended):
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode not in (0, -signal.SIGKILL):
-        print(err[-3000:], file=sys.stderr)
+        print(Path(log_path).read_text()[-3000:], file=sys.stderr)
     return proc.returncode, cpu, after.ru_maxrss / 1024, time.time() - t0
 
 
