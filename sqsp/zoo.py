@@ -363,12 +363,13 @@ def load_classifier(*, zoo: str | os.PathLike | None = None, device: str | torch
 def format_listing(zoo: str | os.PathLike | None = None, manifests: Sequence[str | os.PathLike] | None = None) -> str:
     directory = zoo_dir(zoo)
     lines = [f"zoo: {directory}"]
-    if not read_manifest(directory / "manifest.json")["entries"] and zoo_bundle.read_bundle() is not None:
-        # a cold zoo folder: what it will hold is the shipped zoo, copied there on first use
-        lines.append(f"(no entries yet; the zoo sqsp ships, below, is copied there when a generator is first "
-                     f"used, or by `sqsp-zoo build`)\nshipped: {zoo_bundle.BUNDLE_DIR}")
-        directory = zoo = zoo_bundle.BUNDLE_DIR
     m = read_manifest(directory / "manifest.json")
+    shipped = None if m["entries"] else zoo_bundle.read_bundle()
+    if shipped is not None:  # a cold zoo folder: what it will hold is the shipped zoo, copied there on first use
+        lines += ["(no entries yet; the zoo sqsp ships, below, is copied there when a generator is first used, "
+                  "or by `sqsp-zoo build`)", f"shipped: {zoo_bundle.BUNDLE_DIR}"]
+        zoo = zoo_bundle.BUNDLE_DIR
+        m = read_manifest(zoo / "manifest.json")
     for name, info in m["extractors"].items():
         lines.append(f"extractor {name}: {info['file']} (test accuracy {info.get('test_accuracy', float('nan')):.3f})")
     for name, r in m["references"].items():
