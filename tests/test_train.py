@@ -11,7 +11,7 @@ from sqsp.config import preset
 from sqsp.generators import build_architecture
 from sqsp.train import CHECKPOINT_FILE, TrainingDiverged, train
 
-TINY = {"batch_size": 128, "student_width": 0.125, "projector_dim": 64, "squeeze_width": 64, "teacher_dim": 64,
+TINY = {"dataset": "digits", "batch_size": 128, "student_width": 0.125, "projector_dim": 64, "squeeze_width": 64, "teacher_dim": 64,
         "projector_depth": 2, "epochs": 2, "steps": 0, "warmup_steps": 0, "eval_every": 0, "checkpoint_every": 1, "knn_k": 10, "probe": "none",
         "generator": "random:stylegan@16", "precision": "fp32", "channels_last": False, "base_lr": 0.2}
 
@@ -177,7 +177,7 @@ def test_divergence_raises(gen):
                  marks=pytest.mark.filterwarnings("ignore:precision='bf16' on a CPU")),
 ])
 def test_every_variant_runs(gen, over):
-    m = train(tiny(steps=3, probe="fast", **over), generator=gen)
+    m = train(tiny(steps=2, batch_size=32, probe="fast", **over), generator=gen)
     assert m["done"] and math.isfinite(m["loss"]) and 0 <= m["probe_acc"] <= 100
 
 
