@@ -261,16 +261,16 @@ def _fill(path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_full_disk_keeps_finished_trials_and_resume_continues(tmp_path):
+def test_a_full_disk_keeps_finished_trials_and_resume_continues(ray_session, tmp_path):
     disk = tmp_path / "disk"
     with tmpfs(disk, "96m"):
         storage = disk / "results"
         script = study_script(tmp_path, "full")
         # a trial per row (rows a and b share a generator stream, which would make them one trial):
         # the disk fills after the first has ended and while the second runs
-        cmd = [sys.executable, str(script), "--storage", str(storage), "--max-concurrent", "1", "--loggers", "none",
-               "--share-generator", "off", *sets({**REAL, "steps": 40})]  # long enough to still run when the disk is full
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cmd = [sys.executable, str(script), "--address", ray_session, "--storage", str(storage), "--max-concurrent",
+               "1", "--loggers", "none", "--share-generator", "off", *sets({**REAL, "steps": 40})]  # long enough to still run when the disk is full
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.time() + 300
             while time.time() < deadline and proc.poll() is None and not finished(storage):
@@ -294,7 +294,7 @@ def test_a_full_disk_keeps_finished_trials_and_resume_continues(tmp_path):
         assert len(trials) == 2
 
         (disk / "filler").unlink()
-        again = subprocess.run([*cmd, "--resume"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+        again = subprocess.run([*cmd, "--resume"], cwd=ROOT, env=os.environ, capture_output=True, text=True, timeout=600)
         assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
         trials = results.read_trials(str(folder))
         assert sorted(trials["row"]) == ["a", "b"] and set(trials["status"]) <= {"completed", "collapsed"}
@@ -426,7 +426,7 @@ import functools, ray.cloudpickle, standins, test_faults
 for m in (standins, test_faults):
     ray.cloudpickle.register_pickle_by_value(m)
 from sqsp.tune import run_study
-run_study(test_faults.pending_study(), storage={storage!r}, max_concurrent=1, max_failures=0,
+run_study(test_faults.pending_study(), address={address!r}, storage={storage!r}, max_concurrent=1, max_failures=0,
           overrides=test_faults.STANDIN, loggers=(),
           train_fn=functools.partial(standins.standin_train, sleep=0.2, marker_dir={storage!r}, later_start_delay=20))
 """
@@ -441,8 +441,8 @@ def test_resume_with_a_never_started_trial_prints_no_missing_metrics(ray_session
     per such trial and run)."""
     log = tmp_path / "driver.log"
     with open(log, "w") as f:
-        proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_DRIVER.format(storage=str(tmp_path))],
-                                cwd=ROOT / "tests", env=ENV, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_DRIVER.format(address=ray_session, storage=str(tmp_path))],
+                                cwd=ROOT / "tests", env=os.environ, stdout=f, stderr=subprocess.STDOUT)
         try:
             deadline = time.time() + 180
             while time.time() < deadline and proc.poll() is None and not (finished(tmp_path) and
