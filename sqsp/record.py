@@ -140,6 +140,35 @@ def save_with_checkpoint(checkpoint_dir: str, metrics: dict[str, Any]) -> None:
         json.dump(metrics, f, default=float)
 
 
+CHECKPOINT_SEAL_FILE = "sqsp_seal.json"
+
+
+def seal_checkpoint(checkpoint_dir: str, progress: float, reports: list[dict[str, Any]]) -> None:
+    """Record, last, how far the run this checkpoint saves had got (``progress``: its step), the
+    reports made since the previous checkpoint (this one's included) and the size of every file
+    in it, so that a copy of it can be told complete (``sealed_progress``).
+    Why: Tune knows a trial's checkpoints and reports only up to its last experiment snapshot,
+    which it throttles; a trial resumed after the driver died continues from the newest
+    *complete* checkpoint in storage instead and reports again what Tune never recorded
+    (sqsp/tune/resume_point.py); a copy cut short by the death of its worker must not be that one."""
+    files = {}
+    for root, _, names in os.walk(checkpoint_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            files[os.path.relpath(path, checkpoint_dir).replace(os.sep, "/")] = os.path.getsize(path)
+    with open(os.path.join(checkpoint_dir, CHECKPOINT_SEAL_FILE), "w") as f:
+        json.dump({"progress": progress, "files": files, "reports": reports}, f, default=float)
+
+
+def sealed_progress(seal: dict[str, Any], sizes: dict[str, int | None]) -> float | None:
+    """A checkpoint's ``progress`` if every file its seal lists has the recorded size
+    (``sizes``: relative path -> size in storage, None where missing), else None."""
+    files = seal.get("files")
+    if not isinstance(files, dict) or not isinstance(seal.get("progress"), (int, float)):
+        return None
+    return float(seal["progress"]) if all(sizes.get(k) == v for k, v in files.items()) else None
+
+
 def load_with_checkpoint(checkpoint_dir: str) -> dict[str, Any]:
     """What ``save_with_checkpoint`` stored in ``checkpoint_dir`` ({} if nothing)."""
     path = os.path.join(checkpoint_dir, CHECKPOINT_METRICS_FILE)

@@ -74,8 +74,8 @@ sqsp_dirty            bool, null      uncommitted changes to tracked files at th
 ====================  ==============  =====================================================
 
 ``history.parquet`` — one row per report of every trial, in report order:
-``trial_id``, ``row``, ``seed``, ``training_iteration`` (Ray's 1-based report counter,
-unique per trial), ``time_total_s``, then every metric train() reported (NaN where a
+``trial_id``, ``row``, ``seed``, ``training_iteration`` (the report's 1-based number in
+its trial, Ray's counter unless a resume replayed reports), ``time_total_s``, then every metric train() reported (NaN where a
 report did not carry it, e.g. ``knn_acc`` between evaluations).
 
 Both files carry ``sqsp_schema_version`` (and ``sqsp_kind``, ``sqsp_study``) in their
@@ -90,8 +90,8 @@ that analysis/ can rebuild the search from the files alone; ``read_trials`` and
 temporary file in the same folder, fsync'd, then renamed; for a URI a temporary key then
 a move) so a crash never leaves a half-written file, and both are rebuilt from the whole
 experiment after a resume. Ray replays the reports made after a trial's last checkpoint
-when it resumes it, so the history is de-duplicated on (trial_id, training_iteration) and
-on (trial_id, step), keeping the newest report.
+when it resumes it, so the history keeps the newest report of each (trial_id, step), in step
+order, and numbers a trial's reports 1.. (``training_iteration``) in that order.
 
 Nothing here imports Ray: sqsp/tune/experiment.py turns Ray's ResultGrid into ``TrialRecord`` s, and
 analysis/ reads the files with ``read_trials`` / ``read_history`` or plain pandas. What a
@@ -168,12 +168,19 @@ def history_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
         df = df.drop(columns=[c for c in df.columns if c in record.RAY_KEYS and c not in record.HISTORY_RAY_KEYS])
         if "training_iteration" not in df:
             df["training_iteration"] = range(1, len(df) + 1)
-        # A resumed trial replays the reports made after its last checkpoint: keep the newest.
-        df = df.drop_duplicates("training_iteration", keep="last")
-        if "step" in df:
-            has_step = df["step"].notna()
-            df = df[~(has_step & df.duplicated("step", keep="last"))]
-        df = df.sort_values("training_iteration", kind="stable")
+        # A resumed trial replays the reports made after the checkpoint it resumed from: keep the
+        # newest of each step. Tune counts its iterations from the checkpoint its snapshot knows,
+        # which can be older than the one resumed from (sqsp/tune/resume_point.py), so a replayed
+        # iteration number can name another step: reports are told apart by step, in step order,
+        # the step-less ones (a divergence) after them, and numbered 1.. in that order.
+        has_step = df["step"].notna() if "step" in df else pd.Series(False, index=df.index)
+        rest = df[~has_step].drop_duplicates("training_iteration", keep="last")
+        rest = rest.sort_values("training_iteration", kind="stable")
+        if has_step.any():
+            stepped = df[has_step].drop_duplicates("step", keep="last").sort_values("step", kind="stable")
+            rest = pd.concat([stepped, rest])
+        df = rest
+        df["training_iteration"] = range(1, len(df) + 1)
         df.insert(0, "trial_id", r.trial_id)
         df.insert(1, "row", r.row)
         df.insert(2, "seed", r.config.get("seed"))

@@ -61,6 +61,7 @@ def standin_train(config, report=None, *, resume_from=None, generator=None, mark
             time.sleep(later_start_delay)
         else:
             open(first, "w").close()
+    m: dict[str, Any] = {}  # resumed from its final checkpoint: nothing left to run
     for step in range(start + 1, config.steps + 1):
         time.sleep(sleep)
         if marker_dir and config.cov_weight == 0.5 and step == 3:
@@ -83,6 +84,7 @@ def search_standin(config, report=None, *, resume_from=None, generator=None, log
     seed 0 proposes), and its kNN monitor falls to chance."""
     start = _start(config, resume_from, log_dir, base_lr=config.base_lr)
     quality = 100.0 * config.base_lr + config.seed / 10
+    m: dict[str, Any] = {}
     for step in range(start + 1, config.steps + 1):
         time.sleep(sleep)
         m = {"step": step, "epoch": step, "progress": step / config.steps, "loss": 1.0 / step, "student_std": 0.8,

@@ -69,6 +69,19 @@ def test_history_drops_replayed_reports_keeping_the_newest():
     assert "config/row" not in h and "hostname" not in h and "final" not in h
 
 
+def test_history_of_a_trial_resumed_past_the_checkpoint_tune_knew_keeps_every_step_once():
+    # Tune's snapshot knew the checkpoint of step 2, storage held step 4's: the resumed run
+    # reports step 5 as Tune's iteration 3, which before named step 3
+    reps = [report(i, i) for i in range(1, 5)] + [report(5, 5, loss=0.5), final(3, 5, loss=0.25)]
+    h = results.history_frame([TrialRecord("t1", CFG, "a", reps)])
+    assert list(h["step"]) == [1, 2, 3, 4, 5] and list(h["training_iteration"]) == [1, 2, 3, 4, 5]
+    assert h.loc[h["step"] == 5, "loss"].item() == 0.25  # the newest report of step 5
+    # a step-less end (a divergence) stays last
+    diverged = {"training_iteration": 3, "diverged": True, "error": "TrainingDiverged: nan", "done": True}
+    h = results.history_frame([TrialRecord("t2", CFG, "a", [report(1, 1), report(2, 2), diverged])])
+    assert list(h["training_iteration"]) == [1, 2, 3] and h["step"].isna().tolist() == [False, False, True]
+
+
 def test_trials_frame_has_a_row_for_every_trial_whatever_happened():
     recs = [
         TrialRecord("t1", {**CFG, "seed": 0}, "a", [report(1, 1), final(2, 2)], checkpoint="/c/1"),

@@ -166,8 +166,11 @@ def killed_study():
 
 @pytest.mark.slow
 def test_killed_study_resumes_with_exactly_one_row_per_trial(ray_session, tmp_path):
-    """SIGKILL of the driver: no trial lost, none doubled, every report once in the history."""
+    """SIGKILL of the driver: no trial lost, none doubled, every report once in the history, and
+    no step run again whose checkpoint was in storage (Tune's snapshot may not know it yet)."""
     _run_and_interrupt(ray_session, tmp_path, "killed_study", finished=2, sig=signal.SIGKILL)
+    saved = _checkpointed_steps(tmp_path / "killed")
+    n_calls = len(_calls(tmp_path))
     trials = run_study(killed_study(), storage=str(tmp_path), resume=True, max_failures=0,
                        overrides=SETS["killed_study"],
                        train_fn=functools.partial(standin_train, sleep=0.05, log_dir=str(tmp_path)))
@@ -177,6 +180,25 @@ def test_killed_study_resumes_with_exactly_one_row_per_trial(ray_session, tmp_pa
     assert sorted(zip(trials["row"], trials["seed"])) == [(r, s) for r in "ab" for s in (0, 1)]
     for tid in trials["trial_id"]:
         assert list(history.loc[history["trial_id"] == tid, "step"]) == list(range(1, 9))
+    resumed = _calls(tmp_path)[n_calls:]
+    keys = [(c["seed"], c["sim_weight"]) for c in resumed]
+    assert len(keys) == len(set(keys)) and {k for k, step in saved.items() if step < 8} <= set(keys), (resumed, saved)
+    for c in resumed:  # from the furthest checkpoint in storage: a trial that had ended runs no step
+        assert c["start"] == saved.get((c["seed"], c["sim_weight"]), 0), (c, saved)
+
+
+def _checkpointed_steps(folder: Path) -> dict[tuple[int, float], int]:
+    """{(seed, sim_weight): the furthest step of a complete checkpoint in storage} of each trial
+    that reached a report (state.json is standin_train's checkpoint, sealed by the trainable)."""
+    from sqsp.tune.resume_point import newest_sealed
+    from pyarrow.fs import LocalFileSystem
+    out = {}
+    for trial in folder.glob("*/params.json"):
+        params = json.loads(trial.read_text())
+        newest, _ = newest_sealed(LocalFileSystem(), str(trial.parent), None)
+        step = json.loads((Path(newest) / "state.json").read_text())["step"] if newest else 0
+        out[(params["seed"], params.get("sim_weight", 25.0))] = step
+    return out
 
 
 def optuna_study():
@@ -480,3 +502,39 @@ def test_relative_paths_are_taken_from_the_launch_directory(ray_session, tmp_pat
     with pytest.raises(ConfigError, match=r"\['.*/gens/none.safetensors'\] do not exist"):
         run_study(Study(name="missing", preset="smoke", seeds=(0,), grid=[{"row": "a"}]), storage="results",
                   overrides={**TINY, "generator": "gens/none.safetensors"})
+
+
+def test_a_resumed_trial_continues_from_its_furthest_complete_checkpoint(tmp_path):
+    """Without Ray: of a trial's checkpoints in storage, the one sealed at the furthest step whose
+    every file is whole (a copy cut short by its worker's death is passed over), if further than
+    the one Tune knows, with the reports the seals after Tune's hold; unsealed folders (older
+    sqsp, Ray's own) are never taken."""
+    from pyarrow.fs import LocalFileSystem
+
+    from sqsp import record
+    from sqsp.tune.resume_point import newest_sealed
+
+    def checkpoint(index: int, step: int, *, seal=True, cut=False):
+        d = tmp_path / f"checkpoint_{index:06d}"
+        (d / "m0").mkdir(parents=True)
+        (d / "m0" / "state.pt").write_bytes(b"x" * (100 + step))
+        if seal:  # the reports since the checkpoint before: one without a checkpoint, then its own
+            record.seal_checkpoint(str(d), step, [{"step": step - 1}, {"step": step}])
+        if cut:  # the copy in storage stopped half-way through a file
+            (d / "m0" / "state.pt").write_bytes(b"x" * 10)
+        return str(d)
+
+    fs = LocalFileSystem()
+    known = checkpoint(0, 2)
+    assert newest_sealed(fs, str(tmp_path), known) == (None, [])  # nothing further than Tune's
+    checkpoint(1, 4)
+    further = checkpoint(5, 6)
+    checkpoint(2, 8, cut=True)
+    checkpoint(3, 10, seal=False)
+    checkpoint(4, 2)  # sealed, but not beyond Tune's (an older copy under a newer number)
+    path, replay = newest_sealed(fs, str(tmp_path), known)
+    assert path == further and [r["step"] for r in replay] == [3, 4, 5, 6]
+    path, replay = newest_sealed(fs, str(tmp_path), None)  # Tune knew none
+    assert path == further and [r["step"] for r in replay] == [1, 2, 1, 2, 3, 4, 5, 6]  # history keeps a step once
+    assert newest_sealed(fs, str(tmp_path), further) == (None, [])
+    assert newest_sealed(fs, str(tmp_path / "missing"), None) == (None, [])

@@ -27,6 +27,7 @@ from ..errors import USER_ERRORS
 from ..streams import inexact, stream_key
 from ..provenance import trial_provenance
 from .console import trial_label
+from .resume_point import replay_lost_reports, resume_point
 from .study import Study, trial_config
 
 GROUP = "group"
@@ -139,6 +140,7 @@ def sqsp_group_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: i
     run = {record.RUN_ID: run_id} if run_id else {}
     labels = [trial_label(s) for s, _ in members]
     reported: list[int] = []  # the members whose report so far ended them
+    since: list[dict[str, Any]] = []  # the reports after the last checkpoint, kept in the next one's seal
 
     def decorated(k: int, metrics: dict[str, Any]) -> dict[str, Any]:
         if metrics.get(record.DIVERGED) or metrics.get(record.FAILED_MARK):  # as sqsp_trial reports them: unmarked
@@ -154,13 +156,21 @@ def sqsp_group_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: i
             flat.update({member_key(k, key): v for key, v in decorated(k, m).items()})
         reported.extend(k for k, m in out.items() if m.get(record.DONE))
         if checkpoint_dir is None:
+            since.append(flat)
             tune.report(flat)
         else:  # the directory lives only during this call: Ray copies it to storage inside report()
+            # the members step together: the furthest step reported is the group's
+            since.append(flat)
+            record.seal_checkpoint(checkpoint_dir, max((m.get("step") or 0) for m in out.values()), since)
+            since.clear()
             tune.report(flat, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
 
     configs = [cfg for _, cfg in members]
-    checkpoint = tune.get_checkpoint()
+    point = resume_point()
+    checkpoint = point.checkpoint
     try:
+        if replay_lost_reports(point):
+            return
         if checkpoint is None:
             train_fn(configs, report)
             return

@@ -2,7 +2,9 @@
 
 ``train()`` reports through a callback; here each report becomes ``tune.report(metrics,
 checkpoint=tune.Checkpoint.from_directory(...))``, and a trial Tune resumes (``--resume``, a
-retry after a crash) continues from ``tune.get_checkpoint()``.
+retry after a crash) continues from its newest complete checkpoint in storage, which is
+Tune's (``tune.get_checkpoint()``) unless the driver died before Tune's experiment snapshot
+recorded a later one (sqsp/tune/resume_point.py).
 
 Failures. A trial that crashes is retried ``max_failures`` times from its last checkpoint,
 then becomes a ``failed`` row; the study goes on (``fail_fast=False``). Two kinds of error
@@ -25,6 +27,7 @@ from ray import tune
 from .. import record
 from ..errors import USER_ERRORS
 from ..provenance import trial_provenance
+from .resume_point import replay_lost_reports, resume_point
 from .study import trial_config
 
 PROGRESS_METRICS = ("epoch", "loss", "student_std", "knn_acc", "probe_acc")
@@ -56,22 +59,28 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
     info = fixed.get("info", {}).get(space.get("row"), {})  # e.g. the FID of the row's checkpoint
     if train_fn is None:
         from ..train import train as train_fn
-    reported = []
+    reported, since = [], []  # since: the reports after the last checkpoint, kept in the next one's seal
     run = {record.RUN_ID: run_id} if run_id else {}
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
         metrics = decorate(metrics, info, run)
         reported.append(True)
+        since.append(metrics)
         if checkpoint_dir is None:
             tune.report(metrics)
             return
         record.save_with_checkpoint(checkpoint_dir, metrics)
+        record.seal_checkpoint(checkpoint_dir, metrics.get("step", len(reported)), since)
+        since.clear()
         # the directory lives only during this call: Ray copies it to storage inside report()
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
 
-    checkpoint = tune.get_checkpoint()
+    point = resume_point()
+    checkpoint = point.checkpoint
     try:
         info = {**info, **trial_provenance(config)}  # the generator's sha256, library versions, the device here
+        if replay_lost_reports(point):
+            return
         if checkpoint is None:
             train_fn(config, report)
             return
