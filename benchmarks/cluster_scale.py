@@ -147,13 +147,19 @@ def _ended(storage: str) -> int:
     return len({c["key"] for c in _calls(storage) if "end" in c})
 
 
-def peak_concurrency(calls: list[dict]) -> int:
-    """Most trials running at once: each start opens an interval that its end (or the next
-    start of the same trial, after a kill) closes."""
+def peak_concurrency(calls: list[dict], killed_at: float | None = None) -> int:
+    """Most trials running at once: each start opens an interval that its end closes; a trial of
+    the driver killed at ``killed_at`` stopped then (its actor died with the driver), though its
+    interval has no end in the log."""
     events, open_at = [], {}
+    closed_at_kill = False
     for c in sorted(calls, key=lambda c: c.get("at", c.get("end"))):
+        t = c.get("at", c.get("end"))
+        if killed_at is not None and not closed_at_kill and t >= killed_at:
+            events.extend((killed_at, -1) for _ in open_at)
+            open_at, closed_at_kill = {}, True
         if "at" in c:
-            if c["key"] in open_at:  # restarted without an end: the driver or a node died
+            if c["key"] in open_at:  # restarted without an end: a node died
                 events.append((c["at"], -1))
             open_at[c["key"]] = c["at"]
             events.append((c["at"], 1))
@@ -197,6 +203,7 @@ def main() -> None:
         half = args.trials // 2
         rc1, cpu1, rss1, wall1 = run_driver(cluster.address, storage, args.trials, False, args.gpus_per_trial,
                                             args.epochs, args.sleep, kill_when=lambda ended: ended >= half)
+        killed_at = time.time()
         print(f"   first driver: SIGKILLed after {_ended(storage)} trials ended ({wall1:.0f} s, exit {rc1})")
         removed = []
 
@@ -213,7 +220,7 @@ def main() -> None:
         ends = [c["key"] for c in calls if "end" in c]
         twice = len(ends) - len(set(ends))
         status = trials["status"].value_counts().to_dict()
-        print(f"   peak concurrent trials: {peak_concurrency(calls)} of {slots} slots")
+        print(f"   peak concurrent trials: {peak_concurrency(calls, killed_at)} of {slots} slots")
         print(f"   driver CPU: {cpu1 + cpu2:.0f} s in all, {1e3 * (cpu1 + cpu2) / args.trials:.0f} ms per trial; "
               f"peak driver memory {max(rss1, rss2):.0f} MB")
         print(f"   trials.parquet: {len(trials)} rows, statuses {status}; trials that ran to their end more than "

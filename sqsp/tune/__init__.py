@@ -11,6 +11,7 @@ each part lives, as a newcomer looks for it:
 ``search.py``       ``Search`` (searcher, space, budget, confirmation), ``CollapseStopper``,
                     ``FinalMetricSearcher``, the checks of what a search selects on
 ``trainable.py``    ``sqsp_trial``: the function trainable (``tune.report``, ``tune.get_checkpoint``)
+``resume_point.py`` where a resumed trial continues: its furthest complete checkpoint in storage
 ``preflight.py``    what would fail every trial, refused before it starts: data, generators,
                     devices, resources, a cluster's address and paths; rows this machine skips
 ``checkpoint_rows.py``  a folder of generator checkpoints as rows, with their FIDs
