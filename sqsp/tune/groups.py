@@ -27,7 +27,7 @@ from ..errors import USER_ERRORS
 from ..streams import inexact, stream_key
 from ..provenance import trial_provenance
 from .console import trial_label
-from .resume_point import replay_lost_reports, resume_point
+from .resume_point import continue_trial
 from .study import Study, trial_config
 
 GROUP = "group"
@@ -166,19 +166,11 @@ def sqsp_group_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: i
             tune.report(flat, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
 
     configs = [cfg for _, cfg in members]
-    point = resume_point()
-    checkpoint = point.checkpoint
     try:
-        if replay_lost_reports(point):
-            return
-        if checkpoint is None:
-            train_fn(configs, report)
-            return
-        with checkpoint.as_directory() as d:
-            last = train_fn(configs, report, resume_from=d)
-        if not reported and all(m.get(record.DONE) for m in last):
+        done = continue_trial(train_fn, configs, report)
+        if done.resumed and not reported and all(m.get(record.DONE) for m in done.result):
             # resumed from its final checkpoint (the driver died before recording the end): the end again
-            report(dict(enumerate(last)), None)
+            report(dict(enumerate(done.result)), None)
     except USER_ERRORS as e:  # a bad config or file (the shared generator's): every member, no retry
         _fail_the_rest(report, len(members), reported, e)
     except Exception as e:

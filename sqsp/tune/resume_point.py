@@ -17,7 +17,7 @@ import json
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow.fs as pafs
 from ray import tune
@@ -46,11 +46,26 @@ def resume_point() -> ResumePoint:
     return ResumePoint(known) if newest is None else ResumePoint(tune.Checkpoint(newest, filesystem=fs), replay)
 
 
-def replay_lost_reports(point: ResumePoint) -> bool:
-    """Report again, in order, what Tune lost of this trial; True if that was its end."""
+@dataclass(frozen=True)
+class Continued:
+    resumed: bool = False                                   # train ran from a checkpoint
+    result: Any = None                                      # what train returned
+    stored: dict[str, Any] = field(default_factory=dict)    # the metrics kept with that checkpoint
+
+
+def continue_trial(train: Callable[..., Any], *args: Any) -> Continued:
+    """``train(*args[, resume_from=...])`` from where this trial got to, after reporting again
+    what Tune lost of it; nothing more if that was its end."""
+    point = resume_point()
     for r in point.replay:
         tune.report(r)
-    return bool(point.replay) and bool(point.replay[-1].get(record.DONE))
+    if point.replay and point.replay[-1].get(record.DONE):
+        return Continued()
+    if point.checkpoint is None:
+        return Continued(result=train(*args))
+    with point.checkpoint.as_directory() as d:
+        result = train(*args, resume_from=d)
+        return Continued(True, result, record.load_with_checkpoint(d))
 
 
 def newest_sealed(fs: pafs.FileSystem, trial: str, known: str | None) -> tuple[str | None, list[dict[str, Any]]]:

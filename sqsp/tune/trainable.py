@@ -27,7 +27,7 @@ from ray import tune
 from .. import record
 from ..errors import USER_ERRORS
 from ..provenance import trial_provenance
-from .resume_point import replay_lost_reports, resume_point
+from .resume_point import continue_trial
 from .study import trial_config
 
 PROGRESS_METRICS = ("epoch", "loss", "student_std", "knn_acc", "probe_acc")
@@ -75,20 +75,11 @@ def sqsp_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: int = 1
         # the directory lives only during this call: Ray copies it to storage inside report()
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
 
-    point = resume_point()
-    checkpoint = point.checkpoint
     try:
         info = {**info, **trial_provenance(config)}  # the generator's sha256, library versions, the device here
-        if replay_lost_reports(point):
-            return
-        if checkpoint is None:
-            train_fn(config, report)
-            return
-        with checkpoint.as_directory() as d:
-            train_fn(config, report, resume_from=d)
-            last = record.load_with_checkpoint(d)
-        if not reported and last.get(record.DONE):
-            tune.report({**last, **run})
+        done = continue_trial(train_fn, config, report)
+        if done.resumed and not reported and done.stored.get(record.DONE):
+            tune.report({**done.stored, **run})  # resumed from its final checkpoint: its end again
     except record.TrainingDiverged as e:  # a result, not a crash to retry
         tune.report({**record.diverged_report(e), **run})
     except USER_ERRORS as e:  # a bad config or file fails the same way again: no retry either
