@@ -165,15 +165,18 @@ def killed_study():
 
 
 @pytest.mark.slow
-def test_killed_study_resumes_with_exactly_one_row_per_trial(ray_session, tmp_path):
+def test_killed_study_resumes_with_exactly_one_row_per_trial(ray_session, tmp_path, capfd):
     """SIGKILL of the driver: no trial lost, none doubled, every report once in the history, and
     no step run again whose checkpoint was in storage (Tune's snapshot may not know it yet)."""
     _run_and_interrupt(ray_session, tmp_path, "killed_study", finished=2, sig=signal.SIGKILL)
     saved = _checkpointed_steps(tmp_path / "killed")
     n_calls = len(_calls(tmp_path))
+    capfd.readouterr()
     trials = run_study(killed_study(), storage=str(tmp_path), resume=True, max_failures=0,
                        overrides=SETS["killed_study"],
                        train_fn=functools.partial(standin_train, sleep=0.05, log_dir=str(tmp_path)))
+    out, err = capfd.readouterr()
+    assert "Could not fetch metrics" not in out + err, err[-3000:]  # a trial without a results file goes on
     history = results.read_history(str(tmp_path / "killed"))
     _assert_one_row_per_trial(trials, history, 4)
     assert (trials["status"] == "completed").all()
@@ -538,3 +541,14 @@ def test_a_resumed_trial_continues_from_its_furthest_complete_checkpoint(tmp_pat
     assert path == further and [r["step"] for r in replay] == [1, 2, 1, 2, 3, 4, 5, 6]  # history keeps a step once
     assert newest_sealed(fs, str(tmp_path), further) == (None, [])
     assert newest_sealed(fs, str(tmp_path / "missing"), None) == (None, [])
+
+
+def test_tunes_warning_of_trials_without_a_results_file_is_held_back():
+    """As Tune words it at restore after a kill -9 (benchmarks/cluster_scale.py's resumed driver)."""
+    from sqsp.tune.watch import missing_metrics
+    line = ("- sqsp_trial_a151b_00212: FileNotFoundError('Could not fetch metrics for sqsp_trial_a151b_00212: both "
+            "result.json and progress.csv were not found at /tmp/s/scale/a151b_00212-seed=0')")
+    assert missing_metrics(f"Failed to fetch metrics for 2 trial(s):\n{line}\n{line}")
+    # another failure in the same warning is shown
+    assert not missing_metrics(f"Failed to fetch metrics for 2 trial(s):\n{line}\n- t: PermissionError('denied')")
+    assert not missing_metrics("Trial task failed for trial sqsp_trial_a151b_00212")

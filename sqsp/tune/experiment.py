@@ -41,7 +41,7 @@ from .folder import check_state, terminate_as_interrupt
 from .groups import GROUP, member_records, sqsp_group_trial
 from .study import Study, study_metadata, trial_config
 from .trainable import sqsp_trial
-from .watch import DiskWatch
+from .watch import DiskWatch, without_missing_metrics
 
 
 @dataclass
@@ -83,8 +83,9 @@ def open_tuner(options: RunOptions, fixed: dict[str, Any], space: dict[str, Any]
     trainable = options.trainable(fixed)
     if restoring:
         check_state(results.join(storage_path, name), study_folder or storage_path)
-        return tune.Tuner.restore(results.join(storage_path, name), trainable, resume_unfinished=True,
-                                  resume_errored=True, restart_errored=False, param_space=space)
+        with without_missing_metrics():
+            return tune.Tuner.restore(results.join(storage_path, name), trainable, resume_unfinished=True,
+                                      resume_errored=True, restart_errored=False, param_space=space)
     return tune.Tuner(
         trainable, param_space=space,
         tune_config=tune.TuneConfig(max_concurrent_trials=options.max_concurrent, reuse_actors=options.reuse_actors,

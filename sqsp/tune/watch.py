@@ -73,7 +73,7 @@ class DiskWatch:
     def watching(self) -> Iterator["DiskWatch"]:
         """Watch for the block (the fit): reserve, poll, hold back Ray's records of it."""
         logs = _RayRecords(self)
-        handlers = [h for name in ("ray", "ray.tune", "ray.train", "") for h in logging.getLogger(name).handlers]
+        handlers = _ray_handlers()
         for h in handlers:
             h.addFilter(logs)
         thread = None
@@ -158,14 +158,43 @@ class _RayRecords(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if message.startswith("Failed to fetch metrics") and \
-                all("Could not fetch metrics" in line for line in message.splitlines()[1:]):
+        if missing_metrics(message):
             return False
         exc = record.exc_info[1] if record.exc_info else None
         if _no_space(exc) or "No space left on device" in message:
             self.watch.saw(os.strerror(errno.ENOSPC))
             return False
         return True
+
+
+def missing_metrics(message: str) -> bool:
+    """Tune's warning for trials whose results file is not in storage: trials that never
+    reported, and, after a kill -9, trials whose checkpoint reached storage before their results
+    file did. Both go on (the latter from that checkpoint, resume_point.py): nothing to act on."""
+    lines = message.splitlines()
+    return message.startswith("Failed to fetch metrics") and all("Could not fetch metrics" in x for x in lines[1:])
+
+
+class _MissingMetrics(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not missing_metrics(record.getMessage())
+
+
+@contextlib.contextmanager
+def without_missing_metrics() -> Iterator[None]:
+    """Hold back ``missing_metrics`` warnings for the block (Tune restoring an experiment)."""
+    quiet, handlers = _MissingMetrics(), _ray_handlers()
+    for h in handlers:
+        h.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(quiet)
+
+
+def _ray_handlers() -> list[logging.Handler]:
+    return [h for name in ("ray", "ray.tune", "ray.train", "") for h in logging.getLogger(name).handlers]
 
 
 def _no_space(exc: BaseException | None) -> bool:
