@@ -174,12 +174,13 @@ def history_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
         # iteration number can name another step: reports are told apart by step, in step order,
         # the step-less ones (a divergence) after them, and numbered 1.. in that order.
         has_step = df["step"].notna() if "step" in df else pd.Series(False, index=df.index)
-        rest = df[~has_step].drop_duplicates("training_iteration", keep="last")
-        rest = rest.sort_values("training_iteration", kind="stable")
+        stepless = df[~has_step].drop_duplicates("training_iteration", keep="last").sort_values("training_iteration",
+                                                                                               kind="stable")
         if has_step.any():
             stepped = df[has_step].drop_duplicates("step", keep="last").sort_values("step", kind="stable")
-            rest = pd.concat([stepped, rest])
-        df = rest
+            df = pd.concat([stepped, stepless]) if len(stepless) else stepped
+        else:
+            df = stepless
         df["training_iteration"] = range(1, len(df) + 1)
         df.insert(0, "trial_id", r.trial_id)
         df.insert(1, "row", r.row)

@@ -155,12 +155,11 @@ def sqsp_group_trial(space: dict[str, Any], *, fixed: dict[str, Any], threads: i
         for k, m in out.items():
             flat.update({member_key(k, key): v for key, v in decorated(k, m).items()})
         reported.extend(k for k, m in out.items() if m.get(record.DONE))
+        since.append(flat)
         if checkpoint_dir is None:
-            since.append(flat)
             tune.report(flat)
         else:  # the directory lives only during this call: Ray copies it to storage inside report()
             # the members step together: the furthest step reported is the group's
-            since.append(flat)
             record.seal_checkpoint(checkpoint_dir, max((m.get("step") or 0) for m in out.values()), since)
             since.clear()
             tune.report(flat, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
