@@ -9,8 +9,11 @@ Prints:
    side (what 2 cores give two trials without Ray), and as a one-trial study
    through Ray Tune (``run_study``: actor start, imports, checkpoints copied to storage,
    Parquet written); plus the time starting Ray takes (``init_ray``, as a study starts its own);
-2. the ablation study (rows a-f × seeds) on the same reduced config at 1 and at 2
-   concurrent trials (1 CPU and 1 torch thread per trial), wall time and speed-up.
+2. the ablation (rows a-f) at ``--seeds`` and at twice as many seeds, each at 1 and at 2
+   concurrent trials (1 CPU and 1 torch thread per trial). A study's fixed cost (Tune's
+   set-up, each trial slot's cold worker: imports, data, generator) comes once however many
+   trials it has, so the cost *per trial* is the difference between the two study sizes
+   divided by the trials added, set beside ``train()`` of the same rows in this warm process.
 
 The machine's load average is printed with the figures: numbers taken while other work
 runs on the same cores are inflated.
@@ -95,20 +98,36 @@ def main(argv=None) -> int:
               f"{inside:.1f} s of it inside the trial, by Ray's clock; status {trials['status'].iloc[0]})")
         print(f"init_ray (local, 2 CPUs)           {t_init:7.1f} s")
 
-        # 2. the ablation at 1 and 2 concurrent trials
-        n = len(configs)
+        # 2. the ablation at two sizes, 1 and 2 concurrent trials: the marginal cost of a trial
+        rows = [(r, c) for r, c in configs if c.seed == configs[0][1].seed]  # one seed's rows, trained directly
+        t0 = time.perf_counter()
+        for _, c in rows:
+            _train(train, c)
+        per_direct = (time.perf_counter() - t0) / len(rows)
+        sizes = (args.seeds, 2 * args.seeds)
         walls = {}
         for concurrent in (1, 2):
-            with tempfile.TemporaryDirectory() as storage:
-                t0 = time.perf_counter()
-                trials = run_study(ablation, storage=storage, overrides=overrides, max_concurrent=concurrent,
-                                   verbose=0)
-                walls[concurrent] = time.perf_counter() - t0
-            busy = trials["wall_time_s"].sum()
-            print(f"\n## ablation, {n} trials, {concurrent} concurrent, load {_load()}")
-            print(f"wall time {walls[concurrent]:7.1f} s; {walls[concurrent] / n:5.1f} s per trial; "
-                  f"trial time summed {busy:.0f} s; statuses {trials['status'].value_counts().to_dict()}")
-        print(f"\nspeed-up 2 vs 1 concurrent: {walls[1] / walls[2]:.2f}x")
+            for seeds in sizes:
+                study = dataclasses.replace(ablation, seeds=tuple(range(seeds)))
+                with tempfile.TemporaryDirectory() as storage:
+                    t0 = time.perf_counter()
+                    trials = run_study(study, storage=storage, overrides=overrides, max_concurrent=concurrent,
+                                       verbose=0)
+                    walls[concurrent, seeds] = time.perf_counter() - t0
+                print(f"\n## ablation, {len(trials)} trials, {concurrent} concurrent, load {_load()}")
+                print(f"wall time {walls[concurrent, seeds]:7.1f} s; trial time summed "
+                      f"{trials['wall_time_s'].sum():.0f} s; statuses {trials['status'].value_counts().to_dict()}")
+        added = len(rows) * (sizes[1] - sizes[0])
+        marginal = {k: (walls[k, sizes[1]] - walls[k, sizes[0]]) / added for k in (1, 2)}
+        fixed = walls[1, sizes[0]] - marginal[1] * len(rows) * sizes[0]
+        print(f"\n## per trial ({added} trials added to a {len(rows) * sizes[0]}-trial study)")
+        print(f"train() of the same rows in this process   {per_direct:6.2f} s per trial")
+        print(f"a trial added to a study, 1 concurrent      {marginal[1]:6.2f} s   "
+              f"({marginal[1] / per_direct:.2f}x train())")
+        print(f"a trial added to a study, 2 concurrent      {marginal[2]:6.2f} s   "
+              f"({marginal[1] / marginal[2]:.2f}x faster than 1 concurrent: "
+              f"{marginal[1] / marginal[2] / (2 * t_process / t_pair):.2f} of the machine's 2-process scaling)")
+        print(f"the study's fixed cost, 1 concurrent        {fixed:6.1f} s   (Tune's set-up and the cold worker)")
     finally:
         ray.shutdown()
     return 0

@@ -23,6 +23,8 @@ def test_row_e_learns_and_row_c_collapses_on_digits_m():
     c = train(base.replace(sim_weight=1.0, var_weight=0.0, cov_weight=0.0))
     e = train(base)
     assert c["collapsed"] and not e["collapsed"]
+    # Eq. 9's std: the flag's threshold is 0.1; row e stays far above it, not just over it
+    assert c["student_std"] < 0.1 < 0.3 < e["student_std"], (c["student_std"], e["student_std"])
     assert e["probe_acc"] > e["init_probe_acc"] + 5, e
     assert e["probe_acc"] > c["probe_acc"] + 5, (e["probe_acc"], c["probe_acc"])
     assert e["raw_probe_acc"] <= 70  # the floor the representation is measured against

@@ -19,7 +19,7 @@ from conftest import ray_driver
 from sqsp import results
 from test_faults import exposed, listening
 
-pytestmark = pytest.mark.slow  # a two-node Ray cluster
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # a two-node Ray cluster
 ROOT = Path(__file__).resolve().parents[1]
 
 

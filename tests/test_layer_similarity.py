@@ -19,6 +19,8 @@ from sqsp.layer_similarity import (FILE, cka_rows, generator_layers, layer_featu
 from sqsp.models import build_backbone
 from sqsp.train import CHECKPOINT_FILE, load_backbone, train
 
+pytestmark = pytest.mark.xdist_group("layer_similarity")  # one xdist worker: its module fixture is built once
+
 TINY = {"batch_size": 64, "student_width": 0.125, "projector_dim": 32, "squeeze_width": 32, "teacher_dim": 32,
         "projector_depth": 2, "steps": 2, "eval_every": 0, "probe": "none", "generator": "random:stylegan@16",
         "precision": "fp32", "channels_last": False, "eval_init": False, "eval_mmd": False}

@@ -15,6 +15,8 @@ from sqsp.config import preset
 from sqsp.representations import FILE, gan_representations, load_discriminator, load_labeller
 from sqsp.results import read_table, write_table
 
+pytestmark = pytest.mark.xdist_group("representations")  # one xdist worker: its module fixture is built once
+
 MAIN = zoo.DEFAULT_RUNS[0].name  # the zoo's main StyleGAN, named for the zoo's dataset
 
 

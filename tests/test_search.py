@@ -69,7 +69,7 @@ def _ended(pattern: str) -> set[str]:
     return ended(pattern, mark="done")
 
 
-def _kill_when(address, storage, *, resume, until, sleep=0.3, timeout=180):
+def _kill_when(address, storage, *, resume, until, sleep=0.3, timeout=600):
     """A driver of ``searched_study`` on our cluster, killed outright (SIGKILL) once ``until()``."""
     script = _DRIVER.format(address=address, storage=str(storage), resume=resume, sleep=sleep)
     drive(script, Path(storage) / f"driver-{int(resume)}.log", until=until, timeout=timeout)

@@ -164,7 +164,7 @@ def test_an_interrupted_grouped_study_resumes_each_row_once(ray_session, tmp_pat
     lost or doubled, each row's steps reported once, the numbers those of an uninterrupted run."""
     group_checkpoints = lambda: list(tmp_path.glob("killed/*group=a+e+nan*/checkpoint_00000[0-9]/m0/state.pt"))
     drive(_DRIVER.format(address=ray_session, storage=str(tmp_path)), tmp_path / "driver.log",
-          until=lambda: bool(group_checkpoints()), sig=signal.SIGKILL, timeout=240)
+          until=lambda: bool(group_checkpoints()), sig=signal.SIGKILL)
     resumed = run_study(rows_study("killed", None, seeds=(0,)), storage=str(tmp_path), resume=True, max_failures=0,
                         overrides=RESUMED, loggers=())
     history = results.read_history(str(tmp_path / "killed"))

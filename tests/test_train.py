@@ -191,41 +191,6 @@ def test_unknown_block_lists_the_real_ones(gen):
     assert [b.name for b in run.synthetic.blocks] == ["b16"] and run.generator_info["generator_blocks_read"] == "b16"
 
 
-class _DigitBankNet(torch.nn.Module):
-    """A stand-in 'generator' for the collapse test: z picks one of 64 real digits, and the
-    block features are convolutions of it at 4, 8 and 16 px, so the teacher carries the
-    digit's identity as a trained GAN's features would, without a GAN to train here."""
-
-    def __init__(self, images):
-        super().__init__()
-        self.register_buffer("bank", images.float() / 127.5 - 1)
-        self.b4 = torch.nn.Sequential(torch.nn.AvgPool2d(4), torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU())
-        self.b8 = torch.nn.Sequential(torch.nn.AvgPool2d(2), torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU())
-        self.b16 = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU())
-
-    def forward(self, z):
-        img = self.bank[z[:, : len(self.bank)].argmax(1)]
-        self.b4(img), self.b8(img), self.b16(img)
-        return img
-
-
-@pytest.mark.slow
-def test_full_squeeze_beats_row_c_which_collapses():
-    from sqsp.data import load_split
-    from sqsp.generators.base import FeatureGenerator
-    torch.manual_seed(0)
-    net = _DigitBankNet(load_split("digits", None, "train", 16).images[:64])
-    gen = FeatureGenerator(net, z_dim=64, resolution=16, channels=3, arch="digit-bank")
-    common = {"steps": 60, "eval_every": 0, "syn_ratio": 1.0, "generator": "random:stylegan@16"}
-    row_c = train(preset("smoke", {**common, "var_weight": 0.0, "cov_weight": 0.0}), generator=gen)
-    row_e = train(preset("smoke", common), generator=gen)
-    assert row_c["collapsed"] is True and row_e["collapsed"] is False
-    # Eq. 9's std: ~0 vs near γ. Measured 0.0077 vs 0.66-0.69 under AVX2 and default kernels alike;
-    # the bound 0.03 leaves room for other CPU types (the collapse flag's own threshold is 0.1)
-    assert row_c["student_std"] < 0.03 < 0.3 < row_e["student_std"]
-    assert row_e["probe_acc"] > row_c["probe_acc"] + 10, (row_e["probe_acc"], row_c["probe_acc"])
-
-
 @pytest.mark.slow
 def test_command_line_prints_user_errors_as_one_line(tmp_path, capsys, monkeypatch):
     """A wrong data layout, a seed out of range, a missing checkpoint: one line, exit 2, no

@@ -13,6 +13,8 @@ import sqsp.weights
 from sqsp import zoo, zoo_build
 from sqsp.generators import FeatureGenerator
 
+pytestmark = pytest.mark.xdist_group("zoo")  # one xdist worker: its module fixture is built once
+
 TINY = dict(steps=4, fid_samples=80, quality_samples=80, classifier_epochs=1, progress=False, workers=1)
 REQUIRED = {"name", "arch", "dataset", "resolution", "conditional", "step", "fid", "file", "sha256"}
 
