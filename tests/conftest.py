@@ -1,4 +1,5 @@
-"""What every test shares: one torch thread, and one private Ray for the whole run.
+"""What every test shares: one torch thread, and one private Ray for the whole run (per pytest-xdist
+worker: the suite runs on two, see pyproject.toml).
 
 One torch thread per test process: on the 2-core CI machine, Ray's trial workers run beside
 the test process, and oversubscribed OpenMP threads made a training step 25x slower

@@ -29,7 +29,8 @@ from sqsp.tune import run_study, study_main  # noqa: E402
 from test_data import write_cifar10, write_stl10  # noqa: E402
 from test_studies import TABLE2, TABLE2_SCALE, TABLE2_WEIGHTS  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("paper_path")]  # every study at paper scale through the session's Ray
+# every study at paper scale through the session's Ray; the module's fixtures built once, on one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("paper_path")]
 ROOT = Path(__file__).resolve().parents[1]
 SHRINK = ["steps=1", "student_width=0.0625", "projector_dim=16", "squeeze_width=16", "teacher_dim=16",
           "probe_epochs=1", "knn_k=5", "precision=fp32", "channels_last=false", "device=cpu"]
