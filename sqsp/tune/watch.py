@@ -33,7 +33,7 @@ import shutil
 import signal
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pyarrow.fs as pafs
 
@@ -72,26 +72,21 @@ class DiskWatch:
     @contextlib.contextmanager
     def watching(self) -> Iterator["DiskWatch"]:
         """Watch for the block (the fit): reserve, poll, hold back Ray's records of it."""
-        logs = _RayRecords(self)
-        handlers = _ray_handlers()
-        for h in handlers:
-            h.addFilter(logs)
-        thread = None
-        if self.folder is not None:
-            self._reserve()
-            thread = threading.Thread(target=self._poll, name="sqsp-disk-watch", daemon=True)
-            thread.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            if thread is not None:
-                thread.join()
-            with contextlib.suppress(OSError):
-                keep_state(self.experiment)
-            self._release(RESERVE_FILE)
-            for h in handlers:
-                h.removeFilter(logs)
+        with _on_ray_handlers(_RayRecords(self)):
+            thread = None
+            if self.folder is not None:
+                self._reserve()
+                thread = threading.Thread(target=self._poll, name="sqsp-disk-watch", daemon=True)
+                thread.start()
+            try:
+                yield self
+            finally:
+                self._stop.set()
+                if thread is not None:
+                    thread.join()
+                with contextlib.suppress(OSError):
+                    keep_state(self.experiment)
+                self._release(RESERVE_FILE)
 
     def release(self) -> None:
         """Remove what is left of the reserves (the Parquet files' once they are written)."""
@@ -175,26 +170,24 @@ def missing_metrics(message: str) -> bool:
     return message.startswith("Failed to fetch metrics") and all("Could not fetch metrics" in x for x in lines[1:])
 
 
-class _MissingMetrics(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not missing_metrics(record.getMessage())
-
-
 @contextlib.contextmanager
 def without_missing_metrics() -> Iterator[None]:
     """Hold back ``missing_metrics`` warnings for the block (Tune restoring an experiment)."""
-    quiet, handlers = _MissingMetrics(), _ray_handlers()
+    with _on_ray_handlers(lambda record: not missing_metrics(record.getMessage())):
+        yield
+
+
+@contextlib.contextmanager
+def _on_ray_handlers(keep: logging.Filter | Callable[[logging.LogRecord], bool]) -> Iterator[None]:
+    """``keep`` filters what the handlers of Ray's loggers (and the root's) print, for the block."""
+    handlers = [h for name in ("ray", "ray.tune", "ray.train", "") for h in logging.getLogger(name).handlers]
     for h in handlers:
-        h.addFilter(quiet)
+        h.addFilter(keep)
     try:
         yield
     finally:
         for h in handlers:
-            h.removeFilter(quiet)
-
-
-def _ray_handlers() -> list[logging.Handler]:
-    return [h for name in ("ray", "ray.tune", "ray.train", "") for h in logging.getLogger(name).handlers]
+            h.removeFilter(keep)
 
 
 def _no_space(exc: BaseException | None) -> bool:
