@@ -15,7 +15,6 @@ images in [0, 1] (input normalisation lives inside the model) and returns (N, F)
 """
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from contextlib import contextmanager
@@ -195,23 +194,6 @@ def linear_probe_fast(train_feats: torch.Tensor, train_labels: torch.Tensor, tes
         clf.fit(scaler.transform(x_train), y_train)
         pred = clf.predict(scaler.transform(x_test))
     return 100.0 * float(np.mean(pred == y_test))
-
-
-@functools.lru_cache(maxsize=4)
-def pixel_reference(dataset: str, data_root: str | None, image_size: int, *, knn_k: int, knn_t: float,
-                    probe: bool = True) -> dict[str, float]:
-    """The floor a representation must clear: the kNN monitor and the fast linear probe on raw
-    pixels (``raw_knn_acc``, ``raw_probe_acc``). On plain 16-px digits this is 97 %, above every
-    learned representation, which is why the embedded default is ``digits-m``. The same for every
-    trial on a dataset, so each worker process computes it once."""
-    from sqsp.data import load_split
-    train, test = (load_split(dataset, data_root, split, image_size) for split in ("train", "test"))
-    x_train, x_test = train.images.flatten(1).float(), test.images.flatten(1).float()
-    out = {"raw_knn_acc": knn_accuracy(x_train, train.labels, x_test, test.labels, num_classes=train.num_classes,
-                                       k=knn_k, t=knn_t)}
-    if probe:
-        out["raw_probe_acc"] = linear_probe_fast(x_train, train.labels, x_test, test.labels)
-    return out
 
 
 def linear_probe_paper(backbone: nn.Module, train, test, *, device, epochs: int, lr: float,

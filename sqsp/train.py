@@ -38,10 +38,11 @@ from .config import ConfigError, TrainConfig, add_config_arguments, config_of_ar
 from .device import amp_dtype, autocast, resolve_device
 from .data import channel_stats, load_split, resize
 from .encode import load_lpips, missing_lpips_weights
-from .evaluate import (extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2, pixel_reference,
+from .evaluate import (extract_features, knn_accuracy, linear_probe_fast, linear_probe_paper, mmd2,
                        probe_scores)
 from .methods import METHODS, Method
 from .models import Student, build_backbone
+from .pixel_reference import pixel_reference
 from .record import TrainingDiverged
 from .specs import missing_block_group, parse_generator
 from .storage import atomic_output

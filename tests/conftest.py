@@ -5,9 +5,12 @@ One torch thread per test process: on the 2-core CI machine, Ray's trial workers
 the test process, and oversubscribed OpenMP threads made a training step 25x slower
 (measured: 7.5 s against 0.28 s).
 
-``ray_session`` starts one local Ray (2 CPUs, on 127.0.0.1, no dashboard) the first time a test
+``ray_session`` starts one local Ray (1 CPU, on 127.0.0.1, no dashboard) the first time a test
 asks for it and stops it by its handle (``ray.shutdown``) after the last test: starting Ray
-costs seconds, and every test module used to start its own. Its workers see a torch cache and
+costs seconds, and every test module used to start its own. One CPU, since the two xdist workers
+share two cores: a study's second concurrent trial would only start a second cold worker
+(torch, scikit-learn and sqsp imported again, some 6 s of CPU) to contend for the same cores
+(measured on 2 cores: the suite 608 s with 2 CPUs per Ray, 523 s with 1). Its workers see a torch cache and
 a zoo folder of the session's own (``ray_dirs``): tests that need files there (LPIPS's trunk,
 Inception's weights) put them there, and never the user's ~/.cache. The stand-ins of
 tests/standins.py reach the workers by value. Tests that need another Ray (a two-node cluster,
@@ -17,6 +20,7 @@ from this process joins it with ``ray_driver``, as ``ray_session`` does its own.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +44,19 @@ def _no_stylegan_checkout_left_behind():
     sys.path[:] = path
     for name in [m for m in sys.modules if m.split(".")[0] in STYLEGAN_PACKAGES]:
         del sys.modules[name]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sqsp_cache(tmp_path_factory) -> Iterator[Path]:
+    """``SQSP_CACHE_DIR`` of the whole run (this process, its subprocesses, every Ray it starts):
+    a folder of the run's own, never the user's ~/.cache/sqsp, shared by the pytest-xdist workers
+    (the raw-pixel references one worker computes, the other reads: sqsp/pixel_reference.py)."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "sqsp-cache"
+    root.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SQSP_CACHE_DIR", str(root))
+        yield root
 
 
 @dataclass(frozen=True)
@@ -76,11 +93,12 @@ def ray_driver(address: str | None = None, **kwargs: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def ray_session(ray_dirs) -> str:
+def ray_session(ray_dirs, sqsp_cache) -> str:
     """The address of the session's Ray (drivers in subprocesses join it with ``address=``)."""
     import standins
-    env = {"env_vars": {"TORCH_HOME": str(ray_dirs.torch_home), "SQSP_ZOO_DIR": str(ray_dirs.zoo)}}
-    with ray_driver(num_cpus=2, runtime_env=env) as ray:  # on 127.0.0.1 only
+    env = {"env_vars": {"TORCH_HOME": str(ray_dirs.torch_home), "SQSP_ZOO_DIR": str(ray_dirs.zoo),
+                        "SQSP_CACHE_DIR": os.environ["SQSP_CACHE_DIR"]}}
+    with ray_driver(num_cpus=1, runtime_env=env) as ray:  # on 127.0.0.1 only
         ray.cloudpickle.register_pickle_by_value(standins)
         yield ray.get_runtime_context().gcs_address
 

@@ -166,7 +166,7 @@ def test_area_crops_match_adaptive_average_pooling():
 def test_digits_m_floor_is_low_where_plain_digits_is_not():
     """The reason for digits-m: raw pixels separate plain digits almost perfectly, and a linear
     probe on raw digits-m pixels stays at most 70 % (the measured value is ~68 %)."""
-    from sqsp.evaluate import pixel_reference
+    from sqsp.pixel_reference import pixel_reference
     plain = pixel_reference("digits", None, 16, knn_k=20, knn_t=0.1)
     hard = pixel_reference("digits-m", None, 16, knn_k=20, knn_t=0.1)
     assert plain["raw_probe_acc"] > 95

@@ -334,7 +334,7 @@ def test_a_second_run_on_a_study_folder_is_refused_and_sigterm_leaves_parquet(ra
     writes its Parquet files as Ctrl-C would, and a --resume finishes it exactly."""
     log_path = tmp_path / "first.log"
     with open(log_path, "w") as log:
-        # no cap on concurrency: Tune creates all 6 trials at once, 4 wait for a CPU
+        # no cap on concurrency: Tune creates all 6 trials at once, 5 wait for the session Ray's CPU
         first = subprocess.Popen([sys.executable, "-c", _driver(ray_session, tmp_path, "locked_study", sleep=0.8,
                                                                 max_concurrent=None)],
                                  cwd=ROOT / "tests", stdout=log, stderr=subprocess.STDOUT)
@@ -428,7 +428,7 @@ def test_what_would_fail_every_trial_is_refused_before_ray(ray_session, tmp_path
         with pytest.raises(ConfigError, match="--gpus-per-trial 1, but this machine has 0 CUDA GPU"):
             run_study(study(), storage=str(tmp_path / "other"), gpus_per_trial=1, overrides=TINY)
     with pytest.raises(ConfigError, match="--cpus-per-trial 64 --gpus-per-trial 0: no node of this machine's Ray"):
-        run_study(study(), storage=str(tmp_path / "other"), cpus_per_trial=64, overrides=TINY)  # Ray knows only 2
+        run_study(study(), storage=str(tmp_path / "other"), cpus_per_trial=64, overrides=TINY)  # Ray knows only 1
     assert not (tmp_path / "other").exists() or not any((tmp_path / "other").iterdir())
 
 
