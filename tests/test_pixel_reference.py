@@ -7,7 +7,7 @@ import pytest
 
 from sqsp import evaluate
 from sqsp.data import load_split
-from sqsp.pixel_reference import _key, pixel_reference
+from sqsp.pixel_reference import _key, _read, pixel_reference
 
 compute = pixel_reference.__wrapped__  # past the per-process lru_cache, to the disk
 ARGS = ("digits", None, 16)
@@ -43,16 +43,18 @@ def test_computed_once_then_read_back_exactly(tmp_path, monkeypatch):
 
 def test_a_corrupt_or_unwritable_cache_only_costs_the_computation(tmp_path, monkeypatch):
     monkeypatch.setenv("SQSP_CACHE_DIR", str(tmp_path))
-    expected = compute(*ARGS, knn_k=20, knn_t=0.1)
+    expected = compute(*ARGS, knn_k=20, knn_t=0.1, probe=False)  # the kNN alone: milliseconds a computation
     (path,) = (tmp_path / "pixel-reference").glob("*.json")
-    for bad in ('{"raw_knn_acc": 1.0', '{"raw_knn_acc": 1.0}', '{"raw_knn_acc": "x", "raw_probe_acc": 2}', ""):
-        path.write_text(bad)  # half written, the probe missing, not a number, empty
-        assert compute(*ARGS, knn_k=20, knn_t=0.1) == expected
-        assert json.loads(path.read_text())["raw_probe_acc"] == expected["raw_probe_acc"]  # written over
+    for bad in ('{"raw_knn_acc": 1.0', '{"raw_knn_acc": "x"}', '{"knn": 1.0}', "[]", ""):
+        path.write_text(bad)  # half written, not a number, the value missing, not a record, empty
+        assert compute(*ARGS, knn_k=20, knn_t=0.1, probe=False) == expected
+        assert json.loads(path.read_text())["raw_knn_acc"] == expected["raw_knn_acc"]  # written over
+    path.write_text(json.dumps(expected))
+    assert _read(path, probe=False) == expected and _read(path, probe=True) is None  # the probe's value missing
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
     monkeypatch.setenv("SQSP_CACHE_DIR", str(blocked))
-    assert compute(*ARGS, knn_k=20, knn_t=0.1) == expected
+    assert compute(*ARGS, knn_k=20, knn_t=0.1, probe=False) == expected
 
 
 def test_the_key_is_the_images_not_the_dataset_name():
