@@ -19,11 +19,17 @@ VERSIONED = {"numpy_version": "numpy", "kornia_version": "kornia", "sklearn_vers
 def trial_provenance(cfg: TrainConfig) -> dict[str, Any]:
     """Flat string values: ``generator_sha256`` (None for an untrained ``random:`` generator or a
     run without one), the versions of numpy, kornia and scikit-learn, ``cuda_version``
-    (torch.version.cuda; None for a CPU build) and ``device_name`` (the GPU's name, else the CPU's)."""
-    import torch
+    (torch.version.cuda; None for a CPU build) and ``device_name`` (the GPU's name, else the CPU's).
+
+    The device is the one this process's torch sees. A trial that never loads torch (a stand-in
+    trainable of a test or a benchmark, which sleeps instead of training) ran on the CPU and
+    records it so (no CUDA version, the CPU's name) rather than import torch for it: that
+    import is 2 s of CPU in every fresh trial worker."""
+    import sys
+    torch = sys.modules.get("torch")  # a trial that trains has imported it already (sqsp_trial)
     out: dict[str, Any] = {k: package_version(pkg) for k, pkg in VERSIONED.items()}
-    out["cuda_version"] = torch.version.cuda
-    out["device_name"] = device_name(cfg.device)
+    out["cuda_version"] = torch.version.cuda if torch is not None else None
+    out["device_name"] = device_name(cfg.device) if torch is not None else _cpu_name()
     out["generator_sha256"] = generator_sha256(cfg)
     return out
 

@@ -3,6 +3,8 @@ progress count, the trials a --dry-run lists, and the hyperparameters that vary 
 Ray's param_space (ResultGrid's DataFrame, TensorBoard's HParams read from the event files)."""
 from __future__ import annotations
 
+import json
+
 import glob
 import os
 import subprocess
@@ -173,3 +175,16 @@ def test_dry_run_refuses_a_block_the_generator_here_lacks(capsys):
     assert study_main(study, ["--dry-run", "--set", "generator_blocks=b32"]) == 2
     assert "has no block ['b32']; it has ['b4', 'b8', 'b16']" in capsys.readouterr().err
     assert study_main(study, ["--dry-run", "--set", "generator_blocks=b16"]) == 0
+
+
+def test_provenance_of_a_trial_that_never_loads_torch_does_not_import_it():
+    """A stand-in trial (it sleeps instead of training) records the CPU it ran on without
+    importing torch: that import would be 2 s of CPU in every fresh trial worker."""
+    import subprocess
+    import sys
+    script = ("import json, sys\nfrom sqsp.config import preset\nfrom sqsp.provenance import trial_provenance\n"
+              "p = trial_provenance(preset('smoke', ['generator=random:stylegan@16']))\n"
+              "print(json.dumps([p, 'torch' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    prov, imported = json.loads(out)
+    assert not imported and prov["cuda_version"] is None and prov["device_name"] and prov["numpy_version"]
