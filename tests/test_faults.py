@@ -120,9 +120,13 @@ def tmpfs(path: Path, size: str, *, read_only: bool = False):
 # 1. nothing of a study's Ray listens beyond this machine
 # -------------------------------------------------------------------------------------------------
 def probing_train(config, report=None, *, driver, out, **kw):
-    """standin_train that first records, from inside a trial, what the driver's Ray listens on."""
-    with open(out, "w") as f:
+    """standin_train that first records, from inside a trial, what the driver's Ray listens on.
+    The study's two trials may run at once, so each writes a file of its own and renames it
+    into place (one whole record, never two interleaved)."""
+    mine = f"{out}.{os.getpid()}"
+    with open(mine, "w") as f:
         json.dump({"sockets": listening(driver), "auth": os.environ.get("RAY_AUTH_MODE")}, f)
+    os.replace(mine, out)
     return standin_train(config, report, sleep=0.0, **kw)
 
 
