@@ -6,6 +6,7 @@ tiny size, the study's own command line as a user would type it. With one CPU pe
 two concurrent trials Ray reports can only be running on different nodes."""
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from ray.cluster_utils import Cluster
 
 from conftest import ray_driver
 from sqsp import results
-from test_faults import exposed, listening
+from test_faults import STANDIN, exposed, listening
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]  # a two-node Ray cluster
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,3 +70,46 @@ def test_paths_missing_on_a_node_are_refused_before_any_trial(two_node_cluster, 
     msg = str(e.value)
     assert msg.count("lacks ['" + str(tmp_path / "data") + "']") == 2, msg  # each node answers for itself
     assert __file__ not in msg
+
+
+def test_trials_on_a_node_that_leaves_end_on_the_others_each_once(two_node_cluster, tmp_path, capfd):
+    """A worker node removed mid-study, as a cluster loses a machine: the trials running on it
+    end on the other nodes, each row once and completed, from its last checkpoint, its retry
+    counted. Ray Tune counts such a loss against ``--max-failures`` (a trial just placed on the
+    node twice at once), so the study resumes the trials it lost that way; under
+    ``--max-failures 0`` Tune fails every trial of the node at once, which makes the loss
+    certain here rather than a matter of timing."""
+    import threading
+    import ray
+    import standins
+    from sqsp.tune import Study, run_study
+    leaving = two_node_cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")  # 4 slots: 2 of them here
+    two_node_cluster.wait_for_nodes()
+    log = tmp_path / "log"
+    log.mkdir()
+    study = Study(name="nodeloss", preset="smoke", seeds=(0,),
+                  grid=[{"row": f"r{i}", "sim_weight": 1.0 + i} for i in range(8)])
+
+    def remove_when_every_slot_is_busy():
+        while not (log / "calls.jsonl").exists() or len(standins.calls(log)) < 4:
+            time.sleep(0.02)
+        time.sleep(0.5)  # each has reported: checkpoints to continue from
+        two_node_cluster.remove_node(leaving)
+
+    with ray_driver(two_node_cluster.address):
+        ray.cloudpickle.register_pickle_by_value(standins)
+        remover = threading.Thread(target=remove_when_every_slot_is_busy, daemon=True)
+        remover.start()
+        trials = run_study(study, address=two_node_cluster.address, storage=str(tmp_path / "results"), loggers=(),
+                           max_failures=0, overrides={**STANDIN, "steps": 8},
+                           train_fn=functools.partial(standins.standin_train, log_dir=str(log), sleep=0.4))
+        remover.join(timeout=60)
+    err = capfd.readouterr().err
+    assert not remover.is_alive(), "the node was never removed: fewer than 4 trials started"
+    assert sorted(trials["row"]) == [f"r{i}" for i in range(8)] and trials["trial_id"].is_unique
+    assert set(trials["status"]) == {"completed"}, (trials[["row", "status", "retries", "error"]], err[-3000:])
+    lost = trials[trials["retries"].fillna(0) > 0]
+    assert len(lost) >= 2, trials[["row", "retries"]]  # the two trials on the node that left
+    assert "failed because their node left the Ray cluster" in err, err[-3000:]
+    resumed = [c for c in standins.calls(log) if c["sim_weight"] in set(lost["sim_weight"]) and c["start"] > 0]
+    assert len(resumed) >= 2, standins.calls(log)  # from their checkpoints, not from the start

@@ -78,7 +78,8 @@ def _study_main(study: Study | None, argv: list[str], prog: str) -> int:
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU, e.g. 0.25")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study in --storage")
     p.add_argument("--max-failures", type=int, default=1,
-                   help="retries of a trial that crashes (default 1; a config or file error is not retried)")
+                   help="retries of a trial that crashes (default 1; a config or file error is not retried; "
+                        "a trial lost with its node is resumed once more whatever this says)")
     p.add_argument("--max-concurrent", type=int, default=None, help="cap on trials running at once")
     p.add_argument("--dry-run", action="store_true",
                    help="print the trials the study would run (row, seed, the fields that vary) and exit; "

@@ -10,6 +10,7 @@ starts (``confirm.json``), and a ``--resume`` continues with those.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from typing import Any
@@ -70,10 +71,12 @@ def run_confirmation(study: Study, path: str, fixed: dict[str, Any], search_reco
     print(f"[sqsp] {'resuming the confirmation of' if restoring else 'confirming'} the {len(rows)} best search "
           f"trials by {study.metric} ({', '.join(rows)}) on seeds {seeds}", file=sys.stderr)
     space = {"row": tune.grid_search(list(rows)), **row_domains(rows), "seed": tune.grid_search(seeds)}
-    tuner = open_tuner(options, cfixed, space, storage_path=path, name=CONFIRM_DIR, restoring=restoring,
-                       lines=TrialLines(len(rows) * len(seeds), "confirm "))
-    trials_df, _, elapsed = fit_and_record(tuner, study, path, cfixed, phase="confirm", before=search_records,
-                                           runs=options.runs, experiment=results.join(path, CONFIRM_DIR))
+    open_confirmation = functools.partial(open_tuner, options, cfixed, space, storage_path=path, name=CONFIRM_DIR,
+                                          lines=TrialLines(len(rows) * len(seeds), "confirm "))
+    trials_df, _, elapsed = fit_and_record(open_confirmation(restoring=restoring), study, path, cfixed, phase="confirm",
+                                           before=search_records, runs=options.runs,
+                                           experiment=results.join(path, CONFIRM_DIR),
+                                           reopen=functools.partial(open_confirmation, restoring=True))
     done = trials_df[trials_df["phase"] == "confirm"]
     counts = done["status"].value_counts().to_dict()
     print(f"[sqsp] confirmation: {len(done)} trials {counts} in {elapsed:.0f} s", file=sys.stderr)

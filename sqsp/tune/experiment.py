@@ -16,6 +16,14 @@ one ``failed`` row. ``restart_errored`` would throw their progress away. A drive
 outright loses at most the last ``TUNE_GLOBAL_CHECKPOINT_S`` (2 s here) of Tune's
 bookkeeping, so a trial that ended in that window resumes from its last recorded checkpoint:
 still one row per trial.
+
+Node loss. A trial whose node leaves the cluster (a machine lost or removed) failed through no
+fault of its own, yet Ray Tune counts the loss against ``max_failures``, and for a trial just
+placed on that node twice at once (its actor's creation fails, then the actor is reported
+dead), so under the default ``--max-failures 1`` such a trial fails outright. ``fit_and_record``
+therefore resumes the experiment once more, in the same run, when trials failed that way and
+nothing else stopped it (an interruption, a full disk), which is what a ``--resume`` would do:
+those trials continue from their latest checkpoints on the nodes that are left.
 """
 from __future__ import annotations
 
@@ -24,6 +32,7 @@ import datetime
 import errno
 import os
 import pickle
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -36,6 +45,7 @@ from .. import results
 from ..config import ConfigError
 from ..lockfile import Unwritable
 from ..optuna_study import write_journal
+from ..record import trial_status
 from .console import StatusLine, TrialLines, trial_dirname
 from .folder import check_state, terminate_as_interrupt
 from .groups import GROUP, member_records, sqsp_group_trial
@@ -102,13 +112,14 @@ def open_tuner(options: RunOptions, fixed: dict[str, Any], space: dict[str, Any]
 def fit_and_record(tuner: tune.Tuner, study: Study, path: str, fixed: dict[str, Any], *, phase: str | None,
                    order: Sequence[str] = (), before: Sequence[results.TrialRecord] = (),
                    after: Sequence[results.TrialRecord] = (), experiment: str | None = None,
-                   runs: list[dict[str, Any]] | None = None):
+                   runs: list[dict[str, Any]] | None = None, reopen: Callable[[], tune.Tuner] | None = None):
     """Fit the experiment (in ``experiment``, default ``path``) and write the study's Parquet
     files in ``path`` (a SIGTERM during the fit stops it as Ctrl-C does; while the files are
     written it waits; a storage that fills up stops it too, see watch.py). The files hold
     ``before``, this experiment's trials, then ``after``, and ``runs`` (the current run's end
     time set now). Returns (trials DataFrame, the records written, seconds the fit took); the
     DataFrame's ``attrs["out_of_space"]`` is the line that says the storage filled up, else None.
+    ``reopen`` restores the experiment: the fit runs once more if trials were lost with a node.
 
     Whatever Ray Tune prints during the fit goes to stderr: stdout carries the study's table
     alone, so ``python studies/ablation.py > table.md`` holds just that."""
@@ -117,10 +128,21 @@ def fit_and_record(tuner: tune.Tuner, study: Study, path: str, fixed: dict[str, 
     with terminate_as_interrupt() as signals:
         t0 = time.perf_counter()
         with watch.watching(), contextlib.redirect_stdout(sys.stderr):
-            grid = _fit(tuner, experiment)
+            mine = trial_records(_fit(tuner, experiment), fixed, order, phase=phase)
+            lost = [r for r in mine if lost_with_a_node(r.error)]
+            if lost and reopen is not None and watch.message is None and not any(
+                    trial_status(r.reports[-1] if r.reports else {}, r.error) == "unfinished" for r in mine):
+                names = sorted({r.row or r.trial_id for r in lost})
+                print(f"[sqsp] {len(lost)} trials failed because their node left the Ray cluster "
+                      f"({', '.join(names[:8])}{', …' if len(names) > 8 else ''}); running them again from their "
+                      "latest checkpoints on the nodes that are left", file=sys.stderr)
+                before_loss = {r.trial_id: r.failures or 0 for r in lost}
+                mine = trial_records(_fit(reopen(), experiment), fixed, order, phase=phase)
+                for r in mine:  # Tune's snapshot may predate the loss it counted: keep the count
+                    r.failures = max(r.failures or 0, before_loss.get(r.trial_id, 0))
         elapsed = time.perf_counter() - t0
         signals.writing = True
-        records = [*before, *trial_records(grid, fixed, order, phase=phase), *after]
+        records = [*before, *mine, *after]
         if runs:
             runs[-1]["ended_at"] = utc_now()
         try:
@@ -137,6 +159,18 @@ def fit_and_record(tuner: tune.Tuner, study: Study, path: str, fixed: dict[str, 
             watch.release()
     trials_df.attrs["out_of_space"] = watch.message
     return trials_df, records, elapsed
+
+
+_NODE_LOST = re.compile(r"node was terminated|because its node has died|node it was running on is dead", re.I)
+"""Ray's words for an actor or a task whose node died or was removed (ActorDiedError, NodeDiedError)."""
+
+
+def lost_with_a_node(error: BaseException | str | None) -> bool:
+    """Whether a trial failed because its node left the cluster, not because of its own code
+    (an error in its actor's creation task is the trial's own, whatever it says)."""
+    if error is None or getattr(error, "actor_init_failed", False):
+        return False
+    return bool(_NODE_LOST.search(str(error)))
 
 
 def utc_now() -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -144,13 +145,13 @@ def run_study(study: Study, *, address: str | None = None, storage: str | None =
                 write_study(path, study, spec)
             expected = study.search.num_samples if study.search is not None else len(trials)
             space = group_space(groups) if groups else param_space(study, skip=list(skipped), trials=trials)
-            tuner = open_tuner(options, fixed, space,
-                               storage_path=storage_root(storage), name=study.name, restoring=restoring,
-                               lines=TrialLines(expected if study.search is not None else len(runnable)),
-                               study_folder=path,
-                               stop=copy.deepcopy(study.stopper), **_search_and_scheduler(study))
-            trials_df, records, elapsed = fit_and_record(tuner, study, path, fixed, phase=study.phase, order=order,
-                                                         after=skipped_records, runs=runs)
+            open_experiment = functools.partial(
+                open_tuner, options, fixed, space, storage_path=storage_root(storage), name=study.name,
+                lines=TrialLines(expected if study.search is not None else len(runnable)), study_folder=path,
+                stop=copy.deepcopy(study.stopper), **_search_and_scheduler(study))
+            trials_df, records, elapsed = fit_and_record(
+                open_experiment(restoring=restoring), study, path, fixed, phase=study.phase, order=order,
+                after=skipped_records, runs=runs, reopen=functools.partial(open_experiment, restoring=True))
             counts = trials_df["status"].value_counts().to_dict()
             print(f"[sqsp] study {study.name!r}: {len(trials_df)} trials {counts} in {elapsed:.0f} s; "
                   f"wrote {results.join(path, results.TRIALS_FILE)} and {results.HISTORY_FILE}", file=sys.stderr)
