@@ -464,3 +464,18 @@ def test_resume_with_a_never_started_trial_prints_no_missing_metrics(ray_session
     out, err = capfd.readouterr()
     assert (trials["status"] == "completed").all()
     assert "Could not fetch metrics" not in out + err, (out + err)[-3000:]
+
+
+def test_only_a_lost_node_counts_as_one():
+    """What the study resumes by itself after a fit: trials Ray lost with their node, not trials
+    whose own code failed, even if its message speaks of a node."""
+    from ray.exceptions import RayActorError
+    from sqsp.tune.experiment import lost_with_a_node
+    lost = RayActorError("ab12", "The actor died unexpectedly before finishing this task.\n"
+                                 "the actor's node was terminated expectedly: received SIGTERM")
+    assert lost_with_a_node(lost)
+    assert lost_with_a_node("ray.exceptions.ActorDiedError: The actor died because its node has died. Node Id: ab")
+    assert not lost_with_a_node(RayActorError("ab12", "The actor died because of an error raised in its creation "
+                                                      "task: the node was terminated", actor_init_failed=True))
+    assert not lost_with_a_node(RuntimeError("the worker crashed"))
+    assert not lost_with_a_node(None)
